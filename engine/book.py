@@ -1,0 +1,163 @@
+"""The order book of one symbol, keyed exactly.
+
+Each side is a dict from price (integer units of 1e-8, see ``engine.num``) to a ``Level`` tuple, plus a
+``SortedList`` of the prices for ordering. A level carries both the exact integers (for sums and
+comparisons) and the exchange's own strings (so output is byte-exact without formatting).
+
+Costs, with n levels on a side:
+- updating an existing level: O(1) (a dict store)
+- adding or removing a level: O(log n) (``SortedList.add`` / ``remove``)
+- removing an absent level: O(1), a no-op, which Binance sends all the time
+- best bid/ask, spread: O(1); top N: O(N); grouped top N: O(levels walked)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from sortedcontainers import SortedList
+
+from engine.num import SCALE, parse
+
+
+class Level(NamedTuple):
+    """One price level: exact integer units and the exchange's strings for the same numbers."""
+
+    price: int
+    qty: int
+    price_str: str
+    qty_str: str
+
+
+class Book:
+    """A local copy of one symbol's order book at update id ``last_update_id``."""
+
+    __slots__ = ("_ask_keys", "_asks", "_bid_keys", "_bids", "last_update_id", "symbol")
+
+    def __init__(self, symbol: str = "") -> None:
+        self.symbol = symbol
+        self.last_update_id = 0
+        self._bids: dict[int, Level] = {}
+        self._asks: dict[int, Level] = {}
+        self._bid_keys = SortedList()
+        self._ask_keys = SortedList()
+
+    def __len__(self) -> int:
+        return len(self._bids) + len(self._asks)
+
+    def clear(self) -> None:
+        """Forget every level (the book is no longer known)."""
+        self.last_update_id = 0
+        self._bids.clear()
+        self._asks.clear()
+        self._bid_keys.clear()
+        self._ask_keys.clear()
+
+    def load(self, last_update_id: int, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+        """Replace the book by a snapshot. O(n log n). Zero-quantity levels are skipped."""
+        self._bids = {lv.price: lv for lv in bids if lv.qty}
+        self._asks = {lv.price: lv for lv in asks if lv.qty}
+        self._bid_keys = SortedList(self._bids)
+        self._ask_keys = SortedList(self._asks)
+        self.last_update_id = last_update_id
+
+    def apply(self, bids: Iterable[Level], asks: Iterable[Level], update_id: int) -> None:
+        """Set each level to its absolute quantity (zero removes), then move to ``update_id``.
+
+        O(1) per changed level, O(log n) per level added or removed.
+        """
+        self._apply_side(bids, self._bids, self._bid_keys)
+        self._apply_side(asks, self._asks, self._ask_keys)
+        self.last_update_id = update_id
+
+    @staticmethod
+    def _apply_side(levels: Iterable[Level], side: dict[int, Level], keys: SortedList) -> None:
+        # The hottest loop of the program: locals only, one branch per case.
+        for lv in levels:
+            price = lv[0]
+            if lv[1]:
+                if price not in side:
+                    keys.add(price)
+                side[price] = lv
+            elif price in side:
+                del side[price]
+                keys.remove(price)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def best_bid(self) -> Level | None:
+        """Highest bid, O(1)."""
+        return self._bids[self._bid_keys[-1]] if self._bid_keys else None
+
+    def best_ask(self) -> Level | None:
+        """Lowest ask, O(1)."""
+        return self._asks[self._ask_keys[0]] if self._ask_keys else None
+
+    def is_crossed(self) -> bool:
+        """True when best bid >= best ask: a book in that state is corrupt, never real."""
+        return bool(self._bid_keys and self._ask_keys and self._bid_keys[-1] >= self._ask_keys[0])
+
+    def spread(self) -> int | None:
+        """Best ask minus best bid in units of 1e-8, or None when a side is empty. O(1)."""
+        if not self._bid_keys or not self._ask_keys:
+            return None
+        return self._ask_keys[0] - self._bid_keys[-1]
+
+    def mid_str(self) -> str | None:
+        """The exact mid price as a decimal string (it may need one more digit than the prices)."""
+        if not self._bid_keys or not self._ask_keys:
+            return None
+        # (ask + bid) / 2 is exact in units of 1e-9: one digit more than the prices carry.
+        whole, frac = divmod((self._ask_keys[0] + self._bid_keys[-1]) * 5, SCALE * 10)
+        return f"{whole}.{frac:09d}".rstrip("0").rstrip(".")
+
+    def bids(self, n: int) -> list[Level]:
+        """The n best bids, high to low. O(n)."""
+        side = self._bids
+        return [side[k] for k in reversed(self._bid_keys[-n:])] if n > 0 else []
+
+    def asks(self, n: int) -> list[Level]:
+        """The n best asks, low to high. O(n)."""
+        side = self._asks
+        return [side[k] for k in self._ask_keys[:n]] if n > 0 else []
+
+    def depth(self) -> tuple[int, int]:
+        """Number of (bid, ask) levels held."""
+        return len(self._bids), len(self._asks)
+
+    def grouped(self, is_bid: bool, n: int, step: int) -> list[tuple[int, int]]:
+        """The n best price buckets of width ``step`` (units of 1e-8) as (bucket price, total qty).
+
+        Bids round down, asks round up, so a bucket never claims a better price than its levels.
+        Walks levels from the touch until n buckets are full: O(levels walked).
+        """
+        if step <= 1:
+            levels = self.bids(n) if is_bid else self.asks(n)
+            return [(lv.price, lv.qty) for lv in levels]
+        out: list[tuple[int, int]] = []
+        if is_bid:
+            side, keys = self._bids, reversed(self._bid_keys)
+        else:
+            side, keys = self._asks, iter(self._ask_keys)
+        for price in keys:
+            bucket = (price // step) * step if is_bid else -((-price) // step) * step
+            if out and out[-1][0] == bucket:
+                out[-1] = (bucket, out[-1][1] + side[price].qty)
+            elif len(out) == n:
+                break
+            else:
+                out.append((bucket, side[price].qty))
+        return out
+
+    def as_dicts(self) -> tuple[dict[int, int], dict[int, int]]:
+        """The whole book as {price: qty} per side, for checks against a reference. O(n)."""
+        return ({k: v.qty for k, v in self._bids.items()}, {k: v.qty for k, v in self._asks.items()})
+
+
+def level(price: str, qty: str) -> Level:
+    """Build a level from two decimal strings (tests and simulators; the decoder has its own fast path)."""
+    return Level(parse(price), parse(qty), price, qty)
+
+
+__all__ = ["SCALE", "Book", "Level", "level"]

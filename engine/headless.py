@@ -1,0 +1,132 @@
+"""Headless output: one JSON line per book change (``--ndjson``), for replay and live sessions.
+
+This module and everything it imports stay free of Textual, so ``obtui SYMBOL --ndjson`` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO
+
+import orjson
+
+from engine.events import decode_depth, decode_snapshot, decode_ticker
+from engine.record import open_lines
+from engine.sync import BookSync, State, StateChanged
+from engine.verify import TickerCheck
+
+
+class NdjsonWriter:
+    """Formats and writes the lines of ``--ndjson``, flushed one by one.
+
+    A synced line costs O(levels); lines for any other state carry empty sides.
+    """
+
+    def __init__(self, symbol: str, levels: int, out: IO[bytes] | None = None) -> None:
+        self.symbol = symbol.upper()
+        self.levels = levels
+        self.out = out if out is not None else sys.stdout.buffer
+        self.lines = 0
+
+    def write(self, sync: BookSync, ts_recv_ms: float, check: TickerCheck | None = None, **extra: object) -> None:
+        state = sync.state
+        line: dict[str, object] = {"ts_recv_ms": ts_recv_ms, "symbol": self.symbol, "state": state.value}
+        if state is State.SYNCED:
+            book = sync.book
+            n = self.levels
+            line["last_update_id"] = book.last_update_id
+            # Level is (price, qty, price_str, qty_str): [2:] is the exchange's exact strings.
+            line["bids"] = [lv[2:] for lv in book.bids(n)]
+            line["asks"] = [lv[2:] for lv in book.asks(n)]
+        else:
+            line["last_update_id"] = None
+            line["bids"] = []
+            line["asks"] = []
+            line["reason"] = sync.reason
+        if check is not None:
+            line["verified"] = check.ok
+            line["mismatches"] = check.mismatches
+        if extra:
+            line.update(extra)
+        out = self.out
+        out.write(orjson.dumps(line) + b"\n")
+        out.flush()
+        self.lines += 1
+
+
+def _stream_of(line: bytes) -> bytes:
+    """The ``stream`` value of a recording line without decoding it (most lines are skipped)."""
+    i = line.find(b'"stream":"')
+    if i < 0:
+        return b""
+    i += 10
+    return line[i : line.find(b'"', i)]
+
+
+def replay_ndjson(
+    path: str, symbol: str, levels: int = 20, speed: float | None = None, out: IO[bytes] | None = None
+) -> BookSync:
+    """Replay a recording through ``BookSync`` and print ``--ndjson`` lines; returns the final sync.
+
+    ``speed`` None replays as fast as possible; N replays N times real time (by ``ts_recv_ms``).
+    Depth events and snapshot records drive the sync; bookTicker records verify the book.
+    A gap with no later snapshot in the file leaves the state ``resyncing``.
+    """
+    sym = symbol.upper()
+    prefix = symbol.lower().encode() + b"@"
+    depth_streams = (prefix + b"depth@100ms", prefix + b"depth")
+    snapshot_stream = prefix + b"depthSnapshot"
+    ticker_stream = prefix + b"bookTicker"
+
+    sync = BookSync(sym)
+    check = TickerCheck()
+    writer = NdjsonWriter(sym, levels, out)
+    sync.connection_opened()
+    t_start = time.monotonic()
+    ts_first: float | None = None
+    last_ts = 0.0
+
+    def flush_states(ts: float) -> None:
+        for msg in sync.take():
+            if isinstance(msg, StateChanged):
+                if msg.new is not State.SYNCED:
+                    check.reset()
+                writer.write(sync, ts, check)
+
+    flush_states(0.0)
+    for line in open_lines(path):
+        stream = _stream_of(line)
+        is_depth = stream in depth_streams
+        if not (is_depth or stream in (snapshot_stream, ticker_stream)):
+            continue
+        try:
+            rec = orjson.loads(line)
+            data = rec["data"]
+            ts = rec["ts_recv_ms"]
+        except (ValueError, KeyError, TypeError):
+            sync.reject("unreadable recording line")
+            continue
+        if speed is not None:
+            if ts_first is None:
+                ts_first = ts
+            delay = (ts - ts_first) / 1000.0 / speed - (time.monotonic() - t_start)
+            if delay > 0:
+                time.sleep(delay)
+        last_ts = ts
+        try:
+            if is_depth:
+                if sync.depth(decode_depth(sym, data)):
+                    check.applied(sync.book)
+                    writer.write(sync, ts, check)
+            elif stream == snapshot_stream:
+                if sync.snapshot(decode_snapshot(sym, data)):
+                    check.applied(sync.book)
+            else:
+                check.ticker(decode_ticker(sym, data), sync.last_update_id)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            sync.reject(f"{stream.decode(errors='replace')}: {e}")
+        if sync.outbox:
+            flush_states(ts)
+    flush_states(last_ts)
+    return sync
