@@ -1,0 +1,197 @@
+"""A session turns a source of frames (live or recorded) into a synced book and notifications.
+
+``Session`` holds what every source shares: the ``BookSync``, the bookTicker check, latency and rate
+figures, the recent trades, and a ``Listener`` it notifies. ``LiveSession`` (engine/binance.py) and
+``ReplaySession`` (engine/replay.py) feed it frames; the TUI and the headless writer listen.
+
+Everything here runs on one asyncio loop and never blocks; listeners are called synchronously and
+must be cheap (the TUI only marks itself dirty and draws at most once per frame).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.events import (
+    BookTicker,
+    ControlReply,
+    DepthUpdate,
+    Message,
+    Reject,
+    ServerShutdown,
+    Snapshot,
+    Trade,
+)
+from engine.num import parse
+from engine.stats import LatencyWindow, RateMeter
+from engine.sync import BookSync, NeedSnapshot, State, StateChanged
+from engine.verify import TickerCheck
+
+TAPE_SIZE = 500
+
+
+class Listener:
+    """What a session tells its user. Every method is optional and must return quickly."""
+
+    def book_changed(self, session: Session) -> None:
+        """The synced book changed (called per applied event: coalesce before drawing)."""
+
+    def trade(self, session: Session, trade: Trade) -> None:
+        """A trade of the current symbol (every one, in order)."""
+
+    def state_changed(self, session: Session, change: StateChanged) -> None:
+        """The sync state changed (the book may have become unknown)."""
+
+    def notice(self, session: Session, text: str, error: bool = False) -> None:
+        """Something the user should read: a retry, a rate limit, what to do about an error."""
+
+    def symbol_changed(self, session: Session) -> None:
+        """The session now follows another symbol (its book starts empty)."""
+
+
+@dataclass(slots=True)
+class SymbolInfo:
+    """What exchangeInfo says about a symbol; sizes are integer units of 1e-8."""
+
+    symbol: str
+    status: str = "TRADING"
+    tick_size: int = 1_000_000  # 0.01
+    step_size: int = 1  # 1e-8
+    base: str = ""
+    quote: str = ""
+
+    @classmethod
+    def from_exchange_info(cls, entry: dict) -> SymbolInfo:
+        info = cls(entry["symbol"], entry.get("status", "TRADING"))
+        info.base, info.quote = entry.get("baseAsset", ""), entry.get("quoteAsset", "")
+        for f in entry.get("filters", ()):
+            try:
+                if f.get("filterType") == "PRICE_FILTER" and parse(f["tickSize"]) > 0:
+                    info.tick_size = parse(f["tickSize"])
+                elif f.get("filterType") == "LOT_SIZE" and parse(f["stepSize"]) > 0:
+                    info.step_size = parse(f["stepSize"])
+            except (KeyError, ValueError):
+                continue
+        return info
+
+    @staticmethod
+    def decimals(units: int) -> int:
+        """Display decimals for a size in units of 1e-8 (0.01 -> 2)."""
+        d = 8
+        while d > 0 and units % 10 == 0:
+            units //= 10
+            d -= 1
+        return d
+
+
+class Session:
+    """Shared core of live and replay sessions. ``process`` is the one entry for decoded frames."""
+
+    kind = "session"
+
+    def __init__(self, symbol: str, listener: Listener | None = None, clock: Callable[[], float] = time.time):
+        self.symbol = symbol.upper()
+        self.listener = listener or Listener()
+        self.clock = clock  # seconds; frozen in tests
+        self.sync = BookSync(self.symbol)
+        self.check = TickerCheck()
+        self.latency = LatencyWindow()
+        self.depth_rate = RateMeter()
+        self.trades: deque[Trade] = deque(maxlen=TAPE_SIZE)
+        self.info: SymbolInfo | None = None
+        self.ticker_24h: dict | None = None
+        self.last_trade: Trade | None = None
+        self.other_symbol_frames = 0
+        self.notice_text = ""
+        self.notice_error = False
+        self.retry_at: float | None = None  # monotonic deadline of the next retry, for a countdown
+        self.last_recv_ms: float | None = None  # receive time of the latest frame (data time in replay)
+
+    # -- helpers for drivers --------------------------------------------------------------------
+
+    def notice(self, text: str, error: bool = False) -> None:
+        self.notice_text, self.notice_error = text, error
+        self.listener.notice(self, text, error)
+
+    def reset_symbol(self, symbol: str) -> None:
+        """Follow another symbol from scratch: a new sync, checks and tape; the connection stays."""
+        self.symbol = symbol.upper()
+        self.sync = BookSync(self.symbol)
+        self.check = TickerCheck()
+        self.latency.clear()
+        self.trades.clear()
+        self.last_trade = None
+        self.info = None
+        self.ticker_24h = None
+        self.listener.symbol_changed(self)
+
+    def snapshot_needed(self, reason: str) -> None:
+        """Hook: the sync asked for a snapshot. Live sessions fetch one; replay waits for the file's."""
+
+    def drain(self) -> None:
+        """Hand the sync's queued outputs to the listener and the snapshot hook."""
+        for out in self.sync.take():
+            if isinstance(out, StateChanged):
+                if out.new is State.SYNCED:
+                    self.notice_text, self.notice_error = "", False
+                else:
+                    self.check.reset()
+                self.listener.state_changed(self, out)
+            elif isinstance(out, NeedSnapshot):
+                self.snapshot_needed(out.reason)
+
+    def process(self, msg: Message, recv_ms: float, latency_ms: float | None = None) -> None:
+        """Apply one decoded frame. O(levels in the frame); never raises for bad data."""
+        self.last_recv_ms = recv_ms
+        sync = self.sync
+        if isinstance(msg, DepthUpdate):
+            if msg.symbol != self.symbol:
+                self.other_symbol_frames += 1  # the old symbol's frames after a switch
+                return
+            self.depth_rate.tick(recv_ms / 1000.0)
+            if latency_ms is not None:
+                self.latency.add(latency_ms)
+            if sync.depth(msg):
+                self.check.applied(sync.book)
+                self.listener.book_changed(self)
+        elif isinstance(msg, Trade):
+            if msg.symbol != self.symbol:
+                self.other_symbol_frames += 1
+                return
+            self.trades.append(msg)
+            self.last_trade = msg
+            self.listener.trade(self, msg)
+        elif isinstance(msg, BookTicker):
+            if msg.symbol == self.symbol:
+                self.check.ticker(msg, sync.last_update_id)
+        elif isinstance(msg, Snapshot):
+            if msg.symbol == self.symbol and sync.snapshot(msg):
+                self.check.applied(sync.book)
+                self.listener.book_changed(self)
+        elif isinstance(msg, Reject):
+            sync.reject(f"{msg.stream or 'frame'}: {msg.reason}")
+        elif isinstance(msg, (ControlReply, ServerShutdown)):
+            self.control(msg)
+        if sync.outbox:
+            self.drain()
+
+    def control(self, msg: ControlReply | ServerShutdown) -> None:
+        """Hook for connection-level messages (live sessions act on them)."""
+
+    # -- figures for panels ---------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self.sync.state
+
+    def events_per_second(self) -> float:
+        ref = self.last_recv_ms / 1000.0 if self.last_recv_ms is not None else self.clock()
+        return self.depth_rate.rate(ref + 1)
+
+    def force_resync(self) -> None:
+        """Throw the book away and resync from a fresh snapshot."""
+        self.sync.force_resync("resync requested by the user")
+        self.drain()
