@@ -5,14 +5,16 @@ This module and everything it imports stay free of Textual, so ``obtui SYMBOL --
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
 from engine.events import decode_depth, decode_snapshot, decode_ticker
-from engine.record import open_lines
+from engine.record import Recorder, open_lines
+from engine.session import Listener, Session
 from engine.sync import BookSync, State, StateChanged
 from engine.verify import TickerCheck
 
@@ -130,3 +132,60 @@ def replay_ndjson(
             flush_states(ts)
     flush_states(last_ts)
     return sync
+
+
+class _NdjsonListener(Listener):
+    """Writes a line per applied event while synced and one per state change, never the same twice."""
+
+    def __init__(self, writer: NdjsonWriter) -> None:
+        self.writer = writer
+        self._last: tuple[State, int] | None = None
+
+    def _write(self, session: Session) -> None:
+        sync = session.sync
+        key = (sync.state, sync.book.last_update_id)
+        if key == self._last:
+            return
+        self._last = key
+        self.writer.write(sync, session.last_recv_ms or session.clock() * 1000.0, session.check)
+
+    def book_changed(self, session: Session) -> None:
+        self._write(session)
+
+    def state_changed(self, session: Session, change: StateChanged) -> None:
+        self._write(session)
+
+    def notice(self, session: Session, text: str, error: bool = False) -> None:
+        print(f"obtui: {text}", file=sys.stderr, flush=True)
+
+
+def live_ndjson(args: Any, symbol: str) -> int:
+    """``obtui SYMBOL --ndjson`` against a live exchange (or ``--demo``'s simulator): exit status."""
+    import asyncio
+
+    return asyncio.run(_live_ndjson(args, symbol))
+
+
+async def _live_ndjson(args: Any, symbol: str) -> int:
+    from engine.binance import LiveSession, UnknownSymbol
+
+    recorder = Recorder(args.record) if getattr(args, "record", None) else None
+    listener = _NdjsonListener(NdjsonWriter(symbol, args.levels))
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            ws_url, rest_url = args.ws_url, args.rest_url
+            if getattr(args, "demo", False):
+                from engine.sim.server import SimServer
+
+                sim = await stack.enter_async_context(SimServer(seed=args.seed))
+                ws_url, rest_url = sim.ws_url, sim.rest_url
+            session = LiveSession(symbol, ws_url, rest_url, listener, recorder)
+            listener.book_changed(session)  # the first line says "connecting" before any network wait
+            await session.run()
+    except UnknownSymbol:
+        # The session has already said so through the listener, in one line on stderr.
+        return 2
+    finally:
+        if recorder is not None:
+            recorder.close()
+    return 0

@@ -161,8 +161,9 @@ class BookSync:
             self._set_state(State.SYNCING, "connected: buffering events, then a snapshot")
 
     def connection_lost(self, reason: str) -> None:
-        """The stream is gone: whatever the book was, it is no longer live."""
-        self.stats.disconnects += 1
+        """The stream is gone (or could not be opened): whatever the book was, it is no longer live."""
+        if self.state in (State.SYNCING, State.SYNCED, State.RESYNCING):
+            self.stats.disconnects += 1
         self.book.clear()
         self._buffer.clear()
         self._set_state(State.DISCONNECTED, reason)

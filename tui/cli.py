@@ -14,16 +14,17 @@ DEFAULT_REST = "https://api.binance.com"
 DEMO_SYMBOL = "BTCUSDT"
 
 
-def _speed(text: str) -> float | None:
+def _speed(text: str) -> str:
+    """Validate --speed; the value is resolved after parsing, since its default depends on --ndjson."""
     if text == "max":
-        return None
+        return text
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--speed takes 'max' or a positive number, not {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"--speed must be positive, not {text!r}")
-    return value
+    return text
 
 
 def _levels(text: str) -> int:
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--speed",
         type=_speed,
-        default="unset",
+        default=None,
         metavar="max|N",
         help="replay speed: 'max' or N times real time (default 1 in the TUI, max with --ndjson)",
     )
@@ -67,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         print("obtui: name a symbol (obtui btcusdt), or try the simulator: obtui --demo", file=sys.stderr)
         return 2
     symbol = (args.symbol or DEMO_SYMBOL).upper()
-    if args.speed == "unset":
+    if args.speed is None:
         args.speed = None if args.ndjson else 1.0
+    else:
+        args.speed = None if args.speed == "max" else float(args.speed)
     try:
         if args.replay:
             if not os.path.exists(args.replay) and args.replay != "-":

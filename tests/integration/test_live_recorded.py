@@ -1,0 +1,135 @@
+"""The live client over real loopback sockets, fed Binance's own recorded frames.
+
+Truth is Binance's bookTicker in the recording: at every checkpoint the local book must match it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from decimal import Decimal
+
+import orjson
+import pytest
+
+from engine.binance import LiveSession, UnknownSymbol
+from engine.record import read_records
+from engine.sync import State
+
+from .recorded_exchange import DATA, RecordedExchange
+
+BTC = DATA / "binance-spot-btcusdt-20240808.ndjson.gz"
+pytestmark = pytest.mark.skipif(not BTC.exists(), reason="../shared/data is not present")
+
+
+async def wait_for(cond, timeout: float = 20.0) -> None:
+    async def poll() -> None:
+        while not cond():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+def final_update_id() -> int:
+    return max(r.data["u"] for r in read_records(str(BTC)) if r.stream.endswith("@depth@100ms"))
+
+
+async def test_live_session_matches_every_bookticker_checkpoint() -> None:
+    last = final_update_id()
+    async with RecordedExchange(BTC, "BTCUSDT") as ex:
+        session = LiveSession("btcusdt", ex.ws_url, ex.rest_url)
+        task = asyncio.create_task(session.run())
+        try:
+            await wait_for(lambda: session.sync.last_update_id == last)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert session.check.mismatches == 0, session.check.last_mismatch
+    assert session.check.ok >= 560
+    assert session.sync.stats.snapshots == 1
+    assert session.sync.stats.gaps == 0
+    assert session.info is not None and session.info.tick_size == 1_000_000
+    assert len(session.trades) > 0
+
+
+async def test_unknown_symbol_raises_and_marks_error() -> None:
+    async with RecordedExchange(BTC, "BTCUSDT") as ex:
+        session = LiveSession("NOSUCHCOIN", ex.ws_url, ex.rest_url)
+        with pytest.raises(UnknownSymbol):
+            await asyncio.wait_for(session.run(), 10)
+    assert session.state is State.ERROR
+    assert "NOSUCHCOIN" in session.notice_text
+
+
+async def run_cli(*args: str, timeout: float = 30.0) -> tuple[int, list[bytes], bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tui.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return proc.returncode or 0, out.splitlines(), err
+
+
+async def test_cli_ndjson_live_lines_match_bookticker() -> None:
+    last = final_update_id()
+    tickers = {}
+    for r in read_records(str(BTC)):
+        if r.stream.endswith("@bookTicker"):
+            tickers.setdefault(r.data["u"], r.data)
+    async with RecordedExchange(BTC, "BTCUSDT") as ex:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "btcusdt",
+            "--ndjson",
+            "--levels",
+            "5",
+            "--ws-url",
+            ex.ws_url,
+            "--rest-url",
+            ex.rest_url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        lines = []
+        checked = 0
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    line = await proc.stdout.readline()
+                    assert line, "obtui exited before the end of the feed"
+                    obj = orjson.loads(line)
+                    lines.append(obj)
+                    if obj["state"] != "synced":
+                        assert obj["bids"] == [] and obj["asks"] == []
+                        continue
+                    t = tickers.get(obj["last_update_id"])
+                    if t is not None:
+                        assert [Decimal(x) for x in obj["bids"][0]] == [Decimal(t["b"]), Decimal(t["B"])]
+                        assert [Decimal(x) for x in obj["asks"][0]] == [Decimal(t["a"]), Decimal(t["A"])]
+                        checked += 1
+                    if obj["last_update_id"] == last:
+                        break
+        finally:
+            proc.terminate()
+            await proc.wait()
+    assert lines[0]["state"] == "connecting"
+    assert checked >= 550
+    assert lines[-1]["mismatches"] == 0
+
+
+async def test_cli_unknown_symbol_exits_2_with_one_line() -> None:
+    async with RecordedExchange(BTC, "BTCUSDT") as ex:
+        code, _out, err = await run_cli("nosuchcoin", "--ndjson", "--ws-url", ex.ws_url, "--rest-url", ex.rest_url)
+    assert code == 2
+    assert b"Traceback" not in err
+    message = [line for line in err.decode().splitlines() if "NOSUCHCOIN" in line]
+    assert len(message) == 1 and "check the spelling" in message[0]
