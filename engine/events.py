@@ -115,7 +115,9 @@ def _levels(raw: Any, side: str) -> list[Level]:
         for lv in raw:
             p = lv[0]
             q = lv[1]
-            append(_new_level(Level, (parse_price(p), parse(q), p, q)))
+            # Quantities recur as much as prices (about half of them are "0.00000000"), so exact strings
+            # go through the same cache; anything else still gets parse()'s own DecimalError.
+            append(_new_level(Level, (parse_price(p), parse_price(q) if type(q) is str else parse(q), p, q)))
     except (DecimalError, TypeError, IndexError, KeyError) as e:
         raise _Bad(f"bad level in {side!r}: {e}") from None
     return out
