@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from engine.book import Level
-from engine.num import DecimalError, parse, parse_price
+from engine.num import DecimalError, parse, parse_cache, parse_price
 
 _new_level = tuple.__new__  # builds a Level without NamedTuple.__new__'s Python-level call
 
@@ -111,13 +111,21 @@ def _levels(raw: Any, side: str) -> list[Level]:
         raise _Bad(f"side {side!r} is not a list")
     out = []
     append = out.append
+    # Prices and quantities recur all day (half the quantities are "0.00000000"): a hit in the parse
+    # cache, inlined here, skips two function calls per level. Only valid strings are ever cached, and
+    # a non-string never equals a cached key, so a miss falls through to the strict parser.
+    cached = parse_cache.get
     try:
         for lv in raw:
             p = lv[0]
             q = lv[1]
-            # Quantities recur as much as prices (about half of them are "0.00000000"), so exact strings
-            # go through the same cache; anything else still gets parse()'s own DecimalError.
-            append(_new_level(Level, (parse_price(p), parse_price(q) if type(q) is str else parse(q), p, q)))
+            k = cached(p)
+            if k is None:
+                k = parse_price(p)
+            qk = cached(q)
+            if qk is None:
+                qk = parse_price(q) if type(q) is str else parse(q)
+            append(_new_level(Level, (k, qk, p, q)))
     except (DecimalError, TypeError, IndexError, KeyError) as e:
         raise _Bad(f"bad level in {side!r}: {e}") from None
     return out

@@ -1,10 +1,10 @@
 """A naive peer of obtui's headless replay, for the benchmark (``python -m engine.bench``).
 
-It keeps the book the way python-binance's ``DepthCacheManager`` does: a plain dict per side, float
-quantities, a level deleted when its quantity is zero, and the whole side **sorted on every read**.
-(python-binance keys each side by the price *string* and converts with ``float`` inside ``sort_depth``;
-this peer keys by ``float(price)`` up front, which is the same idea and no slower.) Frames are decoded
-with the stdlib ``json`` module, every line of the recording, the way a simple reader would.
+It keeps the book exactly the way python-binance's ``DepthCache`` does (``binance/ws/depthcache.py``):
+a dict per side keyed by the price *string* with ``float`` quantities, a level deleted when its quantity
+string is ``"0.00000000"``, and on every read ``sort_depth`` builds ``[[float(price), quantity], ...]``
+for the whole side and sorts it with ``itemgetter(0)``. Frames are decoded with the stdlib ``json``
+module, every line of the recording, the way a simple reader would.
 
 Sync follows the same Binance rules as ``engine.sync.BookSync``, in a simple form: buffer diff events
 until the snapshot, ignore a snapshot older than the first buffered event, drop buffered events with
@@ -29,39 +29,37 @@ import gzip
 import json
 import sys
 from collections.abc import Iterator
+from operator import itemgetter
 from typing import IO, Any
 
 
 class NaiveDepthCache:
-    """One symbol's book as two ``{float price: float qty}`` dicts, sorted whenever it is read.
+    """One symbol's book as python-binance keeps it: ``{price str: float qty}``, sorted whenever read.
 
-    Update: O(1) per level. Read: O(n log n) per side, every time.
+    Update: O(1) per level. Read: O(n log n) per side plus a float() per level, every time.
     """
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
         self.last_update_id = 0
-        self._bids: dict[float, float] = {}
-        self._asks: dict[float, float] = {}
+        self._bids: dict[str, float] = {}
+        self._asks: dict[str, float] = {}
 
     def clear(self) -> None:
         self.last_update_id = 0
         self._bids = {}
         self._asks = {}
 
+    # add_bid / add_ask / sort_depth mirror python-binance's DepthCache line for line.
     def add_bid(self, bid: list[str]) -> None:
-        price, qty = float(bid[0]), float(bid[1])
-        if qty == 0.0:
-            self._bids.pop(price, None)
-        else:
-            self._bids[price] = qty
+        self._bids[bid[0]] = float(bid[1])
+        if bid[1] == "0.00000000":
+            del self._bids[bid[0]]
 
     def add_ask(self, ask: list[str]) -> None:
-        price, qty = float(ask[0]), float(ask[1])
-        if qty == 0.0:
-            self._asks.pop(price, None)
-        else:
-            self._asks[price] = qty
+        self._asks[ask[0]] = float(ask[1])
+        if ask[1] == "0.00000000":
+            del self._asks[ask[0]]
 
     def load(self, snapshot: dict[str, Any]) -> None:
         """Replace the book by a REST snapshot body."""
@@ -80,13 +78,18 @@ class NaiveDepthCache:
             self.add_ask(ask)
         self.last_update_id = event["u"]
 
-    def get_bids(self) -> list[tuple[float, float]]:
-        """All bids, high to low (sorted now)."""
-        return sorted(self._bids.items(), key=lambda x: x[0], reverse=True)
+    @staticmethod
+    def sort_depth(vals: dict[str, float], reverse: bool = False) -> list[list[float]]:
+        lst = [[float(price), quantity] for price, quantity in vals.items()]
+        return sorted(lst, key=itemgetter(0), reverse=reverse)
 
-    def get_asks(self) -> list[tuple[float, float]]:
+    def get_bids(self) -> list[list[float]]:
+        """All bids, high to low (sorted now)."""
+        return self.sort_depth(self._bids, reverse=True)
+
+    def get_asks(self) -> list[list[float]]:
         """All asks, low to high (sorted now)."""
-        return sorted(self._asks.items(), key=lambda x: x[0])
+        return self.sort_depth(self._asks, reverse=False)
 
 
 class NaivePeer:
@@ -104,7 +107,7 @@ class NaivePeer:
         self.events_applied = 0
         self.levels_applied = 0
 
-    def top(self) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    def top(self) -> tuple[list[list[float]], list[list[float]]]:
         """The top ``levels`` bids and asks: both sides sorted in full, then cut."""
         return self.cache.get_bids()[: self.levels], self.cache.get_asks()[: self.levels]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 DIGITS = 8
 SCALE = 10**DIGITS
 
-_cache: dict[str, int] = {}
+parse_cache: dict[str, int] = {}  # valid strings only; see parse_price
 _CACHE_MAX = 200_000
 
 
@@ -47,12 +47,12 @@ def parse(s: str) -> int:
 
 def parse_price(s: str) -> int:
     """``parse`` with a cache: the same price strings recur all day, a dict hit is ~3x cheaper."""
-    k = _cache.get(s)
+    k = parse_cache.get(s)
     if k is None:
         k = parse(s)
-        if len(_cache) >= _CACHE_MAX:
-            _cache.clear()
-        _cache[s] = k
+        if len(parse_cache) >= _CACHE_MAX:
+            parse_cache.clear()
+        parse_cache[s] = k
     return k
 
 
