@@ -1,0 +1,747 @@
+"""A deterministic model of a Binance spot market: books that move, trades, and the exact book at every id.
+
+Design
+------
+* Everything is an integer: prices in ticks of the symbol's ``tickSize``, quantities in units of 1e-8
+  (always a multiple of ``stepSize``). Strings are made only when a payload is rendered, Binance-style with
+  8 decimals (``"61837.63000000"``), so the model never meets a float rounding question.
+* Simulated time only. ``step()`` advances one tick (100 ms), ``advance(seconds)`` / ``advance_to(ms)``
+  several; nothing here reads a clock or sleeps, so tests drive it at any speed and the sequence of events
+  depends on the seed alone. The server (``engine.sim.server``) maps wall time onto ticks.
+* Each tick, per symbol: the fair price random-walks; market orders hit the touch (one trade per level
+  they eat, ``m`` true when the taker sold) and a sweep drags the touch after the fair price; limit orders
+  add quantity near the touch (sometimes inside the spread), cancels take it away, the side is trimmed
+  to a bounded number of levels. Every level change takes the next update id of that symbol, so one
+  100 ms depth event covers ``U..u`` with ``u - U + 1`` changes and lists each changed level once with its
+  final absolute quantity. Events also carry, now and then, a removal of a far price that is not in the
+  book at all, beyond its deepest level and so deeper than any snapshot (Binance does that all day): it
+  takes no id and changes nothing. The far end of the book is trimmed and refilled all the time, so a
+  client holding a small snapshot (limit 100) also sees changes to levels it never got.
+* The book never crosses: a new bid is always priced below the best ask and a new ask above the best
+  bid, takers only remove quantity, and no side is ever eaten empty.
+* ``book_at(symbol, id)`` is exact for any id in a bounded history (``history`` events, default 3000).
+  It keeps an undo log instead of copies: each event stores its changes as ``(side, price, old, new)``
+  quadruples in one ``array('q')``; the book at an older id is the current book with the newer changes
+  undone. A tick costs O(changes · log levels); only ``book_at``/``snapshot`` pay O(levels).
+* Payloads are built lazily: an event nobody subscribed to is never rendered.
+
+Streams produced (stream names are lower-case symbol + suffix): ``@depth@100ms`` (every tick),
+``@depth`` (every 10 ticks, the changes of that second merged), ``@trade``, ``@bookTicker`` (whenever the
+top changed: once mid-tick after the takers, with an id inside the depth event, and once at the end of the
+tick with ``u`` equal to the depth event's ``u``).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from array import array
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sortedcontainers import SortedDict
+
+SCALE = 10**8
+BID = 0
+ASK = 1
+TICK_MS = 100
+TICKS_PER_SECOND = 1000 // TICK_MS
+STATUSES = ("TRADING", "HALT", "BREAK", "END_OF_DAY", "CANCEL_ONLY")
+MAX_SNAPSHOT_LIMIT = 5000
+
+
+def fmt8(units: int) -> str:
+    """Render integer units of 1e-8 the way Binance does: always 8 decimals."""
+    return f"{units // SCALE}.{units % SCALE:08d}"
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSpec:
+    """What a simulated symbol looks like and how lively it is. Prices in ticks, sizes in steps."""
+
+    symbol: str
+    base: str
+    quote: str
+    tick: int  # tickSize in units of 1e-8
+    step: int  # stepSize in units of 1e-8
+    price: int  # starting mid price, ticks
+    vol: float  # stdev of the fair price, ticks per sqrt(second)
+    gap: float  # mean distance between neighbouring levels, ticks (real BTCUSDT: ~33, ETHUSDT: ~2)
+    order_qty: float  # median resting order, steps
+    trade_qty: float  # median market order, steps
+    levels: int = 300  # typical number of levels a side
+
+    @property
+    def stream_prefix(self) -> str:
+        return self.symbol.lower()
+
+
+CATALOG: dict[str, SymbolSpec] = {
+    s.symbol: s
+    for s in (
+        SymbolSpec("BTCUSDT", "BTC", "USDT", 1_000_000, 1_000, 6_000_000, 250.0, 33.0, 3000, 500),
+        SymbolSpec("ETHUSDT", "ETH", "USDT", 1_000_000, 10_000, 260_000, 12.0, 2.0, 2000, 300),
+        SymbolSpec("BNBUSDT", "BNB", "USDT", 1_000_000, 100_000, 55_000, 3.0, 1.5, 1000, 200),
+        SymbolSpec("SOLUSDT", "SOL", "USDT", 1_000_000, 100_000, 15_000, 1.5, 1.5, 3000, 500),
+        # Binance lists symbols with non-ASCII names since 2025-12; clients must percent-encode them.
+        SymbolSpec("币安人生USDT", "币安人生", "USDT", 10_000, SCALE, 3_000, 2.0, 1.2, 2000, 300),
+    )
+}
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "币安人生USDT")
+
+# Rates per second of simulated time.
+_TRADES_PER_S = 15.0
+_ADDS_PER_S = 120.0
+_CANCELS_PER_S = 80.0
+_PHANTOM_PER_TICK = 0.12
+_MIN_KEEP = 20  # takers never eat a side below this many levels
+
+
+class SimEvent:
+    """One payload on one stream. ``payload(micro)`` renders it; ``frame`` caches the serialized frame."""
+
+    __slots__ = ("_frames", "stream", "symbol")
+    kind = ""
+
+    def __init__(self, symbol: str, stream: str) -> None:
+        self.symbol = symbol
+        self.stream = stream
+        self._frames: dict[tuple[bool, bool], bytes] | None = None
+
+    def payload(self, micro: bool = False) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def frame(self, combined: bool = True, micro: bool = False) -> bytes:
+        """The JSON text of the frame (``{"stream","data"}`` when combined), serialized once per variant."""
+        frames = self._frames
+        if frames is None:
+            frames = self._frames = {}
+        key = (combined, micro)
+        out = frames.get(key)
+        if out is None:
+            data = self.payload(micro)
+            out = orjson.dumps({"stream": self.stream, "data": data} if combined else data)
+            frames[key] = out
+        return out
+
+
+class DepthEvent(SimEvent):
+    """A diff depth event: ``bids``/``asks`` are (price ticks, qty units) with final absolute quantities."""
+
+    __slots__ = ("asks", "bids", "final_id", "first_id", "tick", "time_ms")
+    kind = "depth"
+
+    def __init__(
+        self,
+        spec: SymbolSpec,
+        stream: str,
+        first_id: int,
+        final_id: int,
+        time_ms: int,
+        bids: list[tuple[int, int]],
+        asks: list[tuple[int, int]],
+    ) -> None:
+        super().__init__(spec.symbol, stream)
+        self.tick = spec.tick
+        self.first_id = first_id
+        self.final_id = final_id
+        self.time_ms = time_ms
+        self.bids = bids
+        self.asks = asks
+
+    def payload(self, micro: bool = False) -> dict[str, Any]:
+        t = self.tick
+        return {
+            "e": "depthUpdate",
+            "E": self.time_ms * 1000 if micro else self.time_ms,
+            "s": self.symbol,
+            "U": self.first_id,
+            "u": self.final_id,
+            "b": [[fmt8(p * t), fmt8(q)] for p, q in self.bids],
+            "a": [[fmt8(p * t), fmt8(q)] for p, q in self.asks],
+        }
+
+
+class TradeEvent(SimEvent):
+    __slots__ = ("buyer_maker", "price", "qty", "time_ms", "trade_id")
+    kind = "trade"
+
+    def __init__(
+        self, symbol: str, stream: str, trade_id: int, price: int, qty: int, time_ms: int, buyer_maker: bool
+    ) -> None:
+        super().__init__(symbol, stream)
+        self.trade_id = trade_id
+        self.price = price  # units of 1e-8 (not ticks): a trade is read on its own
+        self.qty = qty
+        self.time_ms = time_ms
+        self.buyer_maker = buyer_maker
+
+    def payload(self, micro: bool = False) -> dict[str, Any]:
+        t = self.time_ms * 1000 if micro else self.time_ms
+        return {
+            "e": "trade",
+            "E": t,
+            "s": self.symbol,
+            "t": self.trade_id,
+            "p": fmt8(self.price),
+            "q": fmt8(self.qty),
+            "T": t,
+            "m": self.buyer_maker,
+            "M": True,
+        }
+
+
+class BookTickerEvent(SimEvent):
+    __slots__ = ("ask", "ask_qty", "bid", "bid_qty", "update_id")
+    kind = "bookTicker"
+
+    def __init__(
+        self, symbol: str, stream: str, update_id: int, bid: int, bid_qty: int, ask: int, ask_qty: int
+    ) -> None:
+        super().__init__(symbol, stream)
+        self.update_id = update_id
+        self.bid, self.bid_qty, self.ask, self.ask_qty = bid, bid_qty, ask, ask_qty  # units of 1e-8
+
+    def payload(self, micro: bool = False) -> dict[str, Any]:
+        return {
+            "u": self.update_id,
+            "s": self.symbol,
+            "b": fmt8(self.bid),
+            "B": fmt8(self.bid_qty),
+            "a": fmt8(self.ask),
+            "A": fmt8(self.ask_qty),
+        }
+
+
+@dataclass(slots=True)
+class _Minute:
+    minute: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int = 0
+    quote_volume: int = 0  # units of 1e-16 (price units × qty units): exact until rendered
+    first_id: int = -1
+    last_id: int = -1
+    count: int = 0
+
+
+@dataclass(slots=True)
+class _State:
+    """Everything the model holds for one symbol."""
+
+    spec: SymbolSpec
+    bids: SortedDict
+    asks: SortedDict
+    last_id: int
+    fair: float
+    next_trade_id: int
+    status: str = "TRADING"
+    history: deque[tuple[int, int, array]] = field(default_factory=deque)
+    oldest_id: int = 0
+    last_top: tuple[int, int, int, int] | None = None
+    # per-tick scratch: the changes of this tick and the final quantity of each touched level
+    changes: array = field(default_factory=lambda: array("q"))
+    touched: tuple[dict[int, int], dict[int, int]] = field(default_factory=lambda: ({}, {}))
+    # changes of the current second, for the 1000 ms stream
+    sec_first: int = 0
+    sec_levels: tuple[dict[int, int], dict[int, int]] = field(default_factory=lambda: ({}, {}))
+    minutes: deque[_Minute] = field(default_factory=lambda: deque(maxlen=24 * 60))
+    prior: _Minute | None = None  # a synthetic day before the start, so 24 h stats look alive at once
+    last_trade: tuple[int, int] = (0, 0)
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    # Knuth's method: lam is at most ~12 here, so the loop is short.
+    limit = math.exp(-lam)
+    k = 0
+    p = rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
+
+
+class Market:
+    """Several simulated symbols advancing together in simulated time.
+
+    ``Market(seed=1)`` with the same seed and the same calls always produces the same events. ``symbols``
+    takes catalog names (``CATALOG``) or ``SymbolSpec`` objects; ``history`` is how many depth events per
+    symbol ``book_at`` can reach back; ``start_ms`` is the event time of tick 0.
+    """
+
+    def __init__(
+        self,
+        seed: int = 1,
+        symbols: Iterable[str | SymbolSpec] | None = None,
+        *,
+        history: int = 3000,
+        start_ms: int = 1_723_161_255_200,
+    ) -> None:
+        if history < 1:
+            raise ValueError("history must be at least 1 event")
+        self.seed = seed
+        self.history = history
+        self.start_ms = start_ms
+        self.ticks = 0
+        self._rng = random.Random(seed)
+        self._states: dict[str, _State] = {}
+        for item in symbols if symbols is not None else DEFAULT_SYMBOLS:
+            spec = item if isinstance(item, SymbolSpec) else _lookup(item)
+            if spec.symbol in self._states:
+                raise ValueError(f"duplicate symbol {spec.symbol}")
+            self._states[spec.symbol] = self._new_state(spec)
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._states)
+
+    @property
+    def now_ms(self) -> int:
+        """Simulated time of the last completed tick, epoch milliseconds."""
+        return self.start_ms + self.ticks * TICK_MS
+
+    def has(self, symbol: str) -> bool:
+        return symbol in self._states
+
+    def spec(self, symbol: str) -> SymbolSpec:
+        return self._state(symbol).spec
+
+    def status(self, symbol: str) -> str:
+        return self._state(symbol).status
+
+    def set_status(self, symbol: str, status: str) -> None:
+        """Change the exchangeInfo status; a symbol that is not TRADING stops producing events."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}")
+        self._state(symbol).status = status
+
+    def last_update_id(self, symbol: str) -> int:
+        return self._state(symbol).last_id
+
+    def history_range(self, symbol: str) -> tuple[int, int]:
+        """The ids ``book_at`` accepts: (oldest, newest), inclusive."""
+        st = self._state(symbol)
+        return st.oldest_id, st.last_id
+
+    def top(self, symbol: str) -> tuple[int, int, int, int]:
+        """Best bid price, its qty, best ask price, its qty, all in units of 1e-8."""
+        st = self._state(symbol)
+        t = st.spec.tick
+        (bp, bq), (ap, aq) = st.bids.peekitem(-1), st.asks.peekitem(0)
+        return bp * t, bq, ap * t, aq
+
+    def book_at(self, symbol: str, update_id: int) -> tuple[list[list[str]], list[list[str]]]:
+        """The full book after update ``update_id``: bids high→low, asks low→high, as [price, qty] strings.
+
+        Raises ``KeyError`` if ``update_id`` is outside ``history_range``. Costs O(levels + changes since).
+        """
+        bids, asks = self._levels_at(symbol, update_id)
+        t = self._state(symbol).spec.tick
+        return (
+            [[fmt8(p * t), fmt8(q)] for p, q in sorted(bids.items(), reverse=True)],
+            [[fmt8(p * t), fmt8(q)] for p, q in sorted(asks.items())],
+        )
+
+    def snapshot(self, symbol: str, limit: int = 100, update_id: int | None = None) -> dict[str, Any]:
+        """The REST ``/api/v3/depth`` body, at the current id or at an older ``update_id`` from history."""
+        st = self._state(symbol)
+        limit = max(1, min(limit, MAX_SNAPSHOT_LIMIT))
+        t = st.spec.tick
+        if update_id is None or update_id == st.last_id:
+            update_id = st.last_id
+            # SortedDict views slice in O(limit), no copy of the whole book
+            bid_items = reversed(st.bids.items()[-limit:])
+            ask_items: Iterable[tuple[int, int]] = st.asks.items()[:limit]
+        else:
+            b, a = self._levels_at(symbol, update_id)
+            bid_items = iter(sorted(b.items(), reverse=True)[:limit])
+            ask_items = sorted(a.items())[:limit]
+        return {
+            "lastUpdateId": update_id,
+            "bids": [[fmt8(p * t), fmt8(q)] for p, q in bid_items],
+            "asks": [[fmt8(p * t), fmt8(q)] for p, q in ask_items],
+        }
+
+    def exchange_info_symbol(self, symbol: str) -> dict[str, Any]:
+        """One entry of exchangeInfo's ``symbols`` list."""
+        st = self._state(symbol)
+        s = st.spec
+        return {
+            "symbol": s.symbol,
+            "status": st.status,
+            "baseAsset": s.base,
+            "baseAssetPrecision": 8,
+            "quoteAsset": s.quote,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+            "icebergAllowed": True,
+            "ocoAllowed": True,
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": False,
+            "filters": [
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": fmt8(s.tick),
+                    "maxPrice": fmt8(s.tick * 10**8),
+                    "tickSize": fmt8(s.tick),
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "minQty": fmt8(s.step),
+                    "maxQty": fmt8(s.step * 9 * 10**8),
+                    "stepSize": fmt8(s.step),
+                },
+                {"filterType": "NOTIONAL", "minNotional": "5.00000000", "maxNotional": "9000000.00000000"},
+            ],
+            "permissions": [],
+            "permissionSets": [["SPOT"]],
+        }
+
+    def ticker_24hr(self, symbol: str) -> dict[str, Any]:
+        """The REST ``/api/v3/ticker/24hr`` body, from per-minute buckets of simulated trades."""
+        st = self._state(symbol)
+        now = self.now_ms
+        horizon = now // 60_000 - 24 * 60
+        rows = [m for m in st.minutes if m.minute > horizon]
+        if st.prior is not None and now - self.start_ms < 86_400_000:
+            rows.insert(0, st.prior)
+        bp, bq, ap, aq = self.top(symbol)
+        last_price, last_qty = st.last_trade
+        if not rows:
+            open_ = high = low = last_price or (bp + ap) // 2
+            volume = quote = count = 0
+            first_id = last_id = -1
+        else:
+            open_ = rows[0].open
+            high = max(m.high for m in rows)
+            low = min(m.low for m in rows)
+            volume = sum(m.volume for m in rows)
+            quote = sum(m.quote_volume for m in rows)
+            count = sum(m.count for m in rows)
+            ids = [m for m in rows if m.count]
+            first_id = ids[0].first_id if ids else -1
+            last_id = ids[-1].last_id if ids else -1
+        last = last_price or (bp + ap) // 2
+        change = last - open_
+        pct = change * 100 / open_ if open_ else 0.0
+        avg = quote // volume if volume else last
+        sign = "-" if change < 0 else ""
+        return {
+            "symbol": symbol,
+            "priceChange": sign + fmt8(abs(change)),
+            "priceChangePercent": f"{pct:.3f}",
+            "weightedAvgPrice": fmt8(avg),
+            "prevClosePrice": fmt8(open_),
+            "lastPrice": fmt8(last),
+            "lastQty": fmt8(last_qty),
+            "bidPrice": fmt8(bp),
+            "bidQty": fmt8(bq),
+            "askPrice": fmt8(ap),
+            "askQty": fmt8(aq),
+            "openPrice": fmt8(open_),
+            "highPrice": fmt8(max(high, last)),
+            "lowPrice": fmt8(min(low, last)),
+            "volume": fmt8(volume),
+            "quoteVolume": fmt8(quote // SCALE),
+            "openTime": now - 86_400_000,
+            "closeTime": now,
+            "firstId": first_id,
+            "lastId": last_id,
+            "count": count,
+        }
+
+    # ------------------------------------------------------------------ time
+
+    def step(self, n: int = 1) -> list[SimEvent]:
+        """Advance ``n`` ticks of 100 ms; return the events in the order they happened."""
+        out: list[SimEvent] = []
+        for _ in range(n):
+            self.ticks += 1
+            now = self.now_ms
+            second_done = self.ticks % TICKS_PER_SECOND == 0
+            for st in self._states.values():
+                if st.status == "TRADING":
+                    self._tick(st, now, out)
+                if second_done:
+                    self._flush_second(st, now, out)
+        return out
+
+    def advance(self, seconds: float) -> list[SimEvent]:
+        """Advance by whole ticks covering ``seconds`` of simulated time (rounded down)."""
+        return self.step(int(seconds * 1000 + 1e-6) // TICK_MS)
+
+    def advance_to(self, time_ms: float) -> list[SimEvent]:
+        """Advance until ``now_ms`` is the last tick boundary at or before ``time_ms``."""
+        n = int((time_ms - self.now_ms) // TICK_MS)
+        return self.step(n) if n > 0 else []
+
+    # ------------------------------------------------------------------ internals
+
+    def _state(self, symbol: str) -> _State:
+        try:
+            return self._states[symbol]
+        except KeyError:
+            raise KeyError(f"unknown symbol {symbol!r}") from None
+
+    def _levels_at(self, symbol: str, update_id: int) -> tuple[dict[int, int], dict[int, int]]:
+        st = self._state(symbol)
+        if not st.oldest_id <= update_id <= st.last_id:
+            raise KeyError(f"{symbol} update id {update_id} outside history [{st.oldest_id}, {st.last_id}]")
+        books = (dict(st.bids), dict(st.asks))
+        for first, last, ch in reversed(st.history):
+            if last <= update_id:
+                break
+            # change k of this event has id first + k; undo the ones newer than update_id, newest first
+            for k in range(len(ch) // 4 - 1, max(update_id - first, -1), -1):
+                i = 4 * k
+                book = books[ch[i]]
+                old = ch[i + 2]
+                if old:
+                    book[ch[i + 1]] = old
+                else:
+                    del book[ch[i + 1]]
+        return books
+
+    def _new_state(self, spec: SymbolSpec) -> _State:
+        rng = self._rng
+        st = _State(
+            spec=spec,
+            bids=SortedDict(),
+            asks=SortedDict(),
+            last_id=rng.randrange(10**9, 6 * 10**10),
+            fair=spec.price + 0.5,
+            next_trade_id=rng.randrange(10**8, 4 * 10**9),
+        )
+        # Initial book: dense at the touch, thinning out with depth.
+        for book, sign, start in ((st.bids, -1, spec.price), (st.asks, 1, spec.price + 1)):
+            price = start
+            for _ in range(spec.levels):
+                if price < 1:
+                    break
+                book[price] = self._order_qty(spec)
+                price += sign * (1 + int(rng.expovariate(1.0 / spec.gap)))
+        st.oldest_id = st.last_id
+        st.last_top = self._top_ticks(st)
+        t = spec.tick
+        mid = spec.price * t
+        open_ = int(spec.price * (1 - rng.gauss(0, 0.02))) * t
+        count = rng.randrange(500_000, 2_000_000)
+        st.prior = _Minute(
+            minute=self.start_ms // 60_000 - 24 * 60,
+            open=open_,
+            high=int(max(open_, mid) // t * (1 + abs(rng.gauss(0, 0.01)))) * t,
+            low=int(min(open_, mid) // t * (1 - abs(rng.gauss(0, 0.01)))) * t,
+            close=mid,
+            volume=int(spec.trade_qty * rng.uniform(200_000, 600_000)) * spec.step,
+            first_id=st.next_trade_id - count,
+            last_id=st.next_trade_id - 1,
+            count=count,
+        )
+        st.prior.quote_volume = st.prior.volume * ((open_ + mid) // 2)
+        return st
+
+    def _order_qty(self, spec: SymbolSpec) -> int:
+        return spec.step * max(1, int(self._rng.lognormvariate(math.log(spec.order_qty), 1.3)))
+
+    @staticmethod
+    def _top_ticks(st: _State) -> tuple[int, int, int, int]:
+        (bp, bq), (ap, aq) = st.bids.peekitem(-1), st.asks.peekitem(0)
+        return bp, bq, ap, aq
+
+    def _set(self, st: _State, side: int, price: int, new: int) -> None:
+        """Set one level to an absolute quantity; a real change takes the next update id."""
+        book = st.asks if side else st.bids
+        old = book.get(price, 0)
+        if old == new:
+            return
+        if new:
+            book[price] = new
+        else:
+            del book[price]
+        st.last_id += 1
+        st.changes.extend((side, price, old, new))
+        st.touched[side][price] = new
+
+    def _take(self, st: _State, buy: bool, qty: int, limit: int | None, now: int, out: list[SimEvent]) -> None:
+        """A market order of ``qty`` units (or a sweep up to price ``limit``) eating levels from the touch."""
+        book = st.asks if buy else st.bids
+        side = ASK if buy else BID
+        spec = st.spec
+        stream = spec.stream_prefix + "@trade"
+        while qty > 0 and len(book) > _MIN_KEEP:
+            price, level = book.peekitem(0 if buy else -1)
+            if limit is not None and (price > limit if buy else price < limit):
+                break
+            fill = min(qty, level)
+            self._set(st, side, price, level - fill)
+            qty -= fill
+            px = price * spec.tick
+            tid = st.next_trade_id
+            st.next_trade_id += 1
+            out.append(TradeEvent(spec.symbol, stream, tid, px, fill, now, not buy))
+            self._record_trade(st, tid, px, fill, now)
+
+    def _record_trade(self, st: _State, tid: int, price: int, qty: int, now: int) -> None:
+        minute = now // 60_000
+        m = st.minutes[-1] if st.minutes else None
+        if m is None or m.minute != minute:
+            m = _Minute(minute, price, price, price, price, first_id=tid)
+            st.minutes.append(m)
+        m.high = max(m.high, price)
+        m.low = min(m.low, price)
+        m.close = price
+        m.volume += qty
+        m.quote_volume += qty * price
+        m.last_id = tid
+        m.count += 1
+        st.last_trade = (price, qty)
+
+    def _tick(self, st: _State, now: int, out: list[SimEvent]) -> None:
+        rng = self._rng
+        spec = st.spec
+        bids, asks = st.bids, st.asks
+        first_id = st.last_id + 1
+        st.changes = array("q")
+        st.touched = ({}, {})
+        dt = TICK_MS / 1000
+
+        st.fair = max(st.fair + rng.gauss(0.0, spec.vol * math.sqrt(dt)), 2.0)
+        fair = math.floor(st.fair)
+
+        # Takers: random market orders leaning toward the fair price, then a sweep that drags the
+        # touch after it (that is what moves the price).
+        mid = (bids.peekitem(-1)[0] + asks.peekitem(0)[0]) / 2
+        p_buy = 0.5 + 0.35 * math.tanh((st.fair - mid) / (3 * spec.gap))
+        for _ in range(_poisson(rng, _TRADES_PER_S * dt)):
+            size = spec.step * max(1, int(rng.lognormvariate(math.log(spec.trade_qty), 1.2)))
+            self._take(st, rng.random() < p_buy, size, None, now, out)
+        if asks.peekitem(0)[0] <= fair:
+            self._take(st, True, 1 << 62, fair, now, out)
+        if bids.peekitem(-1)[0] > fair:
+            self._take(st, False, 1 << 62, fair + 1, now, out)
+        top = self._top_ticks(st)
+        if top != st.last_top:
+            self._emit_top(st, top, out)
+
+        # Makers: quotes at the touch (they close the spread after a sweep), orders near it, and orders
+        # anywhere in the book's span, which is what keeps the deep book stocked.
+        span = spec.levels * spec.gap
+        for _ in range(_poisson(rng, _ADDS_PER_S * dt)):
+            r = rng.random()
+            if r < 0.25:
+                d = int(rng.expovariate(1.0))
+            elif r < 0.65:
+                d = int(rng.expovariate(1.0 / (3 * spec.gap)))
+            else:
+                d = int(rng.random() * span)
+            if rng.random() < 0.5:
+                price = min(asks.peekitem(0)[0] - 1, fair) - d
+                if price >= 1:
+                    self._set(st, BID, price, bids.get(price, 0) + self._order_qty(spec))
+            else:
+                price = max(bids.peekitem(-1)[0] + 1, fair + 1) + d
+                self._set(st, ASK, price, asks.get(price, 0) + self._order_qty(spec))
+        for _ in range(_poisson(rng, _CANCELS_PER_S * dt)):
+            side = BID if rng.random() < 0.5 else ASK
+            book = asks if side else bids
+            n = len(book)
+            if n <= _MIN_KEEP:
+                continue
+            # half the cancels hit the busy levels near the touch, half anywhere
+            idx = min(int(rng.expovariate(1.0 / 30)), n - 1) if rng.random() < 0.5 else int(rng.random() * n)
+            price, qty = book.peekitem(idx if side else -1 - idx)
+            if rng.random() < 0.35 or qty <= spec.step:
+                self._set(st, side, price, 0)
+            else:
+                keep = spec.step * max(1, int(qty // spec.step * rng.uniform(0.1, 0.9)))
+                self._set(st, side, price, keep)
+
+        # Keep each side bounded in count and in distance from the touch (a trending price leaves
+        # levels behind); refill a thin side somewhere within its span.
+        hi, lo = spec.levels * 13 // 10, spec.levels * 7 // 10
+        reach = int(span * 1.5)
+        while len(bids) > hi or bids.peekitem(-1)[0] - bids.peekitem(0)[0] > reach:
+            self._set(st, BID, bids.peekitem(0)[0], 0)
+        while len(asks) > hi or asks.peekitem(-1)[0] - asks.peekitem(0)[0] > reach:
+            self._set(st, ASK, asks.peekitem(-1)[0], 0)
+        for _ in range(lo - len(bids)):
+            price = bids.peekitem(-1)[0] - 1 - int(rng.random() * span)
+            if price >= 1:
+                self._set(st, BID, price, bids.get(price, 0) + self._order_qty(spec))
+        for _ in range(lo - len(asks)):
+            price = asks.peekitem(0)[0] + 1 + int(rng.random() * span)
+            self._set(st, ASK, price, asks.get(price, 0) + self._order_qty(spec))
+
+        if st.last_id < first_id:
+            # Binance sends no empty events; make sure every tick changes something.
+            price, qty = bids.peekitem(-1)
+            self._set(st, BID, price, qty + spec.step)
+
+        # Removals of far prices nobody holds: a client must take them in stride.
+        tb, ta = st.touched
+        if rng.random() < _PHANTOM_PER_TICK:
+            d = 1 + int(spec.price * rng.uniform(0.002, 0.1))
+            if rng.random() < 0.5:
+                price = bids.peekitem(0)[0] - d
+                if price >= 1 and price not in tb:
+                    tb[price] = 0
+            else:
+                price = asks.peekitem(-1)[0] + d
+                if price not in ta:
+                    ta[price] = 0
+
+        last_id = st.last_id
+        bl = sorted(tb.items(), reverse=True)
+        al = sorted(ta.items())
+        out.append(DepthEvent(spec, spec.stream_prefix + "@depth@100ms", first_id, last_id, now, bl, al))
+        st.history.append((first_id, last_id, st.changes))
+        if len(st.history) > self.history:
+            st.history.popleft()
+            st.oldest_id = st.history[0][0] - 1
+
+        if not st.sec_levels[0] and not st.sec_levels[1]:
+            st.sec_first = first_id
+        st.sec_levels[0].update(tb)
+        st.sec_levels[1].update(ta)
+
+        top = self._top_ticks(st)
+        if top != st.last_top:
+            self._emit_top(st, top, out)
+
+    def _emit_top(self, st: _State, top: tuple[int, int, int, int], out: list[SimEvent]) -> None:
+        st.last_top = top
+        spec = st.spec
+        t = spec.tick
+        bp, bq, ap, aq = top
+        stream = spec.stream_prefix + "@bookTicker"
+        out.append(BookTickerEvent(spec.symbol, stream, st.last_id, bp * t, bq, ap * t, aq))
+
+    def _flush_second(self, st: _State, now: int, out: list[SimEvent]) -> None:
+        tb, ta = st.sec_levels
+        if not tb and not ta:
+            return
+        spec = st.spec
+        bl = sorted(tb.items(), reverse=True)
+        al = sorted(ta.items())
+        out.append(DepthEvent(spec, spec.stream_prefix + "@depth", st.sec_first, st.last_id, now, bl, al))
+        st.sec_levels = ({}, {})
+
+
+def _lookup(name: str) -> SymbolSpec:
+    spec = CATALOG.get(name) or CATALOG.get(name.upper())
+    if spec is None:
+        raise ValueError(f"unknown simulated symbol {name!r}; known: {', '.join(CATALOG)}")
+    return spec
+
+
+def stream_suffixes() -> Sequence[str]:
+    """Stream kinds this simulator produces (after ``<symbol>@``)."""
+    return ("depth@100ms", "depth", "trade", "bookTicker")

@@ -1,0 +1,1096 @@
+"""A simulated Binance spot exchange on 127.0.0.1: WebSocket streams and REST on one port, with faults.
+
+Usage::
+
+    async with SimServer(port=0, seed=1, speed=10.0) as sim:
+        sim.ws_url    # "ws://127.0.0.1:PORT"   -> /stream?streams=btcusdt@depth@100ms/btcusdt@trade, /ws/<name>
+        sim.rest_url  # "http://127.0.0.1:PORT" -> /api/v3/depth, /api/v3/exchangeInfo, /api/v3/ticker/24hr
+        sim.market    # the engine.sim.market.Market being served (book_at, snapshot, ...)
+        sim.faults    # the fault API below
+
+Design
+------
+* One port. websockets' asyncio server accepts every TCP connection; its ``process_request`` hook answers
+  plain HTTP requests (REST, ``/sim/*`` control) with a JSON response and ``Connection: close``, and lets
+  ``/stream`` and ``/ws/...`` upgrade. websockets reads no request body, so every call is a GET (or a POST
+  without a body).
+* Time. One background task maps wall time × ``speed`` onto market ticks and broadcasts each tick's events
+  to the connections subscribed to their streams. ``speed=0`` stops the clock: the test advances it with
+  ``await sim.advance(ticks)``, which is fully deterministic. Event times (``E``, ``T``) are simulated time,
+  starting at the wall clock when the server starts (so at speed 1 they look live).
+* Per connection, frames go through a bounded queue and a writer task, so one slow client cannot stall the
+  broadcast (overflow drops that client, as Binance does). Control replies use the same queue: a reply to
+  ``LIST_SUBSCRIPTIONS`` therefore arrives after every frame queued before it (a handy test barrier).
+* REST weight is counted per minute of *wall* time (``clock``), ``X-MBX-USED-WEIGHT-1M`` on every answer;
+  over ``weight_limit`` the answer is 429 ``-1003`` with ``Retry-After`` (seconds to the next minute).
+* Records: ``sim.rest_calls`` (one ``RestCall`` per HTTP answer: monotonic arrival/answer times, path,
+  params, status, weight, Retry-After, fault, ``early`` = arrived before an earlier Retry-After expired)
+  and ``sim.journal`` (``JournalEntry``: connections opened/closed, subscriptions, faults applied).
+  Both are bounded deques. Times are ``time.monotonic()`` (= the asyncio loop clock).
+
+Faults (``sim.faults``, a ``Faults``)
+-------------------------------------
+Connection faults take ``conn``: a connection id, a ``SimConnection``, or None for every open connection.
+They return the ids they applied to. ``sim.connections`` lists open connections, ``await
+sim.wait_for_connections(n)`` waits for them.
+
+* ``drop_depth(n=1, conn=None)``: silently drop the next ``n`` depthUpdate frames (a gap in ``U``/``u``).
+* ``disconnect(conn=None, after_depth=0, code=None)``: drop the connection now, or right after sending
+  ``after_depth`` more depth frames. ``code=None`` aborts TCP (client sees 1006); else a close frame.
+* ``malformed(kind="text", conn=None)``: inject one bad frame; ``kind`` in ``MALFORMED_KINDS``: ``text``
+  (not JSON), ``price`` (depthUpdate with a non-numeric price), ``missing`` (depthUpdate without ``u`` and
+  ``b``), ``unknown`` (an unknown ``e`` on a subscribed stream), ``stream`` (a stream nobody subscribed),
+  ``array`` (JSON that is not an object). Malformed depth events carry ``U = u = last id + 1`` of the
+  symbol: they cost nothing if discarded. ``inject(frame, conn=None)`` sends any text (or dict as JSON).
+* ``server_shutdown(conn=None, grace=0.5)``: send ``{"stream":"!serverShutdown","data":{"e":
+  "serverShutdown","E":...}}`` then close (1001) after ``grace`` seconds.
+* ``silence(conn=None, seconds=None)`` / ``resume(conn=None)``: stop sending anything (frames are dropped,
+  not queued; pings still flow) for ``seconds`` or until ``resume``.
+* ``rest_error(status, count=1, retry_after=None, path=None)``: the next ``count`` REST calls (to ``path``
+  if given, e.g. "/api/v3/depth") answer ``status`` with a Binance-style error body; shortcuts
+  ``rate_limit(count=1, retry_after=5)`` (429), ``ban(count=1, retry_after=120)`` (418),
+  ``server_error(count=1, status=503)``.
+* ``stale_snapshot(count=1, behind=50)``: the next depth answers come from ``behind`` events ago
+  (lastUpdateId older than a freshly opened stream; clamped to the oldest id in history).
+* ``slow_snapshot(delay, count=1)``: the next depth answers are taken at once but sent ``delay`` s later.
+* ``reject_connections(seconds, mode="reset")``: dead network; every new TCP connection (REST or WS) is
+  reset at once (``"reset"``) or held unanswered then reset (``"hang"``) until the time is up or
+  ``accept_connections()``.
+* ``clear()`` removes every pending fault; ``pending()`` describes them.
+
+Over HTTP (for ``python -m engine.sim`` driven from a shell), ``GET`` or ``POST`` (no body):
+
+* ``/sim/fault?kind=K&...`` with kinds ``gap`` (n, conn), ``disconnect`` (after, code, conn), ``malformed``
+  (what, conn), ``inject`` (text, conn), ``shutdown`` (grace, conn), ``silence`` (seconds, conn), ``resume``
+  (conn), ``429``/``418`` (n, retry_after, path), ``5xx`` (n, status, path), ``stale`` (n, behind), ``slow``
+  (delay, n), ``reject`` (seconds, mode), ``accept``, ``status`` (symbol, status: HALT...), ``clear``.
+  Example: ``curl 'http://127.0.0.1:9000/sim/fault?kind=gap&n=3'``.
+* ``/sim/status``: symbols, connections, pending faults, weight used. ``/sim/advance?ticks=N`` steps a
+  stopped clock, ``/sim/speed?x=X`` changes the speed (0 stops). ``/sim/*`` calls cost no weight and are
+  never faulted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import http
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from engine.sim.market import MAX_SNAPSHOT_LIMIT, TICK_MS, Market, SimEvent, SymbolSpec, fmt8, stream_suffixes
+
+MalformedKind = Literal["text", "price", "missing", "unknown", "stream", "array"]
+MALFORMED_KINDS: tuple[str, ...] = ("text", "price", "missing", "unknown", "stream", "array")
+
+_SUFFIXES = frozenset(stream_suffixes())
+_MAX_STREAMS = 1024
+_MAX_CATCHUP_TICKS = 50  # after a stall (debugger, suspended laptop) skip ahead instead of flooding
+
+
+def _valid_stream(name: object) -> bool:
+    if not isinstance(name, str):
+        return False
+    sym, sep, suffix = name.partition("@")
+    return bool(sym) and bool(sep) and suffix in _SUFFIXES
+
+
+@dataclass(slots=True)
+class RestCall:
+    """One HTTP request the server answered (times are ``time.monotonic()``)."""
+
+    t: float  # arrival
+    done: float  # answer sent (later than ``t`` for a slow snapshot)
+    method: str
+    path: str
+    params: dict[str, str]
+    status: int
+    weight: int
+    used_weight: int
+    retry_after: int | None = None
+    fault: str | None = None
+    early: bool = False  # arrived before a Retry-After given earlier had passed
+
+
+@dataclass(slots=True)
+class JournalEntry:
+    t: float
+    conn: int | None
+    what: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _RestFault:
+    kind: str
+    count: int
+    status: int = 0
+    retry_after: int | None = None
+    path: str | None = None
+    delay: float = 0.0
+    behind: int = 0
+
+
+class _Close:
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int | None, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+
+
+class SimConnection:
+    """One open WebSocket connection and its per-connection fault state."""
+
+    def __init__(
+        self,
+        server: SimServer,
+        cid: int,
+        ws: ServerConnection,
+        path: str,
+        streams: list[str],
+        combined: bool,
+        micro: bool,
+    ) -> None:
+        self.server = server
+        self.id = cid
+        self.ws = ws
+        self.path = path
+        self.combined = combined
+        self.micro = micro
+        self.streams: dict[str, None] = dict.fromkeys(streams)  # an ordered set
+        self.opened_at = time.monotonic()
+        self.closed_at: float | None = None
+        self.frames_sent = 0
+        self.depth_sent = 0
+        self.depth_dropped = 0
+        self.frames_silenced = 0
+        self._drop_depth = 0
+        self._close_after: int | None = None
+        self._close_code: int | None = None
+        self._closing = False
+        self._silent = False
+        self._unsilence: asyncio.TimerHandle | None = None
+        self._queue: asyncio.Queue[bytes | str | _Close] = asyncio.Queue(server.max_queue)
+        self._incoming: deque[float] = deque()
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+
+    def __repr__(self) -> str:
+        return f"<SimConnection {self.id} {self.path} streams={list(self.streams)}>"
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def silent(self) -> bool:
+        return self._silent
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return list(self.streams)
+
+    # ---- sending
+
+    def offer(self, ev: SimEvent) -> None:
+        """Queue one market event, after the faults that apply to it."""
+        if self._closing:
+            return
+        if self._silent:
+            self.frames_silenced += 1
+            return
+        depth = ev.kind == "depth"
+        if depth and self._drop_depth:
+            self._drop_depth -= 1
+            self.depth_dropped += 1
+            self.server._note(self.id, "depth_dropped", {"U": ev.first_id, "u": ev.final_id})
+            return
+        self._put(ev.frame(self.combined, self.micro))
+        if depth:
+            self.depth_sent += 1
+            if self._close_after is not None:
+                self._close_after -= 1
+                if self._close_after <= 0:
+                    self._close_after = None
+                    self._closing = True
+                    self._put(_Close(self._close_code, "simulated disconnect"))
+
+    def send_text(self, text: str | bytes) -> None:
+        """Queue a raw text frame (control replies, injected frames); silence applies."""
+        if self._closing:
+            return
+        if self._silent:
+            self.frames_silenced += 1
+            return
+        self._put(text)
+
+    def _put(self, item: bytes | str | _Close) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.server._note(self.id, "slow_consumer", {"queued": self._queue.qsize()})
+            self._closing = True
+            self.ws.transport.abort()
+
+    async def _write_loop(self) -> None:
+        ws = self.ws
+        try:
+            while True:
+                item = await self._queue.get()
+                if isinstance(item, _Close):
+                    if item.code is None:
+                        ws.transport.abort()
+                    else:
+                        await ws.close(item.code, item.reason)
+                    return
+                await ws.send(item, text=True)
+                self.frames_sent += 1
+        except ConnectionClosed:
+            pass
+
+    # ---- faults
+
+    def drop_depth(self, n: int = 1) -> None:
+        self._drop_depth += n
+
+    def disconnect(self, after_depth: int = 0, code: int | None = None) -> None:
+        if after_depth <= 0:
+            self._closing = True
+            if code is None:
+                self.ws.transport.abort()
+            else:
+                self.server._spawn(self.ws.close(code, "simulated disconnect"))
+        else:
+            self._close_after = after_depth
+            self._close_code = code
+
+    def server_shutdown(self, grace: float = 0.5) -> None:
+        data = {"e": "serverShutdown", "E": self.server._event_time(self.micro)}
+        frame = {"stream": "!serverShutdown", "data": data} if self.combined else data
+        self.send_text(orjson.dumps(frame))
+
+        async def close_later() -> None:
+            await asyncio.sleep(grace)
+            self._closing = True
+            await self.ws.close(1001, "server shutdown")
+
+        self.server._spawn(close_later())
+
+    def silence(self, seconds: float | None = None) -> None:
+        self._silent = True
+        if self._unsilence is not None:
+            self._unsilence.cancel()
+            self._unsilence = None
+        if seconds is not None:
+            self._unsilence = asyncio.get_running_loop().call_later(seconds, self.resume)
+
+    def resume(self) -> None:
+        self._silent = False
+        if self._unsilence is not None:
+            self._unsilence.cancel()
+            self._unsilence = None
+
+    def _closed(self) -> None:
+        self.closed_at = time.monotonic()
+        self._closing = True
+        if self._unsilence is not None:
+            self._unsilence.cancel()
+        self._writer.cancel()
+
+
+class Faults:
+    """The fault-injection API of a running ``SimServer`` (see the module docstring)."""
+
+    def __init__(self, server: SimServer) -> None:
+        self._server = server
+        self._rest: list[_RestFault] = []
+        self._stale: list[_RestFault] = []
+        self._slow: list[_RestFault] = []
+        self._reject_until = 0.0
+        self._reject_mode = "reset"
+
+    # ---- connection faults
+
+    def _targets(self, conn: int | SimConnection | None) -> list[SimConnection]:
+        s = self._server
+        if conn is None:
+            return s.connections
+        c = conn if isinstance(conn, SimConnection) else s._conns.get(conn)
+        if c is None or not c.open:
+            raise KeyError(f"no open connection {conn!r}")
+        return [c]
+
+    def _apply(
+        self, what: str, conn: int | SimConnection | None, fn: Callable[[SimConnection], None], **detail: Any
+    ) -> list[int]:
+        ids = []
+        for c in self._targets(conn):
+            fn(c)
+            self._server._note(c.id, "fault:" + what, detail)
+            ids.append(c.id)
+        return ids
+
+    def drop_depth(self, n: int = 1, conn: int | SimConnection | None = None) -> list[int]:
+        return self._apply("gap", conn, lambda c: c.drop_depth(n), n=n)
+
+    def disconnect(
+        self, conn: int | SimConnection | None = None, after_depth: int = 0, code: int | None = None
+    ) -> list[int]:
+        return self._apply(
+            "disconnect", conn, lambda c: c.disconnect(after_depth, code), after_depth=after_depth, code=code
+        )
+
+    def inject(self, frame: str | bytes | dict[str, Any], conn: int | SimConnection | None = None) -> list[int]:
+        text = orjson.dumps(frame) if isinstance(frame, dict) else frame
+        return self._apply("inject", conn, lambda c: c.send_text(text))
+
+    def malformed(self, kind: MalformedKind = "text", conn: int | SimConnection | None = None) -> list[int]:
+        if kind not in MALFORMED_KINDS:
+            raise ValueError(f"kind must be one of {MALFORMED_KINDS}")
+        return self._apply("malformed", conn, lambda c: c.send_text(self._server._malformed(c, kind)), kind=kind)
+
+    def server_shutdown(self, conn: int | SimConnection | None = None, grace: float = 0.5) -> list[int]:
+        return self._apply("shutdown", conn, lambda c: c.server_shutdown(grace), grace=grace)
+
+    def silence(self, conn: int | SimConnection | None = None, seconds: float | None = None) -> list[int]:
+        return self._apply("silence", conn, lambda c: c.silence(seconds), seconds=seconds)
+
+    def resume(self, conn: int | SimConnection | None = None) -> list[int]:
+        return self._apply("resume", conn, lambda c: c.resume())
+
+    # ---- REST faults
+
+    def rest_error(self, status: int, count: int = 1, retry_after: int | None = None, path: str | None = None) -> None:
+        http.HTTPStatus(status)  # refuse codes that do not exist
+        self._rest.append(_RestFault("error", count, status=status, retry_after=retry_after, path=path))
+
+    def rate_limit(self, count: int = 1, retry_after: int = 5, path: str | None = None) -> None:
+        self.rest_error(429, count, retry_after, path)
+
+    def ban(self, count: int = 1, retry_after: int = 120, path: str | None = None) -> None:
+        self.rest_error(418, count, retry_after, path)
+
+    def server_error(self, count: int = 1, status: int = 503, path: str | None = None) -> None:
+        if not 500 <= status <= 599:
+            raise ValueError("server_error wants a 5xx status")
+        self.rest_error(status, count, None, path)
+
+    def stale_snapshot(self, count: int = 1, behind: int = 50) -> None:
+        self._stale.append(_RestFault("stale", count, behind=max(1, behind)))
+
+    def slow_snapshot(self, delay: float, count: int = 1) -> None:
+        self._slow.append(_RestFault("slow", count, delay=delay))
+
+    # ---- network
+
+    def reject_connections(self, seconds: float, mode: Literal["reset", "hang"] = "reset") -> None:
+        if mode not in ("reset", "hang"):
+            raise ValueError("mode is 'reset' or 'hang'")
+        self._reject_until = time.monotonic() + seconds
+        self._reject_mode = mode
+        self._server._note(None, "fault:reject", {"seconds": seconds, "mode": mode})
+
+    def accept_connections(self) -> None:
+        self._reject_until = 0.0
+
+    @property
+    def rejecting(self) -> bool:
+        return time.monotonic() < self._reject_until
+
+    def clear(self) -> None:
+        """Forget every pending REST and network fault and unsilence every connection."""
+        self._rest.clear()
+        self._stale.clear()
+        self._slow.clear()
+        self._reject_until = 0.0
+        for c in self._server.connections:
+            c.resume()
+            c._drop_depth = 0
+            c._close_after = None
+
+    def pending(self) -> dict[str, Any]:
+        return {
+            "rest": [
+                {"status": f.status, "count": f.count, "retry_after": f.retry_after, "path": f.path} for f in self._rest
+            ],
+            "stale": [{"count": f.count, "behind": f.behind} for f in self._stale],
+            "slow": [{"count": f.count, "delay": f.delay} for f in self._slow],
+            "rejecting_for": max(0.0, self._reject_until - time.monotonic()),
+            "connections": {
+                str(c.id): {"drop_depth": c._drop_depth, "close_after": c._close_after, "silent": c._silent}
+                for c in self._server.connections
+            },
+        }
+
+    @staticmethod
+    def _take(queue: list[_RestFault], path: str) -> _RestFault | None:
+        for i, f in enumerate(queue):
+            if f.path is None or f.path == path:
+                f.count -= 1
+                if f.count <= 0:
+                    del queue[i]
+                return f
+        return None
+
+
+class SimServer:
+    """The simulated exchange; an async context manager (see the module docstring)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = 1,
+        speed: float = 1.0,
+        symbols: Iterable[str | SymbolSpec] | None = None,
+        *,
+        history: int = 3000,
+        weight_limit: int = 6000,
+        max_incoming_per_s: int | None = 5,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 60.0,
+        max_queue: int = 10_000,
+        clock: Callable[[], float] = time.time,
+        start_ms: int | None = None,
+    ) -> None:
+        self.host = host
+        self._want_port = port
+        self._speed = speed
+        self.weight_limit = weight_limit
+        self.max_incoming_per_s = max_incoming_per_s
+        self.max_queue = max_queue
+        self._clock = clock
+        self._ping = (ping_interval, ping_timeout)
+        self.market = Market(
+            seed, symbols, history=history, start_ms=int(clock() * 1000) if start_ms is None else start_ms
+        )
+        self.faults = Faults(self)
+        self.rest_calls: deque[RestCall] = deque(maxlen=10_000)
+        self.journal: deque[JournalEntry] = deque(maxlen=10_000)
+        self._conns: dict[int, SimConnection] = {}
+        self._next_id = 1
+        self._server: Server | None = None
+        self._clock_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._conn_event = asyncio.Event()
+        self._weight_minute = -1
+        self._weight_used = 0
+        self._retry_not_before = 0.0
+        self.port = 0
+
+    # ---- lifecycle
+
+    async def start(self) -> None:
+        self._server = await serve(
+            self._handler,
+            self.host,
+            self._want_port,
+            process_request=self._process_request,
+            compression=None,
+            ping_interval=self._ping[0],
+            ping_timeout=self._ping[1],
+            open_timeout=None,  # a slow snapshot holds the "handshake" (the HTTP answer) for a while
+            close_timeout=2,
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+        self._start_clock()
+
+    async def stop(self) -> None:
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock_task
+            self._clock_task = None
+        for t in list(self._tasks):
+            t.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> SimServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None, "start() first"
+        await self._server.wait_closed()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def connections(self) -> list[SimConnection]:
+        """Open WebSocket connections, oldest first."""
+        return [c for c in self._conns.values() if c.open]
+
+    async def wait_for_connections(self, n: int = 1, timeout: float = 5.0) -> list[SimConnection]:
+        """Wait until at least ``n`` connections are open; return them."""
+        async with asyncio.timeout(timeout):
+            while len(self.connections) < n:
+                self._conn_event.clear()
+                await self._conn_event.wait()
+        return self.connections
+
+    async def advance(self, ticks: int = 1) -> list[SimEvent]:
+        """Step the market ``ticks`` times and broadcast (for a stopped clock, ``speed=0``)."""
+        events = self.market.step(ticks)
+        self._broadcast(events)
+        await asyncio.sleep(0)
+        return events
+
+    # ---- time and broadcast
+
+    @property
+    def speed(self) -> float:
+        """Simulated seconds per wall second; 0 stops the clock (then ``advance`` drives it)."""
+        return self._speed
+
+    @speed.setter
+    def speed(self, value: float) -> None:
+        if value < 0:
+            raise ValueError("speed must be >= 0")
+        self._speed = value
+        # restart the clock so the new rate counts from now, not from when the server started
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            self._clock_task = None
+        if self._server is not None:
+            self._start_clock()
+
+    def _start_clock(self) -> None:
+        if self._speed > 0:
+            self._clock_task = asyncio.get_running_loop().create_task(self._run_clock(self._speed))
+
+    async def _run_clock(self, speed: float) -> None:
+        loop = asyncio.get_running_loop()
+        t0, m0 = loop.time(), self.market.now_ms
+        while True:
+            due = m0 + (loop.time() - t0) * speed * 1000
+            if due - self.market.now_ms > _MAX_CATCHUP_TICKS * TICK_MS:
+                t0, m0 = loop.time(), self.market.now_ms
+                due = m0
+            self._broadcast(self.market.advance_to(due))
+            next_wall = t0 + (self.market.now_ms + TICK_MS - m0) / 1000 / speed
+            # a few ms at least: at high speed several ticks go out per wake-up instead of one
+            await asyncio.sleep(max(next_wall - loop.time(), 0.004))
+
+    def _broadcast(self, events: list[SimEvent]) -> None:
+        conns = [c for c in self._conns.values() if c.streams and not c._closing]
+        if not conns or not events:
+            return
+        for ev in events:
+            stream = ev.stream
+            for c in conns:
+                if stream in c.streams:
+                    c.offer(ev)
+
+    def _event_time(self, micro: bool) -> int:
+        ms = self.market.now_ms
+        return ms * 1000 if micro else ms
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _note(self, conn: int | None, what: str, detail: dict[str, Any] | None = None) -> None:
+        self.journal.append(JournalEntry(time.monotonic(), conn, what, detail or {}))
+
+    # ---- WebSocket
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        url = urlsplit(ws.request.path)
+        query = parse_qs(url.query)
+        streams = _streams_of(url.path, query) or []
+        micro = query.get("timeUnit", [""])[0].upper() == "MICROSECOND"
+        cid = self._next_id
+        self._next_id += 1
+        conn = SimConnection(self, cid, ws, ws.request.path, streams, url.path == "/stream", micro)
+        self._conns[cid] = conn
+        self._note(cid, "open", {"path": ws.request.path})
+        self._conn_event.set()
+        try:
+            async for msg in ws:
+                if self._too_fast(conn):
+                    self._note(cid, "too_many_messages")
+                    conn._closing = True
+                    await ws.close(1008, "Too many requests")
+                    break
+                reply = self._control(conn, msg)
+                if reply is not None:
+                    conn.send_text(reply)
+        except ConnectionClosed:
+            pass
+        finally:
+            conn._closed()
+            del self._conns[cid]
+            self._note(cid, "closed", {"code": ws.close_code})
+
+    def _too_fast(self, conn: SimConnection) -> bool:
+        limit = self.max_incoming_per_s
+        if limit is None:
+            return False
+        now = time.monotonic()
+        q = conn._incoming
+        q.append(now)
+        while q and q[0] <= now - 1.0:
+            q.popleft()
+        return len(q) > limit
+
+    def _control(self, conn: SimConnection, msg: str | bytes) -> bytes | None:
+        """Answer one control message: SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET/GET_PROPERTY."""
+        try:
+            req = orjson.loads(msg)
+        except orjson.JSONDecodeError as exc:
+            return _ws_error(3, f"Invalid JSON: {exc}", None)
+        if not isinstance(req, dict):
+            return _ws_error(2, "Invalid request: request must be an object", None)
+        rid = req.get("id")
+        if rid is not None and not (
+            isinstance(rid, str) or (isinstance(rid, int) and not isinstance(rid, bool) and rid >= 0)
+        ):
+            return _ws_error(2, "Invalid request: 'id' must be an unsigned integer, a string or null", None)
+        method = req.get("method")
+        params = req.get("params")
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            if not isinstance(params, list) or not params:
+                return _ws_error(2, "Invalid request: 'params' must be a non-empty list of stream names", rid)
+            bad = [p for p in params if not _valid_stream(p)]
+            if bad:
+                return _ws_error(2, f"Invalid request: invalid stream name {bad[0]!r}", rid)
+            if method == "SUBSCRIBE":
+                if len(set(conn.streams) | set(params)) > _MAX_STREAMS:
+                    return _ws_error(2, f"Invalid request: more than {_MAX_STREAMS} streams", rid)
+                conn.streams.update(dict.fromkeys(params))
+            else:
+                for p in params:
+                    conn.streams.pop(p, None)
+            self._note(conn.id, method.lower(), {"params": params})
+            return orjson.dumps({"result": None, "id": rid})
+        if method == "LIST_SUBSCRIPTIONS":
+            return orjson.dumps({"result": list(conn.streams), "id": rid})
+        if method == "SET_PROPERTY":
+            if (
+                isinstance(params, list)
+                and len(params) == 2
+                and params[0] == "combined"
+                and isinstance(params[1], bool)
+            ):
+                conn.combined = params[1]
+                return orjson.dumps({"result": None, "id": rid})
+            return _ws_error(2, "Invalid request: unknown property", rid)
+        if method == "GET_PROPERTY":
+            if isinstance(params, list) and params == ["combined"]:
+                return orjson.dumps({"result": conn.combined, "id": rid})
+            return _ws_error(2, "Invalid request: unknown property", rid)
+        return _ws_error(2, f"Invalid request: unknown method {method!r}", rid)
+
+    def _malformed(self, conn: SimConnection, kind: str) -> str | bytes:
+        symbol = next(
+            (s.split("@")[0] for s in conn.streams if s.partition("@")[2].startswith("depth")),
+            self.market.symbols[0].lower(),
+        )
+        stream = next((s for s in conn.streams if s.startswith(symbol + "@depth")), symbol + "@depth@100ms")
+        sym_upper = next((s for s in self.market.symbols if s.lower() == symbol), symbol.upper())
+        nid = (self.market.last_update_id(sym_upper) + 1) if self.market.has(sym_upper) else 1
+        e_time = self._event_time(conn.micro)
+        data: Any
+        if kind == "text":
+            return "this is not JSON {"
+        if kind == "array":
+            data = [1, 2, 3]
+            return orjson.dumps(data)
+        if kind == "stream":
+            stream = symbol + "@kline_1m"
+            data = {"e": "kline", "E": e_time, "s": sym_upper}
+        elif kind == "unknown":
+            data = {"e": "somethingNew", "E": e_time, "s": sym_upper, "x": 1}
+        else:
+            data = {
+                "e": "depthUpdate",
+                "E": e_time,
+                "s": sym_upper,
+                "U": nid,
+                "u": nid,
+                "b": [["12x.5", "1.00000000"]],
+                "a": [],
+            }
+            if kind == "missing":
+                del data["u"], data["b"]
+        return orjson.dumps({"stream": stream, "data": data} if conn.combined else data)
+
+    # ---- HTTP
+
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        faults = self.faults
+        if faults.rejecting:
+            self._note(None, "rejected", {"path": request.path, "mode": faults._reject_mode})
+            if faults._reject_mode == "hang":
+                await asyncio.sleep(max(0.0, faults._reject_until - time.monotonic()))
+            connection.transport.abort()
+            await asyncio.sleep(0)  # let connection_lost run, so websockets sends nothing
+            return connection.respond(503, "")
+        url = urlsplit(request.path)
+        path = url.path
+        is_ws = path in ("/stream", "/ws") or path.startswith("/ws/")
+        if is_ws and request.headers.get("Upgrade", "").lower() == "websocket":
+            query = parse_qs(url.query)
+            if _streams_of(path, query) is None:
+                return _json_response(400, {"code": 2, "msg": "Invalid request: invalid stream name"})
+            return None
+        t = time.monotonic()
+        params = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        if path.startswith("/sim/"):
+            status, body = self._sim_control(path, params)
+            resp = _json_response(status, body)
+            self.rest_calls.append(
+                RestCall(t, time.monotonic(), request.method, path, params, status, 0, self._weight_now())
+            )
+            return resp
+        return await self._rest(request.method, path, params, t)
+
+    def _weight_now(self) -> int:
+        minute = int(self._clock() // 60)
+        if minute != self._weight_minute:
+            self._weight_minute = minute
+            self._weight_used = 0
+        return self._weight_used
+
+    async def _rest(self, method: str, path: str, params: dict[str, str], t: float) -> Response:
+        endpoint = _ENDPOINTS.get(path)
+        early = t < self._retry_not_before
+        if endpoint is None:
+            return self._answer(t, method, path, params, 404, {"code": -1000, "msg": "Unknown path."}, 0, early)
+        if method != "GET":
+            return self._answer(t, method, path, params, 405, {"code": -1000, "msg": "Method not allowed."}, 0, early)
+        weight = endpoint[1](params)
+        self._weight_now()
+        self._weight_used += weight
+        fault = Faults._take(self.faults._rest, path)
+        if fault is not None:
+            return self._answer(
+                t,
+                method,
+                path,
+                params,
+                fault.status,
+                _error_body(fault.status),
+                weight,
+                early,
+                fault.retry_after,
+                f"rest_error:{fault.status}",
+            )
+        if self._weight_used > self.weight_limit:
+            retry = max(1, math.ceil(60 - self._clock() % 60))
+            body = {
+                "code": -1003,
+                "msg": f"Too many requests; current limit of IP(127.0.0.1) request weight "
+                f"per minute is {self.weight_limit}. Please use WebSocket Streams for "
+                f"live updates to avoid polling the API.",
+            }
+            return self._answer(t, method, path, params, 429, body, weight, early, retry)
+        status, body, delay, note = endpoint[0](self, params)
+        if delay:
+            await asyncio.sleep(delay)
+        return self._answer(t, method, path, params, status, body, weight, early, None, note)
+
+    def _answer(
+        self,
+        t: float,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        status: int,
+        body: Any,
+        weight: int,
+        early: bool,
+        retry_after: int | None = None,
+        fault: str | None = None,
+    ) -> Response:
+        used = self._weight_now()
+        headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+            self._retry_not_before = max(self._retry_not_before, t + retry_after)
+        self.rest_calls.append(
+            RestCall(t, time.monotonic(), method, path, params, status, weight, used, retry_after, fault, early)
+        )
+        return _json_response(status, body, headers)
+
+    def _depth(self, params: dict[str, str]) -> tuple[int, Any, float, str | None]:
+        err = self._symbol_error(params)
+        if err:
+            return 400, err, 0.0, None
+        symbol = params["symbol"]
+        limit = _limit(params)
+        if limit is None:
+            return (
+                400,
+                {
+                    "code": -1100,
+                    "msg": "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.",
+                },
+                0.0,
+                None,
+            )
+        notes = []
+        update_id = None
+        stale = Faults._take(self.faults._stale, "/api/v3/depth")
+        if stale is not None:
+            lo, hi = self.market.history_range(symbol)
+            hist = self.market._state(symbol).history
+            back = min(stale.behind, len(hist))
+            update_id = max(lo, hist[-back][0] - 1) if back else lo
+            notes.append(f"stale:{hi - update_id}")
+        body = self.market.snapshot(symbol, limit, update_id)
+        slow = Faults._take(self.faults._slow, "/api/v3/depth")
+        delay = slow.delay if slow is not None else 0.0
+        if slow is not None:
+            notes.append(f"slow:{delay}")
+        return 200, body, delay, ",".join(notes) or None
+
+    def _exchange_info(self, params: dict[str, str]) -> tuple[int, Any, float, str | None]:
+        m = self.market
+        if "symbol" in params and "symbols" in params:
+            return 400, {"code": -1128, "msg": "Combination of optional parameters invalid."}, 0.0, None
+        if "symbol" in params:
+            err = self._symbol_error(params)
+            if err:
+                return 400, err, 0.0, None
+            names = [params["symbol"]]
+        elif "symbols" in params:
+            try:
+                names = orjson.loads(params["symbols"])
+                assert isinstance(names, list) and names and all(isinstance(n, str) for n in names)
+            except (orjson.JSONDecodeError, AssertionError):
+                return 400, {"code": -1100, "msg": "Illegal characters found in parameter 'symbols'."}, 0.0, None
+            if not all(m.has(n) for n in names):
+                return 400, {"code": -1121, "msg": "Invalid symbol."}, 0.0, None
+        else:
+            names = m.symbols
+        body = {
+            "timezone": "UTC",
+            "serverTime": m.now_ms,
+            "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": self.weight_limit},
+            ],
+            "exchangeFilters": [],
+            "symbols": [m.exchange_info_symbol(n) for n in names],
+        }
+        return 200, body, 0.0, None
+
+    def _ticker(self, params: dict[str, str]) -> tuple[int, Any, float, str | None]:
+        if "symbol" not in params:
+            return 200, [self.market.ticker_24hr(s) for s in self.market.symbols], 0.0, None
+        err = self._symbol_error(params)
+        if err:
+            return 400, err, 0.0, None
+        return 200, self.market.ticker_24hr(params["symbol"]), 0.0, None
+
+    def _time(self, params: dict[str, str]) -> tuple[int, Any, float, str | None]:
+        return 200, {"serverTime": self.market.now_ms}, 0.0, None
+
+    def _ping_ep(self, params: dict[str, str]) -> tuple[int, Any, float, str | None]:
+        return 200, {}, 0.0, None
+
+    def _symbol_error(self, params: dict[str, str]) -> dict[str, Any] | None:
+        symbol = params.get("symbol")
+        if not symbol:
+            return {"code": -1102, "msg": "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."}
+        if not self.market.has(symbol):
+            return {"code": -1121, "msg": "Invalid symbol."}
+        return None
+
+    # ---- /sim control
+
+    def _sim_control(self, path: str, q: dict[str, str]) -> tuple[int, Any]:
+        try:
+            if path == "/sim/status":
+                return 200, self._status()
+            if path == "/sim/advance":
+                n = int(q.get("ticks", "1"))
+                self._broadcast(self.market.step(n))
+                return 200, {"ok": True, "ticks": n, "time": self.market.now_ms}
+            if path == "/sim/fault":
+                return 200, {"ok": True, **self._fault_from_query(q)}
+            if path == "/sim/speed":
+                self.speed = float(q["x"])
+                return 200, {"ok": True, "speed": self.speed}
+        except (KeyError, ValueError, TypeError) as exc:
+            return 400, {"ok": False, "error": str(exc).strip("'\"")}
+        return 404, {"ok": False, "error": f"unknown path {path}"}
+
+    def _fault_from_query(self, q: dict[str, str]) -> dict[str, Any]:
+        f = self.faults
+        kind = q.get("kind", "")
+        conn: int | None = int(q["conn"]) if "conn" in q else None
+        n = int(q.get("n", "1"))
+        ids: list[int] | None = None
+        if kind == "gap":
+            ids = f.drop_depth(n, conn)
+        elif kind == "disconnect":
+            code = int(q["code"]) if "code" in q else None
+            ids = f.disconnect(conn, int(q.get("after", "0")), code)
+        elif kind == "malformed":
+            what = q.get("what", "text")
+            if what not in MALFORMED_KINDS:
+                raise ValueError(f"what must be one of {MALFORMED_KINDS}")
+            ids = f.malformed(what, conn)  # type: ignore[arg-type]
+        elif kind == "inject":
+            ids = f.inject(q["text"], conn)
+        elif kind == "shutdown":
+            ids = f.server_shutdown(conn, float(q.get("grace", "0.5")))
+        elif kind == "silence":
+            ids = f.silence(conn, float(q["seconds"]) if "seconds" in q else None)
+        elif kind == "resume":
+            ids = f.resume(conn)
+        elif kind == "429":
+            f.rate_limit(n, int(q.get("retry_after", "5")), q.get("path"))
+        elif kind == "418":
+            f.ban(n, int(q.get("retry_after", "120")), q.get("path"))
+        elif kind == "5xx":
+            f.server_error(n, int(q.get("status", "503")), q.get("path"))
+        elif kind == "stale":
+            f.stale_snapshot(n, int(q.get("behind", "50")))
+        elif kind == "slow":
+            f.slow_snapshot(float(q.get("delay", "2")), n)
+        elif kind == "reject":
+            mode = q.get("mode", "reset")
+            if mode not in ("reset", "hang"):
+                raise ValueError("mode is 'reset' or 'hang'")
+            f.reject_connections(float(q.get("seconds", "5")), mode)  # type: ignore[arg-type]
+        elif kind == "accept":
+            f.accept_connections()
+        elif kind == "status":
+            self.market.set_status(q["symbol"], q.get("status", "HALT"))
+        elif kind == "clear":
+            f.clear()
+        else:
+            raise ValueError(
+                "kind must be one of gap, disconnect, malformed, inject, shutdown, silence, resume, 429, 418, "
+                "5xx, stale, slow, reject, accept, status, clear"
+            )
+        return {"kind": kind, "connections": ids}
+
+    def _status(self) -> dict[str, Any]:
+        m = self.market
+        symbols = {}
+        for s in m.symbols:
+            bp, _, ap, _ = m.top(s)
+            symbols[s] = {
+                "status": m.status(s),
+                "lastUpdateId": m.last_update_id(s),
+                "bestBid": fmt8(bp),
+                "bestAsk": fmt8(ap),
+            }
+        return {
+            "time": m.now_ms,
+            "speed": self.speed,
+            "symbols": symbols,
+            "connections": [
+                {"id": c.id, "path": c.path, "streams": list(c.streams), "frames": c.frames_sent}
+                for c in self.connections
+            ],
+            "faults": self.faults.pending(),
+            "weightUsed": self._weight_now(),
+            "restCalls": len(self.rest_calls),
+        }
+
+
+def _streams_of(path: str, query: dict[str, list[str]]) -> list[str] | None:
+    """Streams named in the URL; None if one of them is not a valid name."""
+    if path == "/stream":
+        raw = query.get("streams", [""])[0]  # parse_qs has already percent-decoded it
+        names = [s for s in raw.split("/") if s]
+    elif path.startswith("/ws/"):
+        names = [unquote(s) for s in path[4:].split("/") if s]
+    else:
+        names = []
+    if len(names) > _MAX_STREAMS or not all(_valid_stream(n) for n in names):
+        return None
+    return names
+
+
+def _limit(params: dict[str, str]) -> int | None:
+    raw = params.get("limit", "100")
+    if not raw.isdigit() or not raw.isascii() or len(raw) > 20:
+        return None
+    return max(1, min(int(raw), MAX_SNAPSHOT_LIMIT))
+
+
+def _depth_weight(params: dict[str, str]) -> int:
+    limit = _limit(params) or 100
+    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+
+
+_Handler = Callable[[SimServer, dict[str, str]], tuple[int, Any, float, str | None]]
+_ENDPOINTS: dict[str, tuple[_Handler, Callable[[dict[str, str]], int]]] = {
+    "/api/v3/depth": (SimServer._depth, _depth_weight),
+    "/api/v3/exchangeInfo": (SimServer._exchange_info, lambda p: 20),
+    "/api/v3/ticker/24hr": (SimServer._ticker, lambda p: 2 if "symbol" in p else 80),
+    "/api/v3/time": (SimServer._time, lambda p: 1),
+    "/api/v3/ping": (SimServer._ping_ep, lambda p: 1),
+}
+
+
+def _error_body(status: int) -> dict[str, Any]:
+    if status == 429:
+        return {"code": -1003, "msg": "Too many requests; please use WebSocket Streams for live updates."}
+    if status == 418:
+        return {
+            "code": -1003,
+            "msg": "Way too many requests; IP(127.0.0.1) banned. Please use the websocket "
+            "for live updates to avoid bans.",
+        }
+    if status == 503:
+        return {
+            "code": -1008,
+            "msg": "Server is currently overloaded with other requests. Please try again in a few minutes.",
+        }
+    return {"code": -1000, "msg": "An unknown error occurred while processing the request."}
+
+
+def _json_response(status: int, body: Any, extra: dict[str, str] | None = None) -> Response:
+    data = orjson.dumps(body)
+    headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Content-Type", "application/json;charset=UTF-8"),
+            ("Content-Length", str(len(data))),
+            ("Connection", "close"),
+        ]
+    )
+    for k, v in (extra or {}).items():
+        headers[k] = v
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return Response(status, phrase, headers, data)
+
+
+def _ws_error(code: int, msg: str, rid: Any) -> bytes:
+    return orjson.dumps({"error": {"code": code, "msg": msg}, "id": rid})
