@@ -49,6 +49,14 @@ class NdjsonWriter:
         if check is not None:
             line["verified"] = check.ok
             line["mismatches"] = check.mismatches
+        st = sync.stats
+        line["stats"] = {
+            "snapshots": st.snapshots,
+            "gaps": st.gaps,
+            "reconnects": st.reconnects,
+            "rejects": st.rejects,
+            "stale": st.stale,
+        }
         if extra:
             line.update(extra)
         out = self.out

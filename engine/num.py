@@ -11,7 +11,7 @@ DIGITS = 8
 SCALE = 10**DIGITS
 
 parse_cache: dict[str, int] = {}  # valid strings only; see parse_price
-_CACHE_MAX = 200_000
+_CACHE_MAX = 50_000  # ~6 MB at most; cleared whole when full (prices walk, strings do not return)
 
 
 class DecimalError(ValueError):

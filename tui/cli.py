@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 DEFAULT_WS = "wss://stream.binance.com:9443"
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.ndjson:
             from engine.headless import live_ndjson
 
+            # A supervisor's SIGTERM ends the run like Ctrl-C: tasks unwind, the recording is closed.
+            signal.signal(signal.SIGTERM, _terminate)
+
             return live_ndjson(args, symbol)
         return _run_tui(args, symbol)
     except KeyboardInterrupt:
@@ -94,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         # `obtui ... --ndjson | head` closed the pipe: that is the reader's choice, not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _run_tui(args: argparse.Namespace, symbol: str) -> int:
