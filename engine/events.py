@@ -117,6 +117,8 @@ def _levels(raw: Any, side: str) -> list[Level]:
     cached = parse_cache.get
     try:
         for lv in raw:
+            if type(lv) is not list:  # a string would index too: "15" is not price 1, qty 5
+                raise TypeError(f"level is not a list: {lv!r}")
             p = lv[0]
             q = lv[1]
             k = cached(p)

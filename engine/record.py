@@ -48,19 +48,22 @@ def open_lines(path: str) -> Iterator[bytes]:
             chunk = f.read(1 << 16)
             if not chunk:
                 break
+            data = b""
             try:
                 data = d.decompress(chunk)
-            except zlib.error:
-                break
-            if d.eof:
-                # A concatenated gzip member (e.g. appended recordings) starts a new decompressor.
-                rest = d.unused_data
-                d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                if rest:
+                # A concatenated gzip member (e.g. appended recordings) starts a new decompressor; one
+                # chunk can hold several members, and the next chunk may start one.
+                while d.eof and d.unused_data:
+                    rest = d.unused_data
+                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
                     data += d.decompress(rest)
+            except zlib.error:
+                chunk = b""  # not gzip from here on (a torn member, trailing junk): keep what came before
             lines = (tail + data).split(b"\n")
             tail = lines.pop()
             yield from lines
+            if not chunk:
+                break
         if tail:
             yield tail
 
