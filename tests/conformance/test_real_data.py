@@ -1,0 +1,238 @@
+"""Conformance on real Binance data (../shared/data): the book matches Binance's own bookTicker.
+
+Wherever a bookTicker's ``u`` equals the ``u`` of a depth event we applied, our best bid and ask (price
+and quantity) must equal the ticker's. The recordings are read in place and never copied; the tests
+skip when the folder is absent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import pytest
+
+from engine.events import BookTicker, DepthUpdate, Reject, Snapshot, Trade, decode
+from engine.record import read_records
+from engine.sync import BookSync, State, SyncStats
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO.parent / "shared" / "data"
+
+Top = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Recording:
+    symbol: str
+    file: str
+    depth: int  # counts from data/README.md
+    trades: int
+    tickers: int
+    checkpoints: int  # bookTickers whose u is an applied depth event's u
+    min_cli_matches: int
+
+
+RECORDINGS = {
+    "BTCUSDT": Recording("BTCUSDT", "binance-spot-btcusdt-20240808.ndjson.gz", 3451, 9757, 28040, 564, 560),
+    "ETHUSDT": Recording("ETHUSDT", "binance-spot-ethusdt-20240808.ndjson.gz", 3434, 6106, 24077, 577, 570),
+}
+
+
+def path_of(rec: Recording) -> Path:
+    path = DATA / rec.file
+    if not path.exists():
+        pytest.skip(f"real data not present: {path}")
+    return path
+
+
+@dataclass
+class Run:
+    stats: SyncStats
+    state: State
+    counts: dict[str, int]
+    tickers: dict[int, list[Top]] = field(default_factory=dict)  # u -> tops of every bookTicker at u
+    checkpoints: int = 0
+    mismatches: list[str] = field(default_factory=list)
+    live_applied: int = 0
+    ids: list[int] = field(default_factory=list)  # book id after every applied event
+
+
+_runs: dict[str, Run] = {}
+
+
+def drive(rec: Recording) -> Run:
+    """Feed the whole recording to a BookSync, as the live client would, and collect the checkpoints."""
+    if rec.symbol in _runs:
+        return _runs[rec.symbol]
+    sync = BookSync(rec.symbol)
+    sync.connection_opened()
+    counts = {"depth": 0, "trade": 0, "ticker": 0, "snapshot": 0, "other": 0, "reject": 0}
+    tops: dict[int, Top] = {}  # applied event u -> top of book right after it
+    run = Run(sync.stats, sync.state, counts)
+
+    def top() -> Top:
+        bid, ask = sync.book.best_bid(), sync.book.best_ask()
+        assert bid is not None and ask is not None
+        return (bid.price, bid.qty, ask.price, ask.qty)
+
+    for r in read_records(str(path_of(rec))):
+        msg = decode({"stream": r.stream, "data": r.data})
+        if isinstance(msg, DepthUpdate):
+            counts["depth"] += 1
+            if sync.depth(msg):
+                run.live_applied += 1
+                tops[sync.book.last_update_id] = top()
+                run.ids.append(sync.book.last_update_id)
+        elif isinstance(msg, Snapshot):
+            counts["snapshot"] += 1
+            if sync.snapshot(msg) and sync.book.last_update_id != msg.last_update_id:
+                tops[sync.book.last_update_id] = top()  # the last buffered event applied
+        elif isinstance(msg, BookTicker):
+            counts["ticker"] += 1
+            run.tickers.setdefault(msg.update_id, []).append((msg.bid.price, msg.bid.qty, msg.ask.price, msg.ask.qty))
+        elif isinstance(msg, Trade):
+            counts["trade"] += 1
+        elif isinstance(msg, Reject):
+            counts["reject"] += 1
+        else:
+            counts["other"] += 1
+        assert not sync.book.is_crossed()
+    for uid, want in run.tickers.items():
+        have = tops.get(uid)
+        if have is None:
+            continue
+        for t in want:
+            run.checkpoints += 1
+            if t != have:
+                run.mismatches.append(f"u={uid}: book {have} != bookTicker {t}")
+    run.state = sync.state
+    _runs[rec.symbol] = run
+    return run
+
+
+@pytest.fixture(params=sorted(RECORDINGS))
+def recording(request: pytest.FixtureRequest) -> Recording:
+    return RECORDINGS[request.param]
+
+
+def test_every_frame_decodes(recording: Recording) -> None:
+    run = drive(recording)
+    assert run.counts == {
+        "depth": recording.depth,
+        "trade": recording.trades,
+        "ticker": recording.tickers,
+        "snapshot": 1,
+        "other": 0,
+        "reject": 0,
+    }
+
+
+def test_book_matches_every_book_ticker_checkpoint(recording: Recording) -> None:
+    run = drive(recording)
+    assert run.mismatches == [], run.mismatches[:5]
+    assert run.checkpoints == recording.checkpoints
+
+
+def test_sync_took_one_snapshot_and_never_lost_the_chain(recording: Recording) -> None:
+    run = drive(recording)
+    st = run.stats
+    assert run.state is State.SYNCED
+    assert st.snapshots == 1 and st.snapshot_requests == 1 and st.snapshots_too_old == 0
+    assert st.dropped_at_snapshot == 2
+    assert st.gaps == 0 and st.stale == 0 and st.crossed == 0 and st.buffer_overflows == 0
+    assert st.events_applied == recording.depth - 2  # every event but the two the snapshot covered
+    assert run.ids == sorted(set(run.ids))  # strictly increasing
+
+
+# -- the headless CLI on the same files ---------------------------------------------------------------
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def test_headless_cli_prints_the_verified_book(recording: Recording) -> None:
+    path = path_of(recording)
+    run = drive(recording)
+    argv = [recording.symbol.lower(), "--replay", str(path), "--ndjson", "--levels", "20"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "tui.cli", *argv],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    lines = [orjson.loads(line) for line in proc.stdout.splitlines()]  # every line is JSON
+    assert lines, "no output"
+    assert lines[0]["state"] == "syncing"
+    assert lines[0]["bids"] == [] and lines[0]["asks"] == []
+    matches = 0
+    last_id = 0
+    synced = 0
+    for line in lines:
+        assert line["symbol"] == recording.symbol
+        if line["state"] != "synced":
+            assert line["bids"] == [] and line["asks"] == [], "a book that is not known to be right was printed"
+            continue
+        synced += 1
+        uid = line["last_update_id"]
+        assert type(uid) is int and uid > last_id
+        last_id = uid
+        bids = [(Decimal(p), Decimal(q)) for p, q in line["bids"]]
+        asks = [(Decimal(p), Decimal(q)) for p, q in line["asks"]]
+        assert 0 < len(bids) <= 20 and 0 < len(asks) <= 20
+        assert all(a[0] > b[0] for a, b in itertools.pairwise(bids)), "bids not strictly descending"
+        assert all(a[0] < b[0] for a, b in itertools.pairwise(asks)), "asks not strictly ascending"
+        assert all(q > 0 for _, q in bids + asks)
+        assert bids[0][0] < asks[0][0]
+        for b, bq, a, aq in run.tickers.get(uid, ()):
+            want = (Decimal(b) / 10**8, Decimal(bq) / 10**8, Decimal(a) / 10**8, Decimal(aq) / 10**8)
+            assert (*bids[0], *asks[0]) == want, f"u={uid}"
+            matches += 1
+    assert {line["state"] for line in lines} == {"syncing", "synced"}
+    assert synced == run.live_applied + 1  # one line at the snapshot, then one per applied event
+    assert matches >= recording.min_cli_matches
+    assert matches == recording.checkpoints
+    assert lines[-1]["verified"] == recording.checkpoints and lines[-1]["mismatches"] == 0
+
+
+def test_headless_path_never_imports_textual(tmp_path: Path) -> None:
+    """``obtui SYMBOL --replay FILE --ndjson`` runs without loading Textual (it would slow start-up)."""
+    rec = tmp_path / "tiny.ndjson"
+    lines = [
+        {"ts_recv_ms": 1.0, "latency_ms": None, "stream": "btcusdt@depth@100ms",
+         "data": {"U": 10, "u": 12, "b": [["1.0", "1"]], "a": [["2.0", "1"]]}},
+        {"ts_recv_ms": 2.0, "latency_ms": None, "stream": "btcusdt@depthSnapshot",
+         "data": {"lastUpdateId": 11, "bids": [["1.0", "2"]], "asks": [["2.0", "2"]]}},
+    ]  # fmt: skip
+    rec.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import engine.book, engine.events, engine.headless, engine.record, engine.sync
+        import tui.cli
+        rc = tui.cli.main(["btcusdt", "--replay", {str(rec)!r}, "--ndjson", "--levels", "5"])
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] == "textual" or m == "tui.app")
+        print("RESULT", rc, loaded, file=sys.stderr)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=_env(), capture_output=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert "RESULT 0 []" in proc.stderr.decode(), proc.stderr.decode(errors="replace")
+    out = [orjson.loads(line) for line in proc.stdout.splitlines()]
+    assert [line["state"] for line in out] == ["syncing", "synced"]
+    assert out[-1]["bids"] == [["1.0", "1"]] and out[-1]["last_update_id"] == 12
