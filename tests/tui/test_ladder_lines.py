@@ -1,0 +1,156 @@
+"""The ladder's rows as text, with no app running (as memray tests its graph widget).
+
+``Ladder(fixed_size=...)`` renders without Textual's compositor, so these tests read exactly what
+``render_line(y)`` returns for a known book.
+"""
+
+from __future__ import annotations
+
+from engine.book import level
+from engine.events import Snapshot
+from engine.session import Session, SymbolInfo
+from engine.sync import State
+from tui.widgets.ladder import Ladder, layout_for, mid_text
+
+
+def book_session(info: SymbolInfo | None = None) -> Session:
+    """A session synced on a small hand-made book: 4 asks, 4 bids, a 0.01 spread."""
+    s = Session("BTCUSDT")
+    s.info = info
+    s.sync.connection_opened()
+    from engine.events import DepthUpdate
+
+    s.process(DepthUpdate("BTCUSDT", 100, 101, 0, [], []), 0.0)
+    s.process(
+        Snapshot(
+            "BTCUSDT",
+            100,
+            bids=[level("100.00", "1.5"), level("99.99", "0.25"), level("99.90", "2"), level("98.00", "10")],
+            asks=[level("100.01", "0.5"), level("100.02", "1"), level("100.50", "0.125"), level("101.00", "4")],
+        ),
+        0.0,
+    )
+    assert s.state is State.SYNCED
+    return s
+
+
+def lines(ladder: Ladder) -> list[str]:
+    return [ladder.render_line(y).text for y in range(ladder.fixed_size[1])]
+
+
+def test_rows_asks_above_spread_above_bids() -> None:
+    ladder = Ladder(book_session(), fixed_size=(60, 12))
+    out = lines(ladder)
+    assert all(len(line) == 60 for line in out)
+    assert out[0].split()[:3] == ["Price", "Size", "Total"]
+    # 5 rows a side: one blank above the 4 asks, far ask on top, best ask just above the spread row.
+    assert out[1].strip() == ""
+    assert out[2].split()[:3] == ["101.00", "4.00000", "5.62500"]
+    assert out[3].split()[:3] == ["100.50", "0.12500", "1.62500"]
+    assert out[4].split()[:3] == ["100.02", "1.00000", "1.50000"]
+    assert out[5].split()[:3] == ["100.01", "0.50000", "0.50000"]
+    assert "spread 0.01" in out[6] and "mid 100.005" in out[6]
+    assert out[7].split()[:3] == ["100.00", "1.50000", "1.50000"]
+    assert out[8].split()[:3] == ["99.99", "0.25000", "1.75000"]
+    assert out[9].split()[:3] == ["99.90", "2.00000", "3.75000"]
+    assert out[10].split()[:3] == ["98.00", "10.00000", "13.75000"]
+    assert out[11].strip() == ""
+
+
+def test_depth_bar_is_proportional_to_cumulative_size() -> None:
+    ladder = Ladder(book_session(), fixed_size=(60, 12))
+    out = lines(ladder)
+    bar_w = layout_for(60, 2, 5).bar_w
+
+    def bar(line: str) -> float:
+        full = line.count("█")
+        part = next((i for i, c in enumerate(" ▏▎▍▌▋▊▉") if c in line and c != " "), 0)
+        return full + part / 8
+
+    # The largest cumulative size (13.75 on the bids) fills the bar column.
+    assert bar(out[10]) == bar_w
+    assert abs(bar(out[7]) - bar_w * 1.5 / 13.75) <= 1 / 8
+    assert abs(bar(out[2]) - bar_w * 5.625 / 13.75) <= 1 / 8
+
+
+def test_decimals_follow_tick_and_step_size() -> None:
+    info = SymbolInfo("BTCUSDT", tick_size=100_000, step_size=1_000_000)  # tick 0.001, step 0.01
+    ladder = Ladder(book_session(info), fixed_size=(60, 12))
+    out = lines(ladder)
+    assert out[5].split()[:2] == ["100.010", "0.50"]
+
+
+def test_grouping_steps_are_exact_multiples_of_the_tick() -> None:
+    ladder = Ladder(book_session(), fixed_size=(60, 12))
+    assert ladder.coarser()  # 0.1
+    out = lines(ladder)
+    # Asks round up, bids round down: a bucket never claims a better price than its levels.
+    asks = [line.split()[:2] for line in out[1:6] if line.strip()]
+    bids = [line.split()[:2] for line in out[7:12] if line.strip()]
+    assert asks == [["101.0", "4.00000"], ["100.5", "0.12500"], ["100.1", "1.50000"]]
+    assert bids == [["100.0", "1.50000"], ["99.9", "2.25000"], ["98.0", "10.00000"]]
+    assert ladder.border_title == "Order book · step 0.1"
+    assert ladder.coarser() and ladder.step == 100_000_000  # 1
+    assert ladder.finer() and ladder.finer() and not ladder.finer()
+    assert ladder.step == 1_000_000
+
+
+def test_not_live_states_are_never_drawn_as_live() -> None:
+    session = book_session()
+    ladder = Ladder(session, fixed_size=(60, 12))
+    lines(ladder)  # drawn once while synced
+    session.sync.force_resync("gap: expected update 102, got 105")
+    session.drain()
+    ladder.mark_dirty()
+    out = lines(ladder)
+    assert "NOT LIVE" in out[0]
+    assert "NOT LIVE — resyncing · gap: expected update 102" in out[6]
+    assert out[5].split()[:1] == ["100.01"]  # the last good book, kept greyed (styles are checked in snapshots)
+
+    session.retry_at = 100.0
+    ladder.clock = lambda: 97.5
+    session.sync.connection_lost("connection closed")
+    session.drain()
+    ladder.mark_dirty()
+    assert "NOT LIVE — disconnected · retrying in 3 s" in lines(ladder)[6]
+
+
+def test_without_a_book_the_state_is_shown_instead_of_levels() -> None:
+    s = Session("BTCUSDT")
+    s.sync.connection_opened()
+    s.drain()
+    out = lines(Ladder(s, fixed_size=(50, 9)))
+    text = "\n".join(out)
+    assert "SYNCING" in text and "waiting for a snapshot" in text
+    assert not any(ch.isdigit() and "." in line for line in out for ch in line if "buffered" not in line)
+
+
+def test_frozen_keeps_its_copy_while_the_book_moves() -> None:
+    session = book_session()
+    ladder = Ladder(session, fixed_size=(60, 12))
+    ladder.set_frozen(True)
+    before = lines(ladder)
+    session.sync.book.apply([level("100.00", "0")], [level("100.01", "9")], 102)
+    ladder.mark_dirty()
+    assert lines(ladder) == before
+    assert "FROZEN" in before[0]
+    ladder.set_frozen(False)
+    after = lines(ladder)
+    assert after[5].split()[:2] == ["100.01", "9.00000"]
+    assert after[7].split()[:2] == ["99.99", "0.25000"]
+
+
+def test_unchanged_rows_come_from_the_cache() -> None:
+    session = book_session()
+    ladder = Ladder(session, fixed_size=(60, 12))
+    first = [ladder.render_line(y) for y in range(12)]
+    session.sync.book.apply([], [level("101.00", "3")], 102)  # only the far ask changes
+    ladder.mark_dirty()
+    second = [ladder.render_line(y) for y in range(12)]
+    changed = [y for y in range(12) if first[y] is not second[y]]
+    assert changed == [2]
+
+
+def test_mid_text_is_exact() -> None:
+    assert mid_text(12_367_527_000_000, 2) == "61,837.635"
+    assert mid_text(12_367_528_000_000, 2) == "61,837.64"

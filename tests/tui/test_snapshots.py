@@ -1,0 +1,113 @@
+"""Snapshot tests: the real app on recorded data, with the feed worker off and every clock frozen.
+
+Each scenario is one SVG per terminal size in ``__snapshots__``. Regenerate with
+``pytest tests/tui --snapshot-update`` and look at every changed SVG before committing it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from textual.pilot import Pilot
+
+from engine.replay import ReplaySession
+from engine.sync import State
+from tests.tui.conftest import MONO, SnapApp, StubLiveSession, synced_session
+
+SIZES = [pytest.param((160, 48), id="160x48"), pytest.param((80, 24), id="80x24")]
+
+pytestmark = pytest.mark.usefixtures("need_data")
+
+
+async def _settle(pilot: Pilot) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete([w for w in pilot.app.workers if w.group != "feed"])
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_synced(snap_compare, size: tuple[int, int]) -> None:
+    assert snap_compare(SnapApp(synced_session()), terminal_size=size, run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_resyncing(snap_compare, size: tuple[int, int]) -> None:
+    """A gap after a synced book: the last good book greyed out, marked NOT LIVE."""
+    session = synced_session()
+
+    async def run_before(pilot: Pilot) -> None:
+        await _settle(pilot)  # the ladder has drawn the synced book once
+        last = session.sync.last_update_id
+        session.sync.force_resync(f"gap: expected update {last + 1}, got {last + 7}")
+        session.drain()
+        assert session.state is State.RESYNCING
+        pilot.app.refresh_panels()
+        await _settle(pilot)
+
+    assert snap_compare(SnapApp(session), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_disconnected(snap_compare, size: tuple[int, int]) -> None:
+    """The connection dropped: NOT LIVE with the retry countdown (frozen clock: 'in 4 s')."""
+    session = synced_session()
+
+    async def run_before(pilot: Pilot) -> None:
+        await _settle(pilot)
+        session.retry_at = MONO + 3.2
+        session.sync.connection_lost("connection closed (1006); reconnecting in 3.2s")
+        session.drain()
+        pilot.app.refresh_panels()
+        await _settle(pilot)
+
+    assert snap_compare(SnapApp(session), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_syncing_before_first_snapshot(snap_compare, size: tuple[int, int]) -> None:
+    """Start-up, no book yet: the ladder shows the state instead of levels."""
+    from tests.tui.conftest import BTC, FIXED
+
+    session = ReplaySession(str(BTC), "btcusdt", speed=None, clock=lambda: FIXED)
+    session.step_until(lambda s: s.sync.buffered >= 2)
+    assert session.state is State.SYNCING
+    assert snap_compare(SnapApp(session), terminal_size=size, run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_after_g(snap_compare, size: tuple[int, int]) -> None:
+    """Grouped one step coarser: 0.10 buckets, the step in the ladder's title."""
+    assert snap_compare(SnapApp(synced_session()), press=["g"], terminal_size=size, run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_after_s(snap_compare, size: tuple[int, int]) -> None:
+    """The symbol picker open, "eth" typed, completion suggesting from the exchange's list."""
+    session = synced_session(cls=StubLiveSession)
+
+    async def run_before(pilot: Pilot) -> None:
+        await _settle(pilot)
+        await pilot.press("s")
+        await _settle(pilot)
+        await pilot.press(*"eth")
+        await _settle(pilot)
+
+    assert snap_compare(SnapApp(session), terminal_size=size, run_before=run_before)
+
+
+def test_frozen(snap_compare) -> None:
+    """Frozen while the feed ran on: the header and the ladder say FROZEN, the sync panel moved on."""
+    session = synced_session()
+
+    async def run_before(pilot: Pilot) -> None:
+        await _settle(pilot)
+        await pilot.press("p")
+        for _ in range(500):
+            session.step()
+        pilot.app.refresh_panels()
+        await _settle(pilot)
+
+    assert snap_compare(SnapApp(session), terminal_size=(160, 48), run_before=run_before)
+
+
+def test_help(snap_compare) -> None:
+    assert snap_compare(SnapApp(synced_session()), press=["question_mark"], terminal_size=(160, 48))

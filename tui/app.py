@@ -1,0 +1,382 @@
+"""The obtui terminal UI: header, ladder, trade tape, spread/latency/sync panels and a footer of keys.
+
+Threading model: there is none. The session's ``run()`` is a Textual worker on the app's event loop;
+it calls the ``FeedListener`` synchronously for every event, and the listener only sets dirty flags
+(O(1)). The ladder and tape pull the latest data when Textual paints (at most once per frame); the
+small panels are refreshed by a 4 Hz timer. The engine never imports Textual; this module is the
+only place that joins them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from engine.book import Book
+from engine.events import Trade
+from engine.session import Listener, Session
+from engine.sync import State, StateChanged
+from tui.widgets.help import HelpScreen
+from tui.widgets.ladder import Ladder
+from tui.widgets.panels import HeaderBar, LatencyPanel, MarketPanel, SyncPanel
+from tui.widgets.symbol_picker import SymbolPicker
+from tui.widgets.tape import Tape
+
+MIN_SPEED = 1 / 64
+MAX_SPEED = 1024.0
+NOTICE_TOAST_GAP = 15.0  # seconds between toasts for repeated error notices (retries repeat them)
+
+
+class FeedListener(Listener):
+    """Session callbacks. Each one is O(1): mark something dirty, never draw here."""
+
+    def __init__(self, app: ObtuiApp) -> None:
+        self.app = app
+
+    def book_changed(self, session: Session) -> None:
+        self.app.ladder.mark_dirty()
+
+    def trade(self, session: Session, trade: Trade) -> None:
+        self.app.tape.mark_dirty()
+
+    def state_changed(self, session: Session, change: StateChanged) -> None:
+        self.app.feed_state_changed(change)
+
+    def notice(self, session: Session, text: str, error: bool = False) -> None:
+        self.app.feed_notice(text, error)
+
+    def symbol_changed(self, session: Session) -> None:
+        self.app.feed_symbol_changed()
+
+
+class ObtuiApp(App[int]):
+    """The order-book TUI on any ``Session`` (live, replay, or the simulator through a live session).
+
+    ``live=False`` builds the UI without starting the feed worker: tests drive the session by hand
+    (``ReplaySession.step_until``) and snapshot the result. ``monotonic`` is the clock of retry
+    countdowns, frozen in tests; everything else time-like comes from the session's data.
+    """
+
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live in other folders
+    TITLE = "obtui"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (36, "-tall")]
+
+    # Bindings are data (style.md §6): each has an id, so App.set_keymap can remap it.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit_app", "Quit", id="quit", tooltip="quit obtui (exit status 0)"),
+        Binding("question_mark", "help", "Help", key_display="?", id="help", tooltip="show this help"),
+        Binding("r", "resync", "Resync", id="resync", tooltip="throw the book away and re-snapshot it"),
+        Binding("s", "switch_symbol", "Symbol", id="switch-symbol", tooltip="follow another symbol"),
+        Binding("g", "coarser", "Coarser", id="group-coarser", tooltip="group prices 10x coarser"),
+        Binding("G", "finer", "Finer", key_display="G", id="group-finer", tooltip="group prices 10x finer"),
+        Binding("p", "freeze", "Freeze", id="freeze", tooltip="freeze the view; the feed runs on"),
+        Binding("space", "pause", "Pause", id="pause", tooltip="pause or resume the replay"),
+        Binding("plus,equals_sign", "faster", "Faster", key_display="+", id="faster", tooltip="replay 2x faster"),
+        Binding("minus", "slower", "Slower", key_display="-", id="slower", tooltip="replay 2x slower"),
+        Binding("ctrl+c", "interrupt", "Interrupt", show=False, priority=True, id="interrupt"),
+    ]
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        live: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
+        panel_interval: float = 0.25,
+        badge: str = "",
+    ) -> None:
+        super().__init__()
+        self.session = session
+        self.live = live
+        self.monotonic = monotonic
+        self.panel_interval = panel_interval
+        self.badge = badge  # e.g. "DEMO": always shown in the header
+        self.cursor_blink_enabled = True
+        self.exit_message = ""  # printed on stderr by run_app after the terminal is restored
+        self.frozen = False
+        self._last_toast: tuple[str, float] = ("", -1e9)
+        self.ladder = Ladder(session, clock=monotonic, id="ladder")
+        self.tape = Tape(session, id="tape")
+        self.header_bar = HeaderBar(id="header")
+        self.market = MarketPanel(id="market")
+        self.latency_panel = LatencyPanel(id="latency")
+        self.sync_panel = SyncPanel(id="sync")
+
+    # -- building ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield self.header_bar
+        with Horizontal(id="body"):
+            yield self.ladder
+            with Vertical(id="side"):
+                with Horizontal(id="figures"):
+                    yield self.market
+                    yield self.latency_panel
+                yield self.sync_panel
+                yield self.tape
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.market.border_title = "Spread · mid"
+        self.latency_panel.border_title = "Latency"
+        self.sync_panel.border_title = "Sync"
+        self.tape.border_title = "Trades"
+        self.session.listener = FeedListener(self)
+        self.refresh_panels()
+        self.set_interval(self.panel_interval, self.refresh_panels)
+        if self.live:
+            self.run_worker(self._feed(), name="feed", group="feed", exclusive=True)
+
+    def on_resize(self) -> None:
+        # Panels choose their layout from their size, which is only known after layout.
+        self.call_after_refresh(self.refresh_panels)
+
+    async def _feed(self) -> None:
+        """Run the session until it ends (replay) or the app quits (live)."""
+        try:
+            await self.session.run()
+        except asyncio.CancelledError:
+            raise
+        except ValueError as e:
+            from engine.binance import UnknownSymbol  # only live sessions raise it
+
+            if not isinstance(e, UnknownSymbol):
+                raise
+            # At start-up an unknown symbol is fatal (cli.md): one line on stderr, exit status 2.
+            self.exit_message = (
+                f"obtui: {self.session.symbol} is not a symbol on this exchange: check the spelling (e.g. BTCUSDT)"
+            )
+            self.exit(return_code=2)
+        except Exception as e:
+            # A bug must not take the terminal down with it: stop the book, say what happened.
+            self.log.error(f"feed stopped: {e!r}")
+            self.session.sync.fail(f"feed stopped: {type(e).__name__}: {e} — restart obtui, and please report it")
+            self.session.drain()
+            self.refresh_panels()
+
+    # -- feed callbacks (via FeedListener) --------------------------------------------------------
+
+    def feed_state_changed(self, change: StateChanged) -> None:
+        self.ladder.mark_dirty()
+        self.refresh_panels()  # also updates the ladder's border and NOT LIVE marks
+
+    def feed_notice(self, text: str, error: bool) -> None:
+        if not error:
+            return  # shown in the sync panel; a toast per retry would bury the screen
+        now = self.monotonic()
+        last_text, last_time = self._last_toast
+        if text != last_text or now - last_time > NOTICE_TOAST_GAP:
+            self._last_toast = (text, now)
+            self.notify(text, severity="error", timeout=8)
+
+    def feed_symbol_changed(self) -> None:
+        self.frozen = False
+        self.ladder.reset()
+        self.tape.reset()
+        self.refresh_panels()
+
+    # -- panels -----------------------------------------------------------------------------------
+
+    def replay_badge(self) -> str:
+        session = self.session
+        if session.kind != "replay":
+            return self.badge
+        if getattr(session, "finished", False):
+            return "REPLAY · END"
+        if getattr(session, "paused", False):
+            return "REPLAY · PAUSED"
+        speed = getattr(session, "speed", None)
+        return "REPLAY · max" if speed is None else f"REPLAY · ×{speed:g}"
+
+    def shown_book(self) -> Book | None:
+        """The book the ladder draws as live (a frozen copy while frozen), or None."""
+        return self.ladder._source_book()
+
+    def refresh_panels(self) -> None:
+        """4 Hz: header and panels rebuild their text; each repaints only if it changed."""
+        session = self.session
+        self.header_bar.update_from(session, self.frozen, self.monotonic, self.replay_badge())
+        self.market.update_from(session, self.shown_book())
+        self.latency_panel.update_from(session)
+        self.sync_panel.update_from(session, self.monotonic)
+        self.ladder.update_chrome()
+        if session.sync.state is not State.SYNCED:
+            self.ladder.mark_dirty()  # countdowns and buffered counts move while not synced
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("pause", "faster", "slower"):
+            return self.session.kind == "replay"
+        if action == "switch_symbol":
+            return hasattr(self.session, "switch_symbol")
+        return True
+
+    def action_quit_app(self) -> None:
+        self.exit(return_code=0)
+
+    def action_interrupt(self) -> None:
+        self.exit(return_code=130)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.key_help()))
+
+    def key_help(self) -> list[tuple[str, str]]:
+        """(key, what it does) for every binding that applies to this session, plus the palette."""
+        out = []
+        for b in self._bindings_list():
+            if not b.show or self.check_action(b.action, ()) is False:
+                continue
+            out.append((self.get_key_display(b), b.tooltip or b.description))
+        out.append(("ctrl+p", "command palette: every action by name"))
+        out.append(("ctrl+c", "quit (exit status 130)"))
+        return out
+
+    def _bindings_list(self) -> list[Binding]:
+        """Our bindings in display order, with any ``set_keymap`` remapping applied."""
+        keymap: dict[str, str] = getattr(self, "_keymap", {}) or {}
+        out = []
+        for b in self.BINDINGS:
+            if isinstance(b, Binding):
+                out.append(b.with_key(keymap[b.id]) if b.id in keymap else b)
+        return out
+
+    def action_resync(self) -> None:
+        state = self.session.sync.state
+        if state in (State.CONNECTING, State.DISCONNECTED, State.ERROR):
+            self.notify(f"no connection to resync on ({state.value}): it resyncs by itself once connected")
+            return
+        self.session.force_resync()
+        if self.session.kind == "replay":
+            self.notify("resyncing: a replay waits for the next snapshot in the recording")
+        else:
+            self.notify("resyncing: fetching a fresh snapshot")
+
+    def action_switch_symbol(self) -> None:
+        switch: Callable[[str], Awaitable[None]] | None = getattr(self.session, "switch_symbol", None)
+        if switch is None or isinstance(self.screen, SymbolPicker):
+            return
+        list_symbols = getattr(self.session, "list_symbols", None)
+
+        def done(symbol: str | None) -> None:
+            if symbol:
+                self.notify(f"now following {symbol}")
+
+        self.push_screen(SymbolPicker(self.session.symbol, switch, list_symbols), done)
+
+    def action_coarser(self) -> None:
+        if not self.ladder.coarser():
+            self.notify("already grouped as coarsely as the price allows", timeout=3)
+
+    def action_finer(self) -> None:
+        if not self.ladder.finer():
+            self.notify("already at the tick size", timeout=3)
+
+    def action_freeze(self) -> None:
+        self.frozen = not self.frozen
+        self.ladder.set_frozen(self.frozen)
+        self.tape.set_frozen(self.frozen)
+        self.refresh_panels()
+
+    def action_pause(self) -> None:
+        toggle = getattr(self.session, "toggle_pause", None)
+        if toggle is not None:
+            toggle()
+            self.refresh_panels()
+
+    def _set_speed(self, factor: float) -> None:
+        session: Any = self.session
+        if not hasattr(session, "set_speed"):
+            return
+        speed = session.speed
+        if speed is None:
+            speed = MAX_SPEED if factor > 1 else MAX_SPEED / 2
+            new: float | None = None if factor > 1 else speed
+        else:
+            new = speed * factor
+            if new > MAX_SPEED:
+                new = None  # past the top: as fast as possible
+            new = max(MIN_SPEED, new) if new is not None else None
+        session.set_speed(new)
+        self.refresh_panels()
+
+    def action_faster(self) -> None:
+        self._set_speed(2.0)
+
+    def action_slower(self) -> None:
+        self._set_speed(0.5)
+
+    # -- command palette --------------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for b in self._bindings_list():
+            if not b.show or self.check_action(b.action, ()) is False or b.action == "quit_app":
+                continue
+            yield SystemCommand(
+                f"{b.description} ({self.get_key_display(b)})",
+                b.tooltip or b.description,
+                getattr(self, f"action_{b.action}"),
+            )
+
+
+def run_app(args: argparse.Namespace, symbol: str) -> int:
+    """Run the TUI for the parsed command line; returns the process exit status."""
+    if args.demo:
+        return asyncio.run(_run_demo(args, symbol))
+    recorder = None
+    if args.replay:
+        from engine.replay import ReplaySession
+
+        session: Session = ReplaySession(args.replay, symbol, speed=args.speed)
+    else:
+        from engine.binance import LiveSession
+        from engine.record import Recorder
+
+        recorder = Recorder(args.record) if args.record else None
+        session = LiveSession(symbol, args.ws_url, args.rest_url, recorder=recorder)
+    app = ObtuiApp(session)
+    try:
+        app.run()
+    finally:
+        if recorder is not None:
+            recorder.close()
+    return _finish(app)
+
+
+async def _run_demo(args: argparse.Namespace, symbol: str) -> int:
+    """``--demo``: the simulated exchange on 127.0.0.1 in this process, watched by an ordinary LiveSession."""
+    from engine.binance import LiveSession
+    from engine.record import Recorder
+    from engine.sim.server import SimServer
+
+    recorder = Recorder(args.record) if args.record else None
+    try:
+        async with SimServer(host="127.0.0.1", port=0, seed=args.seed) as sim:
+            session = LiveSession(symbol, sim.ws_url, sim.rest_url, recorder=recorder)
+            app = ObtuiApp(session, badge="DEMO · simulated exchange")
+            await app.run_async()
+    finally:
+        if recorder is not None:
+            recorder.close()
+    return _finish(app)
+
+
+def _finish(app: ObtuiApp) -> int:
+    if app.exit_message:
+        print(app.exit_message, file=sys.stderr)
+    return app.return_code or 0

@@ -1,0 +1,80 @@
+"""Number and time formatting for the TUI: exact integers in, fixed-width strings out.
+
+Prices and quantities arrive as integer units of 1e-8 (``engine.num``); they are printed with the
+symbol's own decimals (from tick and step size), never through float, so a column of numbers lines up
+on the decimal point and shows exactly what the exchange sent.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from engine.num import SCALE
+
+DEFAULT_PRICE_DECIMALS = 2
+DEFAULT_QTY_DECIMALS = 5
+MINUS = "\N{MINUS SIGN}"
+
+_POW = [10**i for i in range(9)]
+
+
+def units(value: int, decimals: int, thousands: bool = False) -> str:
+    """``value`` (units of 1e-8) with exactly ``decimals`` decimals, truncated toward zero.
+
+    Truncation only ever drops digits the symbol's tick or step cannot produce, so nothing real is lost.
+    """
+    whole, frac = divmod(value, SCALE)
+    head = f"{whole:,}" if thousands else str(whole)
+    if decimals <= 0:
+        return head
+    decimals = min(decimals, 8)
+    return f"{head}.{frac // _POW[8 - decimals]:0{decimals}d}"
+
+
+def bps(spread: int, mid2: int) -> str:
+    """Spread in basis points of the mid, with enough decimals to show two significant digits.
+
+    ``mid2`` is bid + ask (twice the mid), which keeps the caller in exact integers.
+    """
+    if mid2 <= 0:
+        return "—"
+    value = spread * 20_000 / mid2
+    if value <= 0:
+        return "0"
+    decimals = max(1, min(6, 1 - math.floor(math.log10(value))))
+    return f"{value:.{decimals}f}"
+
+
+def latency(ms: float | None, short: bool = False) -> str:
+    """A latency for humans. Negative values are clock skew (the local clock is behind the
+    exchange's), not a time travelling packet: say so instead of printing "-1270 ms".
+    ``short`` leaves out the word "skew" (for a row that already says it)."""
+    if ms is None:
+        return "—"
+    if ms < 0:
+        return f"{MINUS}{-ms / 1000:.2f} s" if short else f"skew {MINUS}{-ms / 1000:.2f} s"
+    if ms < 10:
+        return f"{ms:.1f} ms"
+    if ms < 10_000:
+        return f"{ms:.0f} ms"
+    return f"{ms / 1000:.1f} s"
+
+
+def clock_of(ts: int | float) -> str:
+    """HH:MM:SS.mmm UTC of an exchange timestamp in ms (or µs, which live streams use with
+    timeUnit=MICROSECOND: anything past year 5000 in ms is taken as µs)."""
+    ms = int(ts)
+    if ms > 100_000_000_000_000:
+        ms //= 1000
+    sec, milli = divmod(ms, 1000)
+    t = time.gmtime(sec)
+    return f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{milli:03d}"
+
+
+def countdown(deadline: float | None, now: float) -> str:
+    """'in 3 s' until a monotonic deadline, 'now' once it has passed."""
+    if deadline is None:
+        return ""
+    left = deadline - now
+    return f"in {math.ceil(left)} s" if left > 0 else "now"

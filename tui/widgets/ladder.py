@@ -1,0 +1,542 @@
+"""The order-book ladder: ONE Line-API widget, asks above, bids below, the spread row between.
+
+How it stays cheap (style.md §3-4):
+- ``mark_dirty()`` is all the session listener calls: it sets a flag and asks for a repaint once.
+  The latest book is read when Textual paints, so a burst of depth events costs one frame.
+- A paint turns the book into one hashable *key* per row (prices, sizes, bar length as integers);
+  ``render_line(y)`` looks the key up in a dict of ready ``Strip``\\s. An unchanged row costs a dict
+  lookup; a changed row formats three numbers and builds one strip.
+- Colours come from ``COMPONENT_CLASSES`` (styled in app.tcss), resolved once per style change.
+
+A book that is not known to be right is never drawn as live: outside ``synced`` the last good book is
+greyed out under a "NOT LIVE" banner, or the state is shown instead of levels.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import NamedTuple
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+from textual.widget import Widget
+
+from engine.book import Book
+from engine.num import SCALE
+from engine.session import Session
+from engine.sync import State
+from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, bps, countdown, units
+
+_EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
+_CACHE_MAX = 2048  # strips kept: ~50 frames of changed rows
+_FREEZE_LEVELS = 5000  # levels per side kept when frozen: enough to regroup a frozen view
+
+
+class Frame(NamedTuple):
+    """What one paint of the ladder shows, kept so a resync can grey out the last good book."""
+
+    asks: list[tuple[int, int]]  # (price, qty), best first
+    bids: list[tuple[int, int]]
+    spread: int | None
+    mid2: int  # best bid + best ask: twice the mid, exact
+    step: int
+    price_decimals: int
+    qty_decimals: int
+
+
+class Layout(NamedTuple):
+    width: int
+    price_w: int
+    size_w: int
+    total_w: int
+    bar_w: int
+    price_decimals: int
+    qty_decimals: int
+
+
+def layout_for(width: int, price_decimals: int, qty_decimals: int) -> Layout:
+    """Column widths for a ladder ``width`` cells wide: three number columns, the rest is the bar."""
+    col = max(8, min(12, (width - 14) // 3))
+    bar = width - 3 * col - 4  # 1 margin left, 2 before the bar, 1 margin right
+    if bar < 3:
+        bar = 0
+    return Layout(width, col, col, col, bar, price_decimals, qty_decimals)
+
+
+def mid_text(mid2: int, price_decimals: int) -> str:
+    """The exact mid from bid + ask: one more decimal than the prices, dropped when it is a zero."""
+    digits = min(9, price_decimals + 1)
+    whole, frac = divmod(mid2 * 5, SCALE * 10)  # mid in units of 1e-9
+    frac_txt = f"{frac // 10 ** (9 - digits):0{digits}d}"
+    if frac_txt.endswith("0"):
+        frac_txt = frac_txt[:-1]
+    return f"{whole:,}.{frac_txt}" if frac_txt else f"{whole:,}"
+
+
+class Ladder(Widget):
+    """The book as a fixed set of rows. Asks run from far (top) to best (just above the spread row);
+    bids from best (just below it) to far. Bars are proportional to cumulative size from the touch."""
+
+    COMPONENT_CLASSES = {  # noqa: RUF012 - Textual reads this class attribute as a set
+        "ladder--header",
+        "ladder--ask",
+        "ladder--bid",
+        "ladder--size",
+        "ladder--total",
+        "ladder--ask-bar",
+        "ladder--bid-bar",
+        "ladder--best-ask",
+        "ladder--best-bid",
+        "ladder--spread",
+        "ladder--stale",
+        "ladder--stale-bar",
+        "ladder--banner",
+        "ladder--banner-down",
+        "ladder--frozen",
+        "ladder--message",
+        "ladder--message-title",
+    }
+
+    DEFAULT_CSS = """
+    Ladder { height: 1fr; }
+    """
+
+    def __init__(
+        self,
+        session: Session | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        fixed_size: tuple[int, int] | None = None,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        """``clock`` is monotonic time for the retry countdown (frozen in tests); ``fixed_size`` (width,
+        height) lets the ladder render with no app running (tests, the benchmark)."""
+        super().__init__(name=name, id=id, classes=classes)
+        self.session = session
+        self.clock = clock
+        self.fixed_size = fixed_size
+        self.group_exp = 0  # grouping step = tick x 10**group_exp
+        self.frozen = False
+        self.frames = 0  # paints that rebuilt the rows (tests use it to see coalescing)
+        self._frozen_book: Book | None = None
+        self._dirty = True
+        self._rows: list[tuple] = []
+        self._rows_for: tuple[int, int] = (-1, -1)
+        self._strips: OrderedDict[tuple, Strip] = OrderedDict()  # insertion order = age
+        self._price_txt: dict[int, str] = {}
+        self._layout: Layout | None = None
+        self._styles: dict[str, Style] = {}
+        self._row_styles: dict[tuple, tuple[Style, ...]] = {}
+        self._last_good: Frame | None = None
+        self._title = ""
+
+    # -- what the app calls -----------------------------------------------------------------
+
+    def mark_dirty(self) -> None:
+        """The book changed: repaint at the next frame. O(1); many calls per frame cost one paint."""
+        if not self._dirty:
+            self._dirty = True
+            if self.fixed_size is None:
+                self.refresh()
+
+    def reset(self) -> None:
+        """Forget the last good book (the symbol changed: its levels mean nothing now)."""
+        self._last_good = None
+        self._frozen_book = None
+        self.frozen = False
+        self.group_exp = 0
+        self._strips.clear()
+        self._price_txt.clear()
+        self.mark_dirty()
+        self._chrome()
+
+    @property
+    def tick(self) -> int:
+        info = self.session.info if self.session is not None else None
+        return info.tick_size if info is not None else 10 ** (8 - DEFAULT_PRICE_DECIMALS)
+
+    @property
+    def step(self) -> int:
+        """The current grouping step in units of 1e-8 (an exact integer: tick x 10**k)."""
+        return self.tick * 10**self.group_exp
+
+    def can_coarsen(self) -> bool:
+        # Stop when a bucket would be wider than the price itself: one bucket would hold the book.
+        book = self._source_book() or Book()
+        bid = book.best_bid()
+        ceiling = bid.price if bid is not None else 100_000 * SCALE
+        return self.group_exp < 8 and self.step * 10 <= max(ceiling, self.tick)
+
+    def coarser(self) -> bool:
+        """Group by 10x the current step; False when already as coarse as makes sense."""
+        if not self.can_coarsen():
+            return False
+        self.group_exp += 1
+        self.mark_dirty()
+        self._chrome()
+        return True
+
+    def finer(self) -> bool:
+        """Group by a tenth of the current step; False at the tick size."""
+        if self.group_exp == 0:
+            return False
+        self.group_exp -= 1
+        self.mark_dirty()
+        self._chrome()
+        return True
+
+    def set_frozen(self, frozen: bool) -> None:
+        """Freeze: keep drawing a private copy of the book while the feed runs on."""
+        self.frozen = frozen
+        self._frozen_book = None
+        if frozen and self.session is not None and self.session.state is State.SYNCED:
+            live = self.session.sync.book
+            copy = Book(live.symbol)
+            copy.load(live.last_update_id, live.bids(_FREEZE_LEVELS), live.asks(_FREEZE_LEVELS))
+            self._frozen_book = copy
+        self.mark_dirty()
+        self._chrome()
+
+    def update_chrome(self) -> None:
+        """Title (the step), subtitle (FROZEN / NOT LIVE) and the CSS classes that colour the border.
+
+        Called on state, grouping and freeze changes and by the app's panel timer, never from
+        ``render_line``: changing styles while painting would need a second paint to show.
+        """
+        step = self.step
+        title = f"Order book · step {units(step, _decimals_of(step))}"
+        if title != self._title:
+            self._title = title
+            self.border_title = title
+        state = self.session.sync.state if self.session is not None else State.CONNECTING
+        live = self.frozen or state is State.SYNCED
+        subtitle = "FROZEN — p to resume" if self.frozen else ("" if live else "NOT LIVE")
+        if self.border_subtitle != subtitle:
+            self.border_subtitle = subtitle
+        classes = {
+            "-frozen": self.frozen,
+            "-not-live": not live,
+            "-down": not live and state in (State.DISCONNECTED, State.ERROR),
+        }
+        for name, on in classes.items():
+            if self.has_class(name) != on:
+                self.set_class(on, name)
+
+    # -- Textual hooks ----------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.update_chrome()
+
+    def _chrome(self) -> None:
+        if self.is_attached:
+            self.update_chrome()
+        else:  # no app: keep the title readable for tests that render without one
+            self._title = self.border_title = f"Order book · step {units(self.step, _decimals_of(self.step))}"
+
+    def notify_style_update(self) -> None:
+        # Theme or CSS changed: every cached strip carries old colours.
+        super().notify_style_update()
+        self._styles.clear()
+        self._row_styles.clear()
+        self._strips.clear()
+        self._rows_for = (-1, -1)  # rebuild at the next paint (Textual repaints after a style change)
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self._dims()
+        if self._dirty or self._rows_for != (width, height):
+            self._rebuild(width, height)
+        rows = self._rows
+        if y >= len(rows):
+            return Strip.blank(width, self._base())
+        key = rows[y]
+        strips = self._strips
+        strip = strips.get(key)
+        if strip is None:
+            strip = strips[key] = self._make(key)
+            if len(strips) > _CACHE_MAX:
+                # Oldest first, one at a time: clearing thousands of strips at once stalls a frame.
+                strips.popitem(last=False)
+        return strip
+
+    # -- building rows ----------------------------------------------------------------------
+
+    def _dims(self) -> tuple[int, int]:
+        if self.fixed_size is not None:
+            return self.fixed_size
+        size = self.content_size
+        return size.width, size.height
+
+    def _source_book(self) -> Book | None:
+        """The book to draw as live, or None when there is none that is known to be right."""
+        if self.frozen:
+            return self._frozen_book
+        session = self.session
+        if session is not None and session.sync.state is State.SYNCED:
+            return session.sync.book
+        return None
+
+    def _decimals(self) -> tuple[int, int]:
+        info = self.session.info if self.session is not None else None
+        if info is None:
+            return DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS
+        return info.decimals(info.tick_size), info.decimals(info.step_size)
+
+    def _rebuild(self, width: int, height: int) -> None:
+        self._dirty = False
+        self._rows_for = (width, height)
+        self.frames += 1
+        pdec, qdec = self._decimals()
+        step = self.step
+        pdec_shown = min(pdec, _decimals_of(step))
+        layout = self._layout
+        if (
+            layout is None
+            or layout.width != width
+            or layout.price_decimals != pdec_shown
+            or (layout.qty_decimals != qdec)
+        ):
+            self._layout = layout_for(width, pdec_shown, qdec)
+            self._strips.clear()
+            self._price_txt.clear()
+        per_side = max(0, (height - 2) // 2)
+        book = self._source_book()
+        if book is not None:
+            frame = self._frame(book, per_side, step, pdec_shown, qdec)
+            if not self.frozen:
+                self._last_good = frame
+            if frame.asks or frame.bids:
+                self._rows = self._level_rows(frame, height, None)
+            else:
+                self._rows = self._message_rows(height, "BOOK EMPTY", "the exchange lists no orders on either side")
+            return
+        state, banner, detail = self._not_live_text()
+        if self._last_good is not None:
+            self._rows = self._level_rows(self._last_good, height, banner)
+        else:
+            self._rows = self._message_rows(height, state.upper(), detail)
+
+    def _frame(self, book: Book, n: int, step: int, pdec: int, qdec: int) -> Frame:
+        if step == self.tick:
+            # At the tick every level is its own bucket: read them without the bucketing walk.
+            asks = [(lv[0], lv[1]) for lv in book.asks(n)]
+            bids = [(lv[0], lv[1]) for lv in book.bids(n)]
+        else:
+            asks = book.grouped(False, n, step)
+            bids = book.grouped(True, n, step)
+        bid, ask = book.best_bid(), book.best_ask()
+        spread = ask.price - bid.price if bid is not None and ask is not None else None
+        mid2 = bid.price + ask.price if bid is not None and ask is not None else 0
+        return Frame(asks, bids, spread, mid2, step, pdec, qdec)
+
+    def _level_rows(self, frame: Frame, height: int, banner: str | None) -> list[tuple]:
+        """One key per screen row. A key holds every number its strip shows, so equal keys are equal rows."""
+        stale = banner is not None
+        per_side = max(0, (height - 2) // 2)
+        asks, bids = frame.asks[:per_side], frame.bids[:per_side]
+        ask_cum: list[int] = []
+        total = 0
+        for _, qty in asks:
+            total += qty
+            ask_cum.append(total)
+        bid_cum: list[int] = []
+        total = 0
+        for _, qty in bids:
+            total += qty
+            bid_cum.append(total)
+        top = max(ask_cum[-1] if ask_cum else 0, bid_cum[-1] if bid_cum else 0) or 1
+        layout = self._layout
+        assert layout is not None
+        eighths = layout.bar_w * 8
+
+        info = self.session.info if self.session is not None else None
+        units_key = (info.base, info.quote) if info is not None else ("", "")
+        down = self.session is not None and self.session.sync.state in (State.DISCONNECTED, State.ERROR)
+        mode = "frozen" if self.frozen else ("live" if not stale else ("down" if down else "stale"))
+        rows: list[tuple] = [("h", mode, *units_key)]
+        rows.extend([("b",)] * (per_side - len(asks)))
+        for i in range(len(asks) - 1, -1, -1):
+            price, qty = asks[i]
+            cum = ask_cum[i]
+            rows.append(("a", price, qty, cum, cum * eighths // top, i == 0, stale))
+        if banner is None:
+            rows.append(("s", frame.spread, frame.mid2))
+        else:
+            rows.append(("n", down, banner))
+        for i, (price, qty) in enumerate(bids):
+            cum = bid_cum[i]
+            rows.append(("B", price, qty, cum, cum * eighths // top, i == 0, stale))
+        rows.extend([("b",)] * (height - len(rows)))
+        return rows[:height]
+
+    def _message_rows(self, height: int, title: str, detail: str) -> list[tuple]:
+        width = self._layout.width if self._layout is not None else 40
+        lines: list[tuple] = [("t", title)]
+        for para in detail.split("\n"):
+            lines.extend(("m", part) for part in textwrap.wrap(para, max(10, width - 4)) or [""])
+        top = max(0, (height - len(lines)) // 2)
+        rows: list[tuple] = [("b",)] * top + lines
+        rows.extend([("b",)] * (height - len(rows)))
+        return rows[:height]
+
+    def _not_live_text(self) -> tuple[State, str, str]:
+        """(state, banner for a greyed book, longer text for an empty ladder)."""
+        session = self.session
+        if session is None:
+            return State.CONNECTING, "NOT LIVE — starting", "starting the feed…"
+        state = session.sync.state
+        reason = session.sync.reason
+        if state is State.DISCONNECTED:
+            retry = countdown(session.retry_at, self.clock())
+            retry_txt = f"retrying {retry}" if retry else "reconnecting"
+            return state, f"NOT LIVE — disconnected · {retry_txt}", f"{reason}\n{retry_txt}"
+        if state is State.ERROR:
+            text = session.notice_text or reason
+            return state, f"NOT LIVE — error · {text}", text
+        if state in (State.SYNCING, State.RESYNCING):
+            wait = f"waiting for a snapshot · {session.sync.buffered} events buffered"
+            return state, f"NOT LIVE — {state.value} · {reason}", f"{reason}\n{wait}"
+        return state, f"NOT LIVE — {state.value}", reason
+
+    # -- building strips (cache misses only) ------------------------------------------------------
+
+    def _style(self, name: str, partial: bool = False) -> Style:
+        """A component style; ``partial`` gives only what the class sets (to layer on another style)."""
+        key = name + "/p" if partial else name
+        style = self._styles.get(key)
+        if style is None:
+            try:
+                style = self.get_component_rich_style(name, partial=partial)
+            except Exception:  # no app (tests, benchmark): plain text is the honest fallback
+                style = Style.null()
+            self._styles[key] = style
+        return style
+
+    def _base(self) -> Style:
+        """The widget's own colours: gaps between columns need them too, or they show the terminal's."""
+        style = self._styles.get("/base")
+        if style is None:
+            try:
+                style = self.rich_style
+            except Exception:
+                style = Style.null()
+            self._styles["/base"] = style
+        return style
+
+    def _styles_for(self, kind: str, best: bool, stale: bool) -> tuple[Style, ...]:
+        """(pad, price, size, total, bar) styles of a level row."""
+        key = (kind, best, stale)
+        found = self._row_styles.get(key)
+        if found is not None:
+            return found
+        s = self._style
+        if stale:
+            grey = s("ladder--stale")
+            found = (self._base(), grey, grey, grey, s("ladder--stale-bar"))
+        else:
+            ask = kind == "a"
+            price = s("ladder--ask" if ask else "ladder--bid")
+            bar = s("ladder--ask-bar" if ask else "ladder--bid-bar")
+            pad, size, total = self._base(), s("ladder--size"), s("ladder--total")
+            if best:
+                hi = s("ladder--best-ask" if ask else "ladder--best-bid", partial=True)
+                pad, price, size, total, bar = hi, price + hi, size + hi, total + hi, bar + hi
+            found = (pad, price, size, total, bar)
+        self._row_styles[key] = found
+        return found
+
+    def _make(self, key: tuple) -> Strip:
+        layout = self._layout
+        assert layout is not None
+        kind = key[0]
+        width = layout.width
+        if kind == "a" or kind == "B":
+            return self._level_strip(key, layout)
+        if kind == "b":
+            return Strip.blank(width, self._base())
+        if kind == "h":
+            return self._header_strip(key[1], key[2], key[3], layout)
+        if kind == "s":
+            return self._spread_strip(key[1], key[2], layout)
+        if kind == "n":
+            return _centered(f" {key[2]} ", width, self._style("ladder--banner-down" if key[1] else "ladder--banner"))
+        if kind == "t":
+            return _centered(key[1], width, self._style("ladder--message-title"))
+        return _centered(key[1], width, self._style("ladder--message"))
+
+    def _level_strip(self, key: tuple, layout: Layout) -> Strip:
+        kind, price, qty, cum, eighths, best, stale = key
+        pad, price_st, size_st, total_st, bar_st = self._styles_for(kind, best, stale)
+        price_txt = self._price_txt.get(price)
+        if price_txt is None:
+            price_txt = self._price_txt[price] = units(price, layout.price_decimals, True).rjust(layout.price_w)
+        qdec = layout.qty_decimals
+        size_txt = units(qty, qdec).rjust(layout.size_w)
+        total_txt = units(cum, qdec).rjust(layout.total_w)
+        segments = [
+            Segment(" ", pad),
+            Segment(price_txt, price_st),
+            Segment(size_txt, size_st),
+            Segment(total_txt, total_st),
+        ]
+        used = 1 + len(price_txt) + len(size_txt) + len(total_txt)
+        if layout.bar_w:
+            full, part = divmod(eighths, 8)
+            bar = "█" * full + _EIGHTHS[part]
+            segments.append(Segment("  ", pad))
+            segments.append(Segment(bar, bar_st))
+            used += 2 + len(bar)
+        if used < layout.width:
+            segments.append(Segment(" " * (layout.width - used), pad))
+            used = layout.width
+        strip = Strip(segments, used)
+        return strip.crop(0, layout.width) if used > layout.width else strip
+
+    def _header_strip(self, mode: str, base: str, quote: str, layout: Layout) -> Strip:
+        def head(word: str, unit: str, width: int) -> str:
+            text = f"{word} {unit}" if unit and len(word) + len(unit) + 2 <= width else word
+            return text.rjust(width)
+
+        text = " " + head("Price", quote, layout.price_w) + head("Size", base, layout.size_w)
+        text += head("Total", base, layout.total_w)
+        style = self._style("ladder--header")
+        segments = [Segment(text, style)]
+        if layout.bar_w:
+            segments.append(Segment("  Depth (cumulative)" if layout.bar_w >= 18 else "  Depth", style))
+        strip = Strip(segments)
+        if mode != "live":
+            tag = " FROZEN " if mode == "frozen" else " NOT LIVE "
+            tag_name = {"frozen": "ladder--frozen", "down": "ladder--banner-down"}.get(mode, "ladder--banner")
+            tag_style = self._style(tag_name)
+            room = layout.width - len(tag) - 1
+            strip = Strip.join([strip.crop(0, room).extend_cell_length(room, style), Strip([Segment(tag, tag_style)])])
+        return strip.extend_cell_length(layout.width, style).crop(0, layout.width)
+
+    def _spread_strip(self, spread: int | None, mid2: int, layout: Layout) -> Strip:
+        if spread is None:
+            text = "one side of the book is empty"
+        else:
+            pdec = self._decimals()[0]
+            text = f"spread {units(spread, pdec)} · {bps(spread, mid2)} bps    mid {mid_text(mid2, pdec)}"
+        return _centered(text, layout.width, self._style("ladder--spread"))
+
+
+def _decimals_of(step: int) -> int:
+    """Decimals needed to print multiples of ``step`` (units of 1e-8) exactly."""
+    d = 8
+    while d > 0 and step % 10 == 0:
+        step //= 10
+        d -= 1
+    return d
+
+
+def _centered(text: str, width: int, style: Style) -> Strip:
+    if len(text) > width:
+        text = text[: max(0, width - 1)] + "…"
+    left = (width - len(text)) // 2
+    return Strip([Segment(" " * left + text + " " * (width - left - len(text)), style)], width)

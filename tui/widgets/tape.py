@@ -1,0 +1,186 @@
+"""The trade tape: newest trade on top, one Line-API row per trade, coloured by aggressor.
+
+The session keeps every recent trade in ``session.trades`` (a bounded deque, in order), so the tape
+holds no copy of its own: the listener's ``trade`` only marks the tape dirty, and a paint reads the
+newest rows. Every trade reaches the tape; when trades outpace frames, one paint shows all of them.
+Rows are cached by trade id, so a new trade costs one new strip and the rest are dict lookups.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from itertools import islice
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+from textual.widget import Widget
+
+from engine.events import Trade
+from engine.num import SCALE
+from engine.session import Session
+from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, clock_of, units
+
+_CACHE_MAX = 1024  # more than the tallest tape shows
+
+
+class Tape(Widget):
+    """Time (UTC, from the exchange's trade time), price and size of each trade. ``is_sell`` (the
+    buyer was the maker, so the taker sold) is red with ▼, a taker buy green with ▲."""
+
+    COMPONENT_CLASSES = {  # noqa: RUF012 - Textual reads this class attribute as a set
+        "tape--header",
+        "tape--time",
+        "tape--buy",
+        "tape--sell",
+        "tape--empty",
+        "tape--value",
+    }
+
+    DEFAULT_CSS = """
+    Tape { height: 1fr; }
+    """
+
+    def __init__(
+        self,
+        session: Session | None = None,
+        *,
+        fixed_size: tuple[int, int] | None = None,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.session = session
+        self.fixed_size = fixed_size
+        self.frozen = False
+        self._frozen_trades: list[Trade] = []
+        self._dirty = True
+        self._rows: list[Trade | None] = []
+        self._rows_for: tuple[int, int] = (-1, -1)
+        self._strips: OrderedDict[tuple, Strip] = OrderedDict()
+        self._styles: dict[str, Style] = {}
+        self._decimals = (DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS)
+        self._header: Strip | None = None
+
+    def mark_dirty(self) -> None:
+        """A trade arrived: repaint at the next frame. O(1)."""
+        if not self._dirty:
+            self._dirty = True
+            if self.fixed_size is None:
+                self.refresh()
+
+    def set_frozen(self, frozen: bool) -> None:
+        self.frozen = frozen
+        self._frozen_trades = list(self.session.trades) if frozen and self.session is not None else []
+        self.mark_dirty()
+
+    def reset(self) -> None:
+        self.frozen = False
+        self._frozen_trades = []
+        self._strips.clear()
+        self.mark_dirty()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+        self._strips.clear()
+        self._header = None
+        self._rows_for = (-1, -1)  # rebuild at the next paint (Textual repaints after a style change)
+
+    def _dims(self) -> tuple[int, int]:
+        if self.fixed_size is not None:
+            return self.fixed_size
+        size = self.content_size
+        return size.width, size.height
+
+    def _style(self, name: str) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            try:
+                style = self.rich_style if name == "/base" else self.get_component_rich_style(name)
+            except Exception:  # no app (tests): plain text
+                style = Style.null()
+            self._styles[name] = style
+        return style
+
+    def _rebuild(self, width: int, height: int) -> None:
+        self._dirty = False
+        if self._rows_for[0] != width:
+            self._strips.clear()
+            self._header = None
+        self._rows_for = (width, height)
+        session = self.session
+        info = session.info if session is not None else None
+        decimals = (
+            (info.decimals(info.tick_size), info.decimals(info.step_size))
+            if info
+            else (
+                DEFAULT_PRICE_DECIMALS,
+                DEFAULT_QTY_DECIMALS,
+            )
+        )
+        if decimals != self._decimals:
+            self._decimals = decimals
+            self._strips.clear()
+        source = self._frozen_trades if self.frozen else (session.trades if session is not None else ())
+        self._rows = list(islice(reversed(source), max(0, height - 1)))
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self._dims()
+        if self._dirty or self._rows_for != (width, height):
+            self._rebuild(width, height)
+        if y == 0:
+            if self._header is None:
+                self._header = self._header_strip(width)
+            return self._header
+        if y - 1 >= len(self._rows):
+            if y == 1 and not self._rows:
+                return self._pad(Strip([Segment(" no trades yet", self._style("tape--empty"))]), width)
+            return Strip.blank(width, self._style("/base"))
+        trade = self._rows[y - 1]
+        assert trade is not None
+        key = (trade.trade_id, trade.price_units, trade.qty_units, trade.is_sell, trade.trade_time)
+        strips = self._strips
+        strip = strips.get(key)
+        if strip is None:
+            strip = strips[key] = self._trade_strip(trade, width)
+            if len(strips) > _CACHE_MAX:
+                strips.popitem(last=False)  # the oldest trade: it has scrolled off long ago
+        return strip
+
+    def _columns(self, width: int) -> tuple[int, int, int, int]:
+        """(time, price, size, value) widths. The price column holds the ▲/▼ arrow; time drops its
+        milliseconds and value (price x size, in the quote asset) is left out when room is short."""
+        time_w = 14 if width >= 44 else 10
+        rest = max(20, width - time_w)
+        if rest >= 39:
+            col = min(14, rest // 3)
+            return time_w, col, col, col
+        return time_w, rest - rest // 2, rest // 2, 0
+
+    def _header_strip(self, width: int) -> Strip:
+        tw, pw, sw, vw = self._columns(width)
+        text = " Time (UTC)".ljust(tw) if tw > 10 else " Time".ljust(tw)
+        text += "Price".rjust(pw) + "Size".rjust(sw) + ("Value".rjust(vw) if vw else "")
+        return self._pad(Strip([Segment(text, self._style("tape--header"))]), width)
+
+    def _trade_strip(self, trade: Trade, width: int) -> Strip:
+        tw, pw, sw, vw = self._columns(width)
+        pdec, qdec = self._decimals
+        side = self._style("tape--sell" if trade.is_sell else "tape--buy")
+        stamp = clock_of(trade.trade_time or trade.event_time)
+        stamp = (" " + stamp if tw > 10 else " " + stamp[:8]).ljust(tw)
+        arrow = "▼ " if trade.is_sell else "▲ "
+        segments = [
+            Segment(stamp, self._style("tape--time")),
+            Segment((arrow + units(trade.price_units, pdec, True)).rjust(pw), side),
+            Segment(units(trade.qty_units, qdec).rjust(sw), side),
+        ]
+        if vw:
+            value = trade.price_units * trade.qty_units // SCALE  # exact to 1e-8 of the quote asset
+            segments.append(Segment(units(value, 2, True).rjust(vw), self._style("tape--value")))
+        return self._pad(Strip(segments), width)
+
+    def _pad(self, strip: Strip, width: int) -> Strip:
+        return strip.extend_cell_length(width, self._style("/base")).crop(0, width)
