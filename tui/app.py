@@ -35,7 +35,7 @@ from tui.widgets.tape import Tape
 
 MIN_SPEED = 1 / 64
 MAX_SPEED = 1024.0
-NOTICE_TOAST_GAP = 15.0  # seconds between toasts for repeated error notices (retries repeat them)
+NOTICE_TOAST_GAP = 30.0  # seconds between toasts while error notices keep coming (retries repeat them)
 
 
 class FeedListener(Listener):
@@ -46,6 +46,7 @@ class FeedListener(Listener):
 
     def book_changed(self, session: Session) -> None:
         self.app.ladder.mark_dirty()
+        self.app.market.mark_dirty()
 
     def trade(self, session: Session, trade: Trade) -> None:
         self.app.tape.mark_dirty()
@@ -106,11 +107,11 @@ class ObtuiApp(App[int]):
         self.cursor_blink_enabled = True
         self.exit_message = ""  # printed on stderr by run_app after the terminal is restored
         self.frozen = False
-        self._last_toast: tuple[str, float] = ("", -1e9)
+        self._last_toast = -1e9  # monotonic time of the last error toast
         self.ladder = Ladder(session, clock=monotonic, id="ladder")
         self.tape = Tape(session, id="tape")
         self.header_bar = HeaderBar(id="header")
-        self.market = MarketPanel(id="market")
+        self.market = MarketPanel(lambda: (self.session, self.shown_book()), id="market")
         self.latency_panel = LatencyPanel(id="latency")
         self.sync_panel = SyncPanel(id="sync")
 
@@ -169,16 +170,19 @@ class ObtuiApp(App[int]):
     # -- feed callbacks (via FeedListener) --------------------------------------------------------
 
     def feed_state_changed(self, change: StateChanged) -> None:
+        if change.new is State.SYNCED:
+            self._last_toast = -1e9  # healthy again: the next problem deserves a toast at once
         self.ladder.mark_dirty()
         self.refresh_panels()  # also updates the ladder's border and NOT LIVE marks
 
     def feed_notice(self, text: str, error: bool) -> None:
         if not error:
             return  # shown in the sync panel; a toast per retry would bury the screen
+        # Retries repeat their notice with a new delay each time: one toast per problem (and a
+        # reminder now and then); the sync panel and the ladder show the latest text throughout.
         now = self.monotonic()
-        last_text, last_time = self._last_toast
-        if text != last_text or now - last_time > NOTICE_TOAST_GAP:
-            self._last_toast = (text, now)
+        if now - self._last_toast > NOTICE_TOAST_GAP:
+            self._last_toast = now
             self.notify(text, severity="error", timeout=8)
 
     def feed_symbol_changed(self) -> None:
@@ -208,7 +212,7 @@ class ObtuiApp(App[int]):
         """4 Hz: header and panels rebuild their text; each repaints only if it changed."""
         session = self.session
         self.header_bar.update_from(session, self.frozen, self.monotonic, self.replay_badge())
-        self.market.update_from(session, self.shown_book())
+        self.market.mark_dirty()
         self.latency_panel.update_from(session)
         self.sync_panel.update_from(session, self.monotonic)
         self.ladder.update_chrome()

@@ -391,17 +391,17 @@ class Ladder(Widget):
             return State.CONNECTING, "NOT LIVE — starting", "starting the feed…"
         state = session.sync.state
         reason = session.sync.reason
-        if state is State.DISCONNECTED:
-            retry = countdown(session.retry_at, self.clock())
-            retry_txt = f"retrying {retry}" if retry else "reconnecting"
-            return state, f"NOT LIVE — disconnected · {retry_txt}", f"{reason}\n{retry_txt}"
+        if session.notice_error and session.notice_text:
+            reason = session.notice_text  # says what is wrong and what to do about it
+        retry = countdown(session.retry_at, self.clock())
         if state is State.ERROR:
-            text = session.notice_text or reason
-            return state, f"NOT LIVE — error · {text}", text
+            return state, f"NOT LIVE — error · {reason}", reason
+        if retry:
+            return state, f"NOT LIVE — {state.value} · retrying {retry}", f"{reason}\nretrying {retry}"
         if state in (State.SYNCING, State.RESYNCING):
             wait = f"waiting for a snapshot · {session.sync.buffered} events buffered"
             return state, f"NOT LIVE — {state.value} · {reason}", f"{reason}\n{wait}"
-        return state, f"NOT LIVE — {state.value}", reason
+        return state, f"NOT LIVE — {state.value} · {reason}", reason
 
     # -- building strips (cache misses only) ------------------------------------------------------
 

@@ -141,7 +141,7 @@ class HeaderBar(Panel):
         state = session.sync.state
         t.append("  ● ", self.st(STATE_CLASS[state]))
         label = state.value.upper()
-        if state is State.DISCONNECTED and session.retry_at is not None:
+        if state is not State.SYNCED and session.retry_at is not None:
             label += f" · retry {countdown(session.retry_at, clock())}"
         t.append(label, self.st(STATE_CLASS[state]))
         pdec, _ = decimals_of(session)
@@ -176,9 +176,30 @@ class HeaderBar(Panel):
 
 
 class MarketPanel(Panel):
-    """Spread (absolute and in basis points of the mid), the exact mid, and the best bid and ask."""
+    """Spread (absolute and in basis points of the mid), the exact mid, and the best bid and ask.
 
-    def update_from(self, session: Session | None, book: Book | None) -> None:
+    Drawn from the same book as the ladder in the same frame (the listener marks both dirty), so the
+    two never disagree; ``source`` returns (session, the book the ladder shows as live or None).
+    """
+
+    def __init__(self, source: Callable[[], tuple[Session | None, Book | None]], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.source = source
+        self._dirty = True
+
+    def mark_dirty(self) -> None:
+        """The book changed: rebuild at the next paint. O(1)."""
+        if not self._dirty:
+            self._dirty = True
+            self.refresh()
+
+    def render(self) -> Text:
+        if self._dirty:
+            self._dirty = False
+            self._text = self.build(*self.source())  # not show(): we are painting already
+        return self._text
+
+    def build(self, session: Session | None, book: Book | None) -> Text:
         """``book`` is the book the ladder shows as live (None when there is none known to be right)."""
         pdec, qdec = decimals_of(session)
         compact = self.content_size.height < 4
@@ -188,8 +209,7 @@ class MarketPanel(Panel):
             items: list[tuple[str, Text | str]] = [("Spread", "—"), ("Mid", "—")]
             if not compact:
                 items += [("Bid", "—"), ("Ask", "—")]
-            self.show(self.grid(items, 1))
-            return
+            return self.grid(items, 1)
         spread = ask.price - bid.price
         mid2 = ask.price + bid.price
         items = [
@@ -199,7 +219,7 @@ class MarketPanel(Panel):
         if not compact:
             for label, lv, style in (("Bid", bid, "panel--up"), ("Ask", ask, "panel--down")):
                 items.append((label, Text(f"{units(lv.price, pdec, True)} × {units(lv.qty, qdec)}", self.st(style))))
-        self.show(self.grid(items, 1))
+        return self.grid(items, 1)
 
 
 class LatencyPanel(Panel):
@@ -243,11 +263,11 @@ class SyncPanel(Panel):
         reason = sync.reason
         if state is not State.SYNCED and session.notice_text:
             reason = session.notice_text
-        if state is State.DISCONNECTED and session.retry_at is not None:
+        if state is not State.SYNCED and session.retry_at is not None:
             reason += f" · retry {countdown(session.retry_at, clock())}"
         uid = sync.last_update_id
         check = session.check
-        verified = Text(f"{check.ok} ✓", self.st("panel--good") if check.ok else self.st("panel--value"))
+        verified = Text(f"{check.ok} ✓", self.st("panel--good")) if check.ok else Text("0", self.st("panel--value"))
         mismatches = Text(str(check.mismatches), self.st("panel--bad") if check.mismatches else self.st("panel--value"))
         rate = f"{session.events_per_second():.1f}"
         width = self.inner_width()
