@@ -337,7 +337,19 @@ class LiveSession(Session):
                     timeout=max(0.0, deadline - loop.time()),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                if self._handover in done:
+                handover = self._handover
+                failed = handover in done and not handover.cancelled() and handover.exception()
+                if isinstance(failed, (OSError, TimeoutError, websockets.InvalidHandshake)):
+                    # No new connection: this one still feeds the book, so stay on it until the server
+                    # closes it (then the usual reconnect with backoff follows).
+                    self._handover = None
+                    self.notice(
+                        f"could not open a new connection ({failed}); staying on this one until the server closes it",
+                        error=True,
+                    )
+                    if recv not in done:
+                        done, _ = await asyncio.wait({recv}, timeout=max(0.0, deadline - loop.time()))
+                elif handover in done:
                     recv.cancel()
                     return "handover"
                 if recv not in done:
