@@ -1,0 +1,932 @@
+"""Every fault of the simulated exchange against the live client, over real loopback sockets.
+
+Each test runs ``LiveSession`` in-process with a capturing listener (or ``obtui btcusdt --ndjson`` as a
+subprocess) against a ``SimServer`` in this process, injects one fault (in-process or over HTTP
+``/sim/fault``) and checks four things:
+
+1. every book the client produced equals the simulator's true book at its update id: the top ``N``
+   levels a side, compared exactly with ``sim.market.book_at(symbol, u)`` at the moment it was produced;
+2. the fault was noticed: a state change, a counter, a re-snapshot, a notice;
+3. no Retry-After was broken (``sim.rest_calls`` has no ``early`` call) and the weight budget held;
+4. the client ends cleanly: the run task ends by cancellation and closes its connections; the CLI
+   exits on SIGTERM/SIGINT without a traceback.
+
+The market runs at ``SPEED`` times real time (about 100 depth events a second) and reconnects use a
+short ``Backoff``, so the whole file takes well under a minute. Waits poll a condition with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import itertools
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from engine.binance import Backoff, LiveSession, UnknownSymbol
+from engine.session import Listener, Session
+from engine.sim.market import Market
+from engine.sim.server import MALFORMED_KINDS, SimServer
+from engine.sync import State, StateChanged
+
+ROOT = Path(__file__).resolve().parents[2]
+SYMBOL = "BTCUSDT"
+N = 10  # levels a side compared with the simulator's book
+SPEED = 10.0  # simulated seconds per wall second: 100 depth events a second
+DEPTH = "/api/v3/depth"
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+async def until(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Poll ``cond`` every 10 ms; fail with ``what`` after ``timeout`` seconds."""
+
+    async def poll() -> None:
+        while not cond():
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+
+
+# --------------------------------------------------------------------------- the simulator
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimServer]:
+    server = SimServer(seed=5, speed=0, symbols=[SYMBOL])
+    async with server as s:
+        await s.advance(100)  # a history, so a stale snapshot can be older than a fresh stream
+        s.speed = SPEED
+        yield s
+
+
+@pytest.fixture
+async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
+    """Whatever reaches the loop's exception handler (a task that failed and nobody awaited)."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    yield errors
+    loop.set_exception_handler(None)
+
+
+def journal(sim: SimServer, what: str) -> list[Any]:
+    return [j for j in sim.journal if j.what == what]
+
+
+def depth_calls(sim: SimServer) -> list[Any]:
+    return [c for c in sim.rest_calls if c.path == DEPTH]
+
+
+def assert_rest_rules(sim: SimServer) -> None:
+    """No request before an earlier Retry-After ran out; no 429 the client earned itself; weight held."""
+    calls = [c for c in sim.rest_calls if not c.path.startswith("/sim/")]
+    assert calls, "no REST call at all"
+    early = [c for c in calls if c.early]
+    assert not early, f"Retry-After broken: {early}"
+    assert all(c.status != 429 or c.fault for c in calls), "the client ran over the weight limit"
+    assert max(c.used_weight for c in calls) <= sim.weight_limit
+
+
+def true_top(market: Market, update_id: int) -> tuple[list[list[str]], list[list[str]]]:
+    bids, asks = market.book_at(SYMBOL, update_id)
+    return bids[:N], asks[:N]
+
+
+# --------------------------------------------------------------------------- the library
+
+
+@dataclass(slots=True)
+class Seen:
+    """A state change, with what the session showed at that moment."""
+
+    t: float
+    change: StateChanged
+    retry_at: float | None
+    applied: int  # stats.events_applied (a sync applies the buffered events first)
+
+
+class Capture(Listener):
+    """Checks every book the session produces against the simulator's book at the same id, at once."""
+
+    def __init__(self, market: Market) -> None:
+        self.market = market
+        self.books = 0
+        self.ids: list[int] = []
+        self.mismatches: list[str] = []
+        self.states: list[Seen] = []
+        self.notices: list[tuple[str, bool, float | None]] = []
+
+    def book_changed(self, session: Session) -> None:
+        sync = session.sync
+        uid = sync.last_update_id
+        if sync.state is not State.SYNCED or uid is None:
+            self.mismatches.append(f"a book while {sync.state}")
+            return
+        bids = [[lv.price_str, lv.qty_str] for lv in sync.book.bids(N)]
+        asks = [[lv.price_str, lv.qty_str] for lv in sync.book.asks(N)]
+        try:
+            want = true_top(self.market, uid)
+        except KeyError as e:
+            self.mismatches.append(f"update id {uid} is not in the simulator's history: {e}")
+            return
+        if (bids, asks) != want:
+            self.mismatches.append(f"book at {uid}: {bids[:2]} / {asks[:2]} != {want[0][:2]} / {want[1][:2]}")
+        self.books += 1
+        self.ids.append(uid)
+
+    def state_changed(self, session: Session, change: StateChanged) -> None:
+        self.states.append(Seen(time.monotonic(), change, session.retry_at, session.sync.stats.events_applied))
+
+    def notice(self, session: Session, text: str, error: bool = False) -> None:
+        self.notices.append((text, error, session.retry_at))
+
+    def states_since(self, mark: Mark) -> list[State]:
+        return [s.change.new for s in self.states[mark.states :]]
+
+    def notices_since(self, mark: Mark) -> list[str]:
+        return [text for text, _, _ in self.notices[mark.notices :]]
+
+
+@dataclass(slots=True)
+class Mark:
+    """Counters at one moment, to measure what a fault cost."""
+
+    stats: dict[str, int]
+    books: int
+    states: int
+    notices: int
+    connections: int  # the session's own count of connections it opened
+    opens: int  # connections the simulator saw opened
+    depth_calls: int
+    t: float
+
+    def delta(self, live: Live, key: str) -> int:
+        return live.session.sync.stats.as_dict()[key] - self.stats[key]
+
+
+class Live:
+    """A ``LiveSession`` on the simulator, run as a task; ``async with`` cancels it."""
+
+    def __init__(self, sim: SimServer, symbol: str = "btcusdt", **kw: Any) -> None:
+        self.sim = sim
+        self.cap = Capture(sim.market)
+        kw.setdefault("backoff", Backoff(base=0.05, cap=0.5))
+        self.session = LiveSession(symbol, sim.ws_url, sim.rest_url, self.cap, **kw)
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Live:
+        self.task = asyncio.create_task(self.session.run())
+        return self
+
+    async def __aexit__(self, exc_type: object, *_: object) -> None:
+        if self.task is None:
+            return  # stopped by the test
+        if exc_type is None:
+            await self.stop()
+        else:  # the test failed already: clean up without hiding its error
+            self.task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self.task, 5)
+
+    def mark(self) -> Mark:
+        s = self.session
+        return Mark(
+            s.sync.stats.as_dict(),
+            self.cap.books,
+            len(self.cap.states),
+            len(self.cap.notices),
+            s.connections,
+            len(journal(self.sim, "open")),
+            len(depth_calls(self.sim)),
+            time.monotonic(),
+        )
+
+    async def until(self, cond: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+        """``until``, but a run task that ended (crashed) fails the wait at once."""
+        task = self.task
+        assert task is not None
+
+        def check() -> bool:
+            if task.done():
+                raise AssertionError(f"the session ended while waiting for {what}: {task!r}")
+            return cond()
+
+        await until(check, what, timeout)
+
+    async def synced(self, since: Mark | None = None, books: int = 5, timeout: float = 10.0) -> None:
+        """Wait until synced with at least ``books`` more checked books than at ``since``."""
+        base = since.books if since is not None else 0
+        await self.until(
+            lambda: self.session.state is State.SYNCED and self.cap.books >= base + books,
+            f"a synced book ({books} after mark)",
+            timeout,
+        )
+
+    async def stop(self) -> None:
+        """Cancel the run task: it must end by that cancellation alone and close what it opened."""
+        task, self.task = self.task, None
+        assert task is not None
+        assert not task.done(), f"the session ended on its own: {task!r}"
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+        assert task.cancelled()
+        await until(lambda: not self.sim.connections, "the client to close its connections", 5)
+        assert self.session.rest._client.is_closed
+
+    def check_books(self) -> None:
+        cap = self.cap
+        assert not cap.mismatches, cap.mismatches[:5]
+        assert cap.books > 0
+        # Across gaps and reconnects the book only ever moves forward in update ids.
+        assert all(b > a for a, b in itertools.pairwise(cap.ids))
+        assert self.session.check.mismatches == 0, self.session.check.last_mismatch
+
+
+def finish(live: Live, loop_errors: list[dict[str, Any]]) -> None:
+    """The checks every library test ends with (after ``stop``)."""
+    live.check_books()
+    assert_rest_rules(live.sim)
+    gc.collect()  # a failed task nobody awaited reports itself when collected
+    assert not loop_errors, loop_errors
+
+
+# --------------------------------------------------------------------------- gap
+
+
+@pytest.mark.parametrize("n", [1, 30])
+async def test_gap_resyncs_with_one_snapshot_on_the_same_connection(sim, loop_errors, n: int) -> None:
+    async with Live(sim) as live:
+        await live.synced()
+        conns = [c.id for c in sim.connections]
+        m = live.mark()
+        sim.faults.drop_depth(n)
+        await live.until(lambda: live.session.sync.stats.gaps == 1, "the gap")
+        await live.synced(m)
+        assert live.cap.states_since(m) == [State.RESYNCING, State.SYNCED]
+        assert live.cap.states[m.states].change.reason.startswith("gap: expected update")
+        assert m.delta(live, "snapshot_requests") == 1
+        assert m.delta(live, "snapshots") == 1
+        assert len(depth_calls(sim)) - m.depth_calls == 1  # one round trip
+        assert [c.id for c in sim.connections] == conns  # on the same connection
+        assert len(journal(sim, "open")) == m.opens and live.session.connections == m.connections == 1
+        assert m.delta(live, "reconnects") == 0 and m.delta(live, "disconnects") == 0
+        await live.stop()
+    finish(live, loop_errors)
+
+
+# --------------------------------------------------------------------------- disconnect
+
+
+@pytest.mark.parametrize(
+    ("code", "after"),
+    [(None, 0), (1000, 0), (1011, 0), (4000, 3)],
+    ids=["tcp-cut", "close-1000", "close-1011", "close-4000-after-3-events"],
+)
+async def test_disconnect_reconnects_and_resyncs(sim, loop_errors, code: int | None, after: int) -> None:
+    async with Live(sim) as live:
+        await live.synced()
+        (old,) = sim.connections
+        m = live.mark()
+        sim.faults.disconnect(old, after_depth=after, code=code)
+        await live.until(lambda: live.session.sync.stats.reconnects == 1, "the reconnect")
+        await live.synced(m)
+        states = live.cap.states_since(m)
+        assert states == [State.DISCONNECTED, State.CONNECTING, State.RESYNCING, State.SYNCED]
+        lost = live.cap.states[m.states]
+        assert lost.retry_at is not None, "a retry countdown while disconnected"
+        expected = "no close frame" if code is None else str(code)
+        assert lost.change.reason.startswith(f"connection closed ({expected})")
+        assert m.delta(live, "disconnects") == 1 and m.delta(live, "snapshot_requests") == 1
+        assert live.session.connections == 2 and len(journal(sim, "open")) == 2
+        (new,) = sim.connections
+        assert new.id != old.id and not old.open
+        await live.stop()
+    finish(live, loop_errors)
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+async def test_stale_snapshot_at_start_is_fetched_again(sim, loop_errors) -> None:
+    sim.faults.stale_snapshot(count=1, behind=50)
+    async with Live(sim) as live:
+        await live.synced()
+        stats = live.session.sync.stats
+        assert stats.snapshots_too_old == 1 and stats.snapshots == 1 and stats.snapshot_requests == 2
+        calls = depth_calls(sim)
+        assert len(calls) == 2 and calls[0].fault.startswith("stale:") and calls[1].fault is None
+        assert [s.change.new for s in live.cap.states] == [State.SYNCING, State.SYNCED]
+        assert any("older than the stream" in t for t, _, _ in live.cap.notices)
+        await live.stop()
+    finish(live, loop_errors)
+
+
+async def test_stale_snapshot_after_a_gap_is_fetched_again_on_the_same_connection(sim, loop_errors) -> None:
+    async with Live(sim) as live:
+        await live.synced()
+        m = live.mark()
+        sim.faults.stale_snapshot(count=1, behind=60)
+        sim.faults.drop_depth(1)
+        await live.until(lambda: m.delta(live, "snapshots_too_old") == 1, "the stale snapshot")
+        await live.synced(m)
+        assert live.cap.states_since(m) == [State.RESYNCING, State.SYNCED]
+        assert m.delta(live, "snapshot_requests") == 2 and m.delta(live, "snapshots") == 1
+        assert len(depth_calls(sim)) - m.depth_calls == 2
+        assert live.session.connections == 1 and len(journal(sim, "open")) == 1
+        await live.stop()
+    finish(live, loop_errors)
+
+
+@pytest.mark.parametrize("when", ["start", "gap"])
+async def test_slow_snapshot_buffers_the_stream_then_syncs(sim, loop_errors, when: str) -> None:
+    delay = 0.6
+    async with Live(sim) as live:
+        if when == "start":
+            sim.faults.slow_snapshot(delay)
+            m = live.mark()
+        else:
+            await live.synced()
+            m = live.mark()
+            sim.faults.slow_snapshot(delay)
+            sim.faults.drop_depth(1)
+        await live.synced(m)
+        (call,) = depth_calls(sim)[m.depth_calls :]
+        assert call.fault == f"slow:{delay}" and call.done - call.t >= delay
+        waited, synced = live.cap.states[m.states], live.cap.states[m.states + 1]
+        assert synced.change.new is State.SYNCED
+        assert synced.t - waited.t >= delay
+        # The snapshot was taken when asked for; the ~60 events that came meanwhile were applied on it.
+        assert synced.applied - waited.applied >= 20
+        assert live.session.sync.stats.dropped_at_snapshot >= 1
+        assert m.delta(live, "snapshot_requests") == 1
+        await live.stop()
+    finish(live, loop_errors)
+
+
+async def test_snapshot_in_flight_when_the_connection_drops_is_not_used(sim, loop_errors) -> None:
+    """A slow snapshot asked for on one connection arrives after the next one opened: too old, fetched again."""
+    async with Live(sim) as live:
+        await live.synced()
+        m = live.mark()
+        sim.faults.slow_snapshot(0.6)
+        sim.faults.drop_depth(1)
+        # The simulator takes the slow fault (and the snapshot) when the request arrives.
+        await live.until(lambda: not sim.faults.pending()["slow"], "the snapshot to be taken")
+        sim.faults.disconnect()
+        await live.synced(m)
+        assert live.cap.states_since(m) == [
+            State.RESYNCING, State.DISCONNECTED, State.CONNECTING, State.RESYNCING, State.SYNCED,
+        ]  # fmt: skip
+        assert m.delta(live, "snapshots_too_old") == 1 and m.delta(live, "snapshots") == 1
+        assert m.delta(live, "reconnects") == 1
+        await live.stop()
+    finish(live, loop_errors)
+
+
+# --------------------------------------------------------------------------- REST errors
+
+
+async def _rest_fault_during_resync(sim: SimServer, live: Live, inject: Callable[[], None]) -> Mark:
+    """Inject a REST fault, open a gap, and wait until the resync is done."""
+    await live.synced()
+    m = live.mark()
+    inject()
+    sim.faults.drop_depth(1)
+    await live.synced(m)
+    assert live.cap.states_since(m) == [State.RESYNCING, State.SYNCED]
+    assert m.delta(live, "snapshot_requests") == 1 and m.delta(live, "snapshots") == 1
+    assert live.session.connections == 1
+    return m
+
+
+@pytest.mark.parametrize("status", [429, 418])
+async def test_retry_after_is_honoured_on_a_snapshot(sim, loop_errors, status: int) -> None:
+    async with Live(sim) as live:
+        m = await _rest_fault_during_resync(
+            sim, live, lambda: sim.faults.rest_error(status, count=1, retry_after=1, path=DEPTH)
+        )
+        refused, ok = depth_calls(sim)[m.depth_calls :]
+        assert (refused.status, refused.retry_after, ok.status) == (status, 1, 200)
+        assert ok.t - refused.t >= 1.0 and not ok.early
+        notice = [n for n in live.cap.notices[m.notices :] if f"HTTP {status}" in n[0]]
+        assert len(notice) == 1 and notice[0][1] and notice[0][2] is not None  # an error, with a countdown
+        assert ("IP banned" if status == 418 else "rate limited") in notice[0][0]
+        await live.stop()
+    finish(live, loop_errors)
+
+
+@pytest.mark.parametrize("status", [429, 418])
+async def test_retry_after_is_honoured_when_checking_the_symbol(sim, loop_errors, status: int) -> None:
+    sim.faults.rest_error(status, count=1, retry_after=1, path="/api/v3/exchangeInfo")
+    async with Live(sim) as live:
+        await live.synced()
+        refused, ok = [c for c in sim.rest_calls if c.path == "/api/v3/exchangeInfo"]
+        assert (refused.status, ok.status) == (status, 200)
+        assert ok.t - refused.t >= 1.0
+        assert any(f"HTTP {status}" in t and err for t, err, _ in live.cap.notices)
+        await live.stop()
+    finish(live, loop_errors)
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_server_errors_back_off_and_retry(sim, loop_errors, status: int) -> None:
+    async with Live(sim) as live:
+        m = await _rest_fault_during_resync(
+            sim, live, lambda: sim.faults.server_error(count=2, status=status, path=DEPTH)
+        )
+        calls = depth_calls(sim)[m.depth_calls :]
+        assert [c.status for c in calls] == [status, status, 200]
+        assert calls[1].t - calls[0].t >= 0.2 and calls[2].t - calls[1].t >= 0.2  # backed off, not hammered
+        assert sum(f"server error (HTTP {status})" in t for t in live.cap.notices_since(m)) == 2
+        await live.stop()
+    finish(live, loop_errors)
+
+
+# --------------------------------------------------------------------------- malformed frames
+
+
+@pytest.mark.parametrize("kind", MALFORMED_KINDS)
+async def test_malformed_frame_is_counted_and_costs_nothing(sim, loop_errors, kind: str) -> None:
+    async with Live(sim) as live:
+        await live.synced()
+        m = live.mark()
+        sim.faults.malformed(kind)  # type: ignore[arg-type]
+        await live.until(lambda: m.delta(live, "rejects") == 1, f"the {kind} frame to be rejected")
+        assert live.session.sync.last_reject
+        await live.synced(m, books=20)
+        assert live.cap.states_since(m) == []  # never left synced
+        for key in ("gaps", "snapshot_requests", "reconnects", "crossed"):
+            assert m.delta(live, key) == 0, key
+        assert live.session.connections == 1 and len(journal(sim, "open")) == 1
+        await live.stop()
+    finish(live, loop_errors)
+
+
+# --------------------------------------------------------------------------- serverShutdown
+
+
+async def test_server_shutdown_opens_the_new_connection_first_and_resyncs_on_it(sim, loop_errors) -> None:
+    async with Live(sim) as live:
+        await live.synced()
+        (old,) = sim.connections
+        m = live.mark()
+        sim.faults.server_shutdown(old, grace=1.0)
+        await live.until(lambda: live.session.handovers == 1, "the handover")
+        await live.until(lambda: not old.open, "the old connection to close")
+        await live.synced(m)
+        (new,) = sim.connections
+        entries = list(sim.journal)
+        opened = next(i for i, j in enumerate(entries) if j.what == "open" and j.conn == new.id)
+        closed = next(i for i, j in enumerate(entries) if j.what == "closed" and j.conn == old.id)
+        assert opened < closed, "the new connection must be open before the old one closes"
+        # The client closed the old one itself, before the server's grace ran out.
+        assert entries[closed].detail["code"] == 1000 and entries[closed].t - m.t < 1.0
+        # Never disconnected: straight to a full resync on the new connection.
+        assert live.cap.states_since(m) == [State.RESYNCING, State.SYNCED]
+        assert live.cap.states[m.states].change.reason == "reconnected: full resync"
+        assert m.delta(live, "reconnects") == 1 and m.delta(live, "disconnects") == 0
+        assert m.delta(live, "snapshot_requests") == 1
+        assert live.session.connections == 2
+        assert new.depth_sent > 0
+        assert any("server shutting this connection down" in t for t in live.cap.notices_since(m))
+        await live.stop()
+    finish(live, loop_errors)
+
+
+async def test_server_shutdown_when_no_new_connection_opens_keeps_the_old_one(sim, loop_errors) -> None:
+    """The handover fails (dead network): the old connection keeps the book synced until the server closes it."""
+    async with Live(sim) as live:
+        await live.synced()
+        (old,) = sim.connections
+        m = live.mark()
+        sim.faults.reject_connections(30)
+        sim.faults.server_shutdown(old, grace=1.0)
+        await live.until(lambda: any("could not open" in t for t in live.cap.notices_since(m)), "the failed handover")
+        failed = live.mark()
+        await live.synced(failed, books=20)  # still synced, still fed by the old connection
+        assert live.cap.states_since(m) == [] and old.open
+        await live.until(lambda: not old.open, "the server to close the old connection")
+        await live.until(lambda: live.session.state is not State.SYNCED, "the close to be noticed")
+        lost = live.cap.states[m.states]
+        assert lost.change.new is State.DISCONNECTED and lost.t - m.t >= 0.9
+        assert lost.change.reason.startswith("connection closed (1001)")
+        assert journal(sim, "closed")[-1].detail["code"] == 1001  # closed by the server, when it said it would
+        await live.until(lambda: len(journal(sim, "rejected")) >= 2, "a refused reconnect")
+        sim.faults.accept_connections()
+        await live.synced(m)
+        assert_outage_states(live.cap.states[m.states :])
+        assert live.session.handovers == 1 and m.delta(live, "disconnects") == 1
+        await live.stop()
+    finish(live, loop_errors)
+
+
+# --------------------------------------------------------------------------- unknown symbol
+
+
+async def test_unknown_symbol_fails_fast_without_connecting(sim, loop_errors) -> None:
+    cap = Capture(sim.market)
+    session = LiveSession("nosuchcoin", sim.ws_url, sim.rest_url, cap, backoff=Backoff(0.05, 0.5))
+    t0 = time.monotonic()
+    with pytest.raises(UnknownSymbol):
+        await asyncio.wait_for(session.run(), 5)
+    assert time.monotonic() - t0 < 3
+    assert session.state is State.ERROR
+    assert [s.change.new for s in cap.states] == [State.ERROR]
+    assert len(cap.notices) == 1 and "NOSUCHCOIN" in cap.notices[0][0] and cap.notices[0][1]
+    assert not journal(sim, "open")  # no WebSocket for a symbol that does not exist
+    (call,) = list(sim.rest_calls)
+    assert (call.path, call.status, call.params) == ("/api/v3/exchangeInfo", 400, {"symbol": "NOSUCHCOIN"})
+    assert session.rest._client.is_closed
+    assert cap.books == 0
+    assert_rest_rules(sim)
+    gc.collect()
+    assert not loop_errors, loop_errors
+
+
+# --------------------------------------------------------------------------- silence
+
+
+async def test_silence_is_a_dead_connection(sim, loop_errors) -> None:
+    async with Live(sim, silence_timeout=1.0) as live:
+        await live.synced()
+        (old,) = sim.connections
+        m = live.mark()
+        sim.faults.silence(old)  # until the connection ends
+        await live.until(lambda: live.session.state is State.DISCONNECTED, "the silence to be noticed", 5)
+        lost = live.cap.states[m.states]
+        assert lost.change.reason.startswith("no depth event for 1s")
+        assert lost.t - m.t >= 0.9 and lost.retry_at is not None
+        await live.synced(m)
+        assert live.cap.states_since(m) == [State.DISCONNECTED, State.CONNECTING, State.RESYNCING, State.SYNCED]
+        assert m.delta(live, "disconnects") == 1 and m.delta(live, "reconnects") == 1
+        assert live.session.connections == 2
+        await live.until(lambda: not old.open, "the client to close the silent connection", 5)
+        assert old.frames_silenced > 0
+        await live.stop()
+    finish(live, loop_errors)
+
+
+# --------------------------------------------------------------------------- dead network
+
+
+def assert_outage_states(states: list[Seen]) -> None:
+    """disconnected, then connecting/disconnected while the network is dead, then a resync."""
+    names = [s.change.new for s in states]
+    assert names[0] is State.DISCONNECTED
+    assert names[-3:] == [State.CONNECTING, State.RESYNCING, State.SYNCED], names
+    middle = names[:-2]
+    assert all(
+        a is State.DISCONNECTED and b is State.CONNECTING for a, b in zip(middle[::2], middle[1::2], strict=True)
+    ), names
+    assert len(middle) >= 4, f"at least one failed attempt while the network was dead: {names}"
+    now = time.monotonic()
+    for s in states:
+        if s.change.new is State.DISCONNECTED:
+            assert s.retry_at is not None and s.t <= s.retry_at <= now, "a retry countdown while disconnected"
+            assert "retrying in" in s.change.reason or "reconnecting in" in s.change.reason
+
+
+async def test_dead_network_retries_with_backoff_then_resyncs(sim, loop_errors) -> None:
+    async with Live(sim) as live:
+        await live.synced()
+        m = live.mark()
+        sim.faults.reject_connections(30)
+        sim.faults.disconnect()  # the network died under the open connection too
+        await live.until(lambda: len(journal(sim, "rejected")) >= 3, "three refused attempts")
+        assert live.session.state in (State.DISCONNECTED, State.CONNECTING)
+        await live.until(lambda: live.session.retry_at is not None, "a retry countdown")
+        assert live.session.retry_at > time.monotonic() - 0.05
+        sim.faults.accept_connections()
+        await live.synced(m)
+        assert_outage_states(live.cap.states[m.states :])
+        rejected = [j.t for j in journal(sim, "rejected")]
+        assert all(b - a >= 0.02 for a, b in itertools.pairwise(rejected))  # backoff, not a spin
+        assert any("check the network or --ws-url" in t for t in live.cap.notices_since(m))
+        assert m.delta(live, "disconnects") == 1 and m.delta(live, "reconnects") == 1
+        assert m.delta(live, "snapshot_requests") == 1
+        await live.until(lambda: live.session.backoff.failures == 0, "the backoff to reset once healthy")
+        await live.stop()
+    finish(live, loop_errors)
+
+
+async def test_dead_network_that_hangs_times_out_and_retries(sim, loop_errors) -> None:
+    async with Live(sim, open_timeout=0.3) as live:
+        await live.synced()
+        m = live.mark()
+        sim.faults.reject_connections(1.2, mode="hang")  # ends by itself
+        sim.faults.disconnect()
+        await live.synced(m)
+        assert_outage_states(live.cap.states[m.states :])
+        assert any("cannot connect" in t for t in live.cap.notices_since(m))
+        assert m.delta(live, "disconnects") == 1 and m.delta(live, "reconnects") == 1
+        assert time.monotonic() - m.t >= 1.2
+        await live.stop()
+    finish(live, loop_errors)
+
+
+async def test_rest_unreachable_at_start(sim, loop_errors) -> None:
+    sim.faults.reject_connections(30)
+    async with Live(sim) as live:
+        await live.until(lambda: len(journal(sim, "rejected")) >= 2, "two refused REST attempts")
+        assert live.session.retry_at is not None
+        text, error, retry_at = live.cap.notices[0]
+        assert error and retry_at is not None
+        assert "cannot reach" in text and "--rest-url" in text
+        assert live.session.state is State.CONNECTING and live.cap.books == 0
+        assert not journal(sim, "open")
+        sim.faults.accept_connections()
+        await live.synced()
+        assert live.session.retry_at is None
+        assert [s.change.new for s in live.cap.states] == [State.SYNCING, State.SYNCED]
+        assert live.session.connections == 1 and live.session.sync.stats.reconnects == 0
+        await live.stop()
+    finish(live, loop_errors)
+
+
+async def test_rest_unreachable_during_a_resync_keeps_the_connection(sim, loop_errors) -> None:
+    async with Live(sim) as live:
+        await live.synced()
+        m = live.mark()
+        sim.faults.reject_connections(30)  # REST opens a connection per call; the stream's stays up
+        sim.faults.drop_depth(1)
+        await live.until(lambda: len(journal(sim, "rejected")) >= 1, "a refused snapshot request")
+        await live.until(lambda: any("cannot reach" in t for t in live.cap.notices_since(m)), "the notice")
+        assert live.session.state is State.RESYNCING
+        sim.faults.accept_connections()
+        await live.synced(m)
+        assert live.cap.states_since(m) == [State.RESYNCING, State.SYNCED]
+        assert m.delta(live, "snapshot_requests") == 1 and m.delta(live, "reconnects") == 0
+        assert live.session.connections == 1 and len(journal(sim, "open")) == 1
+        await live.stop()
+    finish(live, loop_errors)
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+class Cli:
+    """``obtui btcusdt --ndjson --levels N`` on the simulator; every line is checked as it arrives."""
+
+    def __init__(self, sim: SimServer) -> None:
+        self.sim = sim
+        self.lines: list[dict[str, Any]] = []
+        self.err: list[str] = []
+        self.mismatches: list[str] = []
+        self.proc: asyncio.subprocess.Process | None = None
+        self._readers: list[asyncio.Task[None]] = []
+
+    async def start(self, symbol: str = "btcusdt") -> Cli:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tui.cli", symbol, "--ndjson", "--levels", str(N),
+            "--ws-url", self.sim.ws_url, "--rest-url", self.sim.rest_url,
+            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        self._readers = [asyncio.create_task(self._read_out()), asyncio.create_task(self._read_err())]
+        return self
+
+    async def _read_out(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            obj = orjson.loads(line)
+            self.lines.append(obj)
+            if obj["state"] != "synced":
+                if obj["bids"] or obj["asks"] or obj["last_update_id"] is not None:
+                    self.mismatches.append(f"a book in a {obj['state']} line")
+                continue
+            uid = obj["last_update_id"]
+            try:
+                bids, asks = true_top(self.sim.market, uid)
+            except KeyError as e:
+                self.mismatches.append(f"{uid} not in the simulator's history: {e}")
+                continue
+            got = [[[Decimal(p), Decimal(q)] for p, q in side] for side in (obj["bids"], obj["asks"])]
+            want = [[[Decimal(p), Decimal(q)] for p, q in side] for side in (bids, asks)]
+            if got != want:
+                self.mismatches.append(f"line at {uid}: {obj['bids'][:1]} {obj['asks'][:1]} != {bids[:1]} {asks[:1]}")
+
+    async def _read_err(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        while line := await self.proc.stderr.readline():
+            self.err.append(line.decode())
+
+    def states(self, since: int = 0) -> list[str]:
+        """The state of each line from ``since``, runs of the same state collapsed."""
+        out: list[str] = []
+        for obj in self.lines[since:]:
+            if not out or out[-1] != obj["state"]:
+                out.append(obj["state"])
+        return out
+
+    def transitions(self, since: int) -> list[str]:
+        """``states(since)`` without the synced lines written before the fault took effect."""
+        states = self.states(since)
+        return states[1:] if states[:1] == ["synced"] else states
+
+    def synced_since(self, since: int) -> int:
+        return sum(obj["state"] == "synced" for obj in self.lines[since:])
+
+    async def until(self, cond: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+        proc = self.proc
+        assert proc is not None
+
+        def check() -> bool:
+            if proc.returncode is not None:
+                raise AssertionError(f"obtui exited ({proc.returncode}) waiting for {what}: {''.join(self.err)}")
+            return cond()
+
+        await until(check, what, timeout)
+
+    async def synced(self, since: int = 0, lines: int = 5, timeout: float = 15.0) -> None:
+        await self.until(
+            lambda: self.synced_since(since) >= lines and self.lines[-1]["state"] == "synced",
+            f"{lines} synced lines after line {since}",
+            timeout,
+        )
+
+    async def recovered(self, since: int, lines: int = 5, timeout: float = 15.0) -> None:
+        """Wait until the book left synced after line ``since`` and has been synced for ``lines`` lines."""
+
+        def done() -> bool:
+            tail = self.lines[since:]
+            bad = [i for i, obj in enumerate(tail) if obj["state"] != "synced"]
+            return bool(bad) and len(tail) - bad[-1] - 1 >= lines
+
+        await self.until(done, f"a resync after line {since}", timeout)
+
+    async def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signal obtui and wait for it; returns the exit status."""
+        proc = self.proc
+        assert proc is not None and proc.returncode is None
+        proc.send_signal(sig)
+        code = await asyncio.wait_for(proc.wait(), 10)
+        await asyncio.wait_for(asyncio.gather(*self._readers), 5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+
+    def check(self, code: int, expected: int = 128 + signal.SIGTERM) -> None:
+        err = "".join(self.err)
+        assert "Traceback" not in err, err
+        assert code == expected, err
+        assert not self.mismatches, self.mismatches[:5]
+        assert self.synced_since(0) > 0
+        assert self.lines[0]["state"] == "connecting"
+        assert_rest_rules(self.sim)
+
+
+@pytest.fixture
+async def cli(sim: SimServer) -> AsyncIterator[Cli]:
+    c = Cli(sim)
+    try:
+        yield c
+    finally:
+        c.kill()
+        if c.proc is not None:
+            await c.proc.wait()
+
+
+async def sim_fault(sim: SimServer, **params: Any) -> dict[str, Any]:
+    """Inject a fault the way a shell would: ``GET /sim/fault?kind=...``."""
+    async with httpx.AsyncClient(base_url=sim.rest_url) as http:
+        r = await http.get("/sim/fault", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_cli_gap_over_http_one_snapshot_same_connection_and_ctrl_c(sim, cli) -> None:
+    await cli.start()
+    await cli.synced()
+    since, opens, calls = len(cli.lines), len(journal(sim, "open")), len(depth_calls(sim))
+    await sim_fault(sim, kind="gap", n=3)
+    await cli.recovered(since)
+    assert cli.transitions(since) == ["resyncing", "synced"]
+    resync = next(obj for obj in cli.lines[since:] if obj["state"] == "resyncing")
+    assert resync["reason"].startswith("gap")
+    assert cli.lines[-1]["stats"]["gaps"] == 1 and cli.lines[-1]["stats"]["snapshots"] == 2
+    assert len(depth_calls(sim)) - calls == 1 and len(journal(sim, "open")) == opens == 1
+    cli.check(await cli.stop(signal.SIGINT), expected=130)
+
+
+async def test_cli_disconnect_tcp_cut(sim, cli) -> None:
+    await cli.start()
+    await cli.synced()
+    since = len(cli.lines)
+    sim.faults.disconnect()
+    await cli.recovered(since)
+    assert cli.transitions(since) == ["disconnected", "connecting", "resyncing", "synced"]
+    lost = next(obj for obj in cli.lines[since:] if obj["state"] == "disconnected")
+    assert "no close frame" in lost["reason"] and "reconnecting in" in lost["reason"]
+    assert cli.lines[-1]["stats"]["reconnects"] == 1
+    assert len(journal(sim, "open")) == 2
+    cli.check(await cli.stop())
+
+
+async def test_cli_every_malformed_kind_over_http(sim, cli) -> None:
+    await cli.start()
+    await cli.synced()
+    since = len(cli.lines)
+    for i, kind in enumerate(MALFORMED_KINDS, 1):
+        await sim_fault(sim, kind="malformed", what=kind)
+        await cli.until(lambda i=i: cli.lines[-1]["stats"]["rejects"] == i, f"the {kind} frame to be rejected")
+    await cli.synced(since, lines=len(cli.lines) - since + 10)
+    assert cli.transitions(since) == []  # never left synced
+    assert cli.lines[-1]["stats"]["gaps"] == 0 and cli.lines[-1]["stats"]["snapshots"] == 1
+    assert len(journal(sim, "open")) == 1
+    cli.check(await cli.stop())
+
+
+async def test_cli_server_shutdown_over_http(sim, cli) -> None:
+    await cli.start()
+    await cli.synced()
+    since = len(cli.lines)
+    (old,) = sim.connections
+    await sim_fault(sim, kind="shutdown", grace=1.0)
+    await cli.recovered(since)
+    await cli.until(lambda: not old.open, "the old connection to close")
+    assert cli.transitions(since) == ["resyncing", "synced"]  # never disconnected
+    (new,) = sim.connections
+    entries = list(sim.journal)
+    opened = next(i for i, j in enumerate(entries) if j.what == "open" and j.conn == new.id)
+    closed = next(i for i, j in enumerate(entries) if j.what == "closed" and j.conn == old.id)
+    assert opened < closed
+    assert cli.lines[-1]["stats"]["reconnects"] == 1
+    assert any("server shutting this connection down" in line for line in cli.err)
+    cli.check(await cli.stop())
+
+
+async def test_cli_429_over_http_waits_out_retry_after(sim, cli) -> None:
+    await cli.start()
+    await cli.synced()
+    since, calls = len(cli.lines), len(depth_calls(sim))
+    await sim_fault(sim, kind="429", n=1, retry_after=1, path=DEPTH)
+    await sim_fault(sim, kind="gap")
+    await cli.recovered(since)
+    refused, ok = depth_calls(sim)[calls:]
+    assert (refused.status, ok.status) == (429, 200) and ok.t - refused.t >= 1.0
+    assert cli.transitions(since) == ["resyncing", "synced"]
+    assert sum("rate limited (HTTP 429)" in line for line in cli.err) == 1
+    cli.check(await cli.stop())
+
+
+async def test_cli_unknown_symbol_exits_2_with_one_line(sim, cli) -> None:
+    t0 = time.monotonic()
+    await cli.start("nosuchcoin")
+    assert cli.proc is not None
+    code = await asyncio.wait_for(cli.proc.wait(), 10)
+    await asyncio.wait_for(asyncio.gather(*cli._readers), 5)
+    assert time.monotonic() - t0 < 5
+    assert code == 2
+    assert len(cli.err) == 1, cli.err
+    assert "NOSUCHCOIN" in cli.err[0] and "check the spelling" in cli.err[0]
+    assert [obj["state"] for obj in cli.lines] == ["connecting", "error"]
+    assert not journal(sim, "open")
+    assert_rest_rules(sim)
+
+
+async def test_cli_rest_unreachable_at_start(sim, cli) -> None:
+    sim.faults.reject_connections(30)
+    await cli.start()
+    await cli.until(lambda: any("cannot reach" in line for line in cli.err), "the 'cannot reach' notice")
+    assert [obj["state"] for obj in cli.lines] == ["connecting"]
+    assert "--rest-url" in cli.err[0]
+    sim.faults.accept_connections()
+    await cli.synced()
+    assert cli.states() == ["connecting", "syncing", "synced"]
+    cli.check(await cli.stop())
+
+
+async def test_cli_dead_network(sim, cli) -> None:
+    await cli.start()
+    await cli.synced()
+    since = len(cli.lines)
+    # In-process: while it rejects, the simulator refuses /sim/fault too.
+    sim.faults.reject_connections(30)
+    sim.faults.disconnect()
+    await cli.until(lambda: len(journal(sim, "rejected")) >= 1, "a refused reconnect")
+    assert cli.lines[-1]["state"] in ("disconnected", "connecting")
+    sim.faults.accept_connections()
+    await cli.recovered(since)
+    states = cli.transitions(since)
+    assert states[:2] == ["disconnected", "connecting"] and states[-2:] == ["resyncing", "synced"]
+    assert set(states[:-2]) == {"disconnected", "connecting"}
+    assert any("cannot connect" in line for line in cli.err)
+    cli.check(await cli.stop())
