@@ -221,7 +221,7 @@ class LiveSession(Session):
                 delay = backoff.next()
                 text = (
                     f"{what}: cannot reach {self.rest.base_url} ({type(e).__name__}); retrying in "
-                    f"{delay:.0f}s — check the network or --rest-url"
+                    f"{delay:.1f}s — check the network or --rest-url"
                 )
             self.retry_at = time.monotonic() + delay
             self.notice(text, error=True)
@@ -350,6 +350,10 @@ class LiveSession(Session):
                     if recv not in done:
                         done, _ = await asyncio.wait({recv}, timeout=max(0.0, deadline - loop.time()))
                 elif handover in done:
+                    # The book is resynced on the new connection, so a frame that raced it is not needed;
+                    # its outcome is still read so that asyncio does not report it as never retrieved.
+                    if recv.done() and not recv.cancelled():
+                        recv.exception()
                     recv.cancel()
                     return "handover"
                 if recv not in done:
