@@ -31,6 +31,17 @@ async def wait_for(cond, timeout: float = 20.0) -> None:
     await asyncio.wait_for(poll(), timeout)
 
 
+async def run_until(session: LiveSession, update_id: int) -> None:
+    """Run the session until its synced book reaches ``update_id``, then stop it."""
+    task = asyncio.create_task(session.run())
+    try:
+        await wait_for(lambda: session.sync.last_update_id == update_id)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def final_update_id() -> int:
     return max(r.data["u"] for r in read_records(str(BTC)) if r.stream.endswith("@depth@100ms"))
 
@@ -39,13 +50,7 @@ async def test_live_session_matches_every_bookticker_checkpoint() -> None:
     last = final_update_id()
     async with RecordedExchange(BTC, "BTCUSDT") as ex:
         session = LiveSession("btcusdt", ex.ws_url, ex.rest_url)
-        task = asyncio.create_task(session.run())
-        try:
-            await wait_for(lambda: session.sync.last_update_id == last)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await run_until(session, last)
     assert session.check.mismatches == 0, session.check.last_mismatch
     assert session.check.ok >= 560
     assert session.sync.stats.snapshots == 1
@@ -144,13 +149,7 @@ async def test_record_then_replay_reproduces_the_book(tmp_path) -> None:
     recorder = Recorder(str(path))
     async with RecordedExchange(BTC, "BTCUSDT") as ex:
         session = LiveSession("btcusdt", ex.ws_url, ex.rest_url, recorder=recorder)
-        task = asyncio.create_task(session.run())
-        try:
-            await wait_for(lambda: session.sync.last_update_id == last)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await run_until(session, last)
     live_book = session.sync.book.as_dicts()
     # Read before close: a recording must be readable while it is still being written (or after a crash).
     replay = ReplaySession(str(path), "BTCUSDT", speed=None)
