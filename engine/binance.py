@@ -135,7 +135,7 @@ class RestClient:
             with contextlib.suppress(ValueError, AttributeError):
                 body = resp.json()
                 code, msg = body.get("code"), body.get("msg", msg)
-            if code == -1121 or ("symbol" in str(params) and code in (-1100, -1102)):
+            if code == -1121 or ("symbol" in params and code in (-1100, -1102)):
                 raise UnknownSymbol(str(params.get("symbol", "")))
             raise RestError(f"HTTP {resp.status_code} from {self.base_url}{path}: {msg}", resp.status_code)
         return resp
