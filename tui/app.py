@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -30,6 +30,7 @@ from engine.sync import State, StateChanged
 from tui.widgets.help import HelpScreen
 from tui.widgets.ladder import Ladder
 from tui.widgets.panels import HeaderBar, LatencyPanel, MarketPanel, SyncPanel
+from tui.widgets.pump import FramePump
 from tui.widgets.symbol_picker import SymbolPicker
 from tui.widgets.tape import Tape
 
@@ -59,6 +60,31 @@ class FeedListener(Listener):
 
     def symbol_changed(self, session: Session) -> None:
         self.app.feed_symbol_changed()
+
+
+class BookScreen(Screen):
+    """The main screen. Its own class so that its grid (app.tcss) does not apply to modal screens."""
+
+    def __init__(self, app: ObtuiApp) -> None:
+        super().__init__()
+        self.parts = app
+
+    def compose(self) -> ComposeResult:
+        app = self.parts
+        yield app.header_bar
+        # A flat grid (app.tcss): every frame re-composes the widgets under the changed region,
+        # so each container level costs on every book update. The ladder and tape draw no border
+        # of their own (their render_lines skips the style pass); their boxes carry border and title.
+        with Vertical(id="ladder-box") as box:
+            app.ladder.frame = box
+            yield app.ladder
+        yield app.market
+        yield app.latency_panel
+        yield app.sync_panel
+        with Vertical(id="tape-box") as tape_box:
+            tape_box.border_title = "Trades"
+            yield app.tape
+        yield Footer()
 
 
 class ObtuiApp(App[int]):
@@ -97,6 +123,7 @@ class ObtuiApp(App[int]):
         monotonic: Callable[[], float] = time.monotonic,
         panel_interval: float = 0.25,
         badge: str = "",
+        max_fps: float | None = 10.0,
     ) -> None:
         super().__init__()
         self.session = session
@@ -114,26 +141,20 @@ class ObtuiApp(App[int]):
         self.market = MarketPanel(lambda: (self.session, self.shown_book()), id="market")
         self.latency_panel = LatencyPanel(id="latency")
         self.sync_panel = SyncPanel(id="sync")
+        # One frame for everything that changed: see tui/widgets/pump.py. None: no cap (tests).
+        self.pump = FramePump(max_fps)
+        for widget in (self.ladder, self.tape, self.header_bar, self.market, self.latency_panel, self.sync_panel):
+            widget.pump = self.pump
 
     # -- building ---------------------------------------------------------------------------------
 
-    def compose(self) -> ComposeResult:
-        yield self.header_bar
-        with Horizontal(id="body"):
-            yield self.ladder
-            with Vertical(id="side"):
-                with Horizontal(id="figures"):
-                    yield self.market
-                    yield self.latency_panel
-                yield self.sync_panel
-                yield self.tape
-        yield Footer()
+    def get_default_screen(self) -> Screen:
+        return BookScreen(self)
 
     def on_mount(self) -> None:
         self.market.border_title = "Spread · mid"
         self.latency_panel.border_title = "Latency"
         self.sync_panel.border_title = "Sync"
-        self.tape.border_title = "Trades"
         self.session.listener = FeedListener(self)
         self.refresh_panels()
         self.set_interval(self.panel_interval, self.refresh_panels)

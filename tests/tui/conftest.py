@@ -62,6 +62,7 @@ class SnapApp(ObtuiApp):
     """The app with the live worker switched off, a frozen clock, and no cursor blink."""
 
     def __init__(self, session: ReplaySession, **kwargs) -> None:
+        kwargs.setdefault("max_fps", None)  # repaint at once: screenshots follow changes immediately
         super().__init__(session, live=False, monotonic=lambda: MONO, **kwargs)
         self.cursor_blink_enabled = False
 

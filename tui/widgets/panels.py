@@ -28,6 +28,7 @@ from tui.fmt import (
     units,
 )
 from tui.widgets.ladder import mid_text
+from tui.widgets.pump import FramePump, repaint
 
 STATE_CLASS = {
     State.SYNCED: "panel--good",
@@ -67,6 +68,7 @@ class Panel(Widget):
         super().__init__(id=id, classes=classes)
         self._text = Text()
         self._styles: dict[str, Style] = {}
+        self.pump: FramePump | None = None  # set by the app: repaints then share frames
 
     def st(self, name: str) -> Style:
         style = self._styles.get(name)
@@ -85,7 +87,7 @@ class Panel(Widget):
     def show(self, text: Text) -> None:
         if text != self._text:
             self._text = text
-            self.refresh()
+            repaint(self, self.pump)
 
     @property
     def text(self) -> Text:
@@ -139,11 +141,10 @@ class HeaderBar(Panel):
             return
         t.append(f" {session.symbol} ", self.st("panel--symbol"))
         state = session.sync.state
-        t.append("  ● ", self.st(STATE_CLASS[state]))
         label = state.value.upper()
         if state is not State.SYNCED and session.retry_at is not None:
             label += f" · retry {countdown(session.retry_at, clock())}"
-        t.append(label, self.st(STATE_CLASS[state]))
+        t.append(f"  ● {label}", self.st(STATE_CLASS[state]))
         pdec, _ = decimals_of(session)
         trade = session.last_trade
         if trade is not None:
@@ -191,7 +192,7 @@ class MarketPanel(Panel):
         """The book changed: rebuild at the next paint. O(1)."""
         if not self._dirty:
             self._dirty = True
-            self.refresh()
+            repaint(self, self.pump)
 
     def render(self) -> Text:
         if self._dirty:

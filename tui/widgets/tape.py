@@ -13,6 +13,7 @@ from itertools import islice
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -20,8 +21,9 @@ from engine.events import Trade
 from engine.num import SCALE
 from engine.session import Session
 from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, clock_of, units
+from tui.widgets.pump import FramePump, repaint
 
-_CACHE_MAX = 1024  # more than the tallest tape shows
+_CACHE_MAX = 256  # more than the tallest tape shows
 
 
 class Tape(Widget):
@@ -53,6 +55,7 @@ class Tape(Widget):
         super().__init__(name=name, id=id, classes=classes)
         self.session = session
         self.fixed_size = fixed_size
+        self.pump: FramePump | None = None  # set by the app: repaints then share frames
         self.frozen = False
         self._frozen_trades: list[Trade] = []
         self._dirty = True
@@ -62,13 +65,15 @@ class Tape(Widget):
         self._styles: dict[str, Style] = {}
         self._decimals = (DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS)
         self._header: Strip | None = None
+        self._filters: tuple = ()  # the app's line filters, applied when a strip is built
+        self._filter_bg = None
 
     def mark_dirty(self) -> None:
         """A trade arrived: repaint at the next frame. O(1)."""
         if not self._dirty:
             self._dirty = True
             if self.fixed_size is None:
-                self.refresh()
+                repaint(self, self.pump)
 
     def set_frozen(self, frozen: bool) -> None:
         self.frozen = frozen
@@ -127,27 +132,60 @@ class Tape(Widget):
         self._rows = list(islice(reversed(source), max(0, height - 1)))
 
     def render_line(self, y: int) -> Strip:
+        """Row ``y``: the header, then trades newest first."""
         width, height = self._dims()
         if self._dirty or self._rows_for != (width, height):
             self._rebuild(width, height)
+        return self._line(y, width)
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """The rows of ``crop`` without Textual's per-line style pass (see ``Ladder.render_lines``:
+        each new trade moves every row). Line filters are applied once, when a strip is built."""
+        filters = tuple(self.get_line_filters())
+        if filters != self._filters:
+            self._filters = filters
+            self._filter_bg = self.background_colors[1]
+            self._strips.clear()
+            self._header = None
+        width, height = self.size
+        if self._dirty or self._rows_for != (width, height):
+            self._rebuild(width, height)
+        x1, x2 = crop.column_span
+        full = x1 == 0 and x2 == width
+        out = []
+        for y in crop.line_range:
+            strip = self._line(y, width)
+            out.append(strip if full else strip.crop(x1, x2))
+        return out
+
+    def _line(self, y: int, width: int) -> Strip:
         if y == 0:
             if self._header is None:
-                self._header = self._header_strip(width)
+                self._header = self._filtered(self._header_strip(width))
             return self._header
-        if y - 1 >= len(self._rows):
-            if y == 1 and not self._rows:
-                return self._pad(Strip([Segment(" no trades yet", self._style("tape--empty"))]), width)
+        rows = self._rows
+        if y - 1 >= len(rows):
+            if y == 1 and not rows:
+                return self._filtered(self._pad(Strip([Segment(" no trades yet", self._style("tape--empty"))]), width))
             return Strip.blank(width, self._style("/base"))
-        trade = self._rows[y - 1]
+        trade = rows[y - 1]
         assert trade is not None
         key = (trade.trade_id, trade.price_units, trade.qty_units, trade.is_sell, trade.trade_time)
         strips = self._strips
         strip = strips.get(key)
         if strip is None:
-            strip = strips[key] = self._trade_strip(trade, width)
+            strip = strips[key] = self._filtered(self._trade_strip(trade, width))
             if len(strips) > _CACHE_MAX:
                 strips.popitem(last=False)  # the oldest trade: it has scrolled off long ago
         return strip
+
+    def _filtered(self, strip: Strip) -> Strip:
+        if not self._filters:
+            return strip
+        segments = list(strip)
+        for line_filter in self._filters:
+            segments = line_filter.apply(segments, self._filter_bg)
+        return Strip(segments, strip.cell_length)
 
     def _columns(self, width: int) -> tuple[int, int, int, int]:
         """(time, price, size, value) widths. The price column holds the ▲/▼ arrow; time drops its
@@ -177,9 +215,11 @@ class Tape(Widget):
             Segment((arrow + units(trade.price_units, pdec, True)).rjust(pw), side),
             Segment(units(trade.qty_units, qdec).rjust(sw), side),
         ]
+        used = tw + pw + sw
         if vw:
             value = trade.price_units * trade.qty_units // SCALE  # exact to 1e-8 of the quote asset
-            segments.append(Segment(units(value, 2, True).rjust(vw), self._style("tape--value")))
+            # The value column takes the rest of the row: one segment fewer to compose.
+            segments.append(Segment(units(value, 2, True).rjust(vw).ljust(width - used), self._style("tape--value")))
         return self._pad(Strip(segments), width)
 
     def _pad(self, strip: Strip, width: int) -> Strip:
