@@ -543,7 +543,7 @@ class Ladder(Widget):
 
     def _header_strip(self, mode: str, base: str, quote: str, layout: Layout) -> Strip:
         def head(word: str, unit: str, width: int) -> str:
-            text = f"{word} {unit}" if unit and len(word) + len(unit) + 2 <= width else word
+            text = f"{word} {unit}" if unit and len(word) + len(unit) + 3 <= width else word  # 2 spaces apart
             return text.rjust(width)
 
         text = " " + head("Price", quote, layout.price_w) + head("Size", base, layout.size_w)

@@ -1,0 +1,165 @@
+"""Regenerate the README screenshots: ``python screenshots/make_screenshots.py``.
+
+The app runs headless against the built-in simulated exchange (``engine.sim``) with a fixed seed and
+a stopped clock: the script advances the market tick by tick and lets the ordinary ``LiveSession``
+catch up after each tick, so the same seed gives the same book, trades and counters every time.
+The session's clock follows the simulated time (plus a steady 42 ms), so latencies and times on
+screen are reproducible too.
+
+Writes ``screenshots/<name>.svg`` and, when ``rsvg-convert`` (Debian: librsvg2-bin) is installed,
+``screenshots/<name>.png``; without it the PNGs are skipped with a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # run from anywhere, without installing
+
+from textual.pilot import Pilot  # noqa: E402
+
+from engine.binance import LiveSession  # noqa: E402
+from engine.sim.server import SimServer  # noqa: E402
+from engine.sync import State  # noqa: E402
+from tui.app import ObtuiApp  # noqa: E402
+
+SEED = 7
+START_MS = 1_723_161_600_000  # 2024-08-09 00:00:00 UTC: the simulated market's first tick
+WARMUP_TICKS = 300  # 30 s of simulated market before the first picture: a full tape
+MONO = 10_000.0  # the app's frozen monotonic clock (retry countdowns)
+NETWORK_MS = 42.0  # the simulated receive delay shown as latency
+
+Action = Callable[[Pilot, SimServer, LiveSession], Awaitable[None]]
+
+
+async def caught_up(sim: SimServer, session: LiveSession) -> None:
+    """Wait until the session has applied everything the market has sent."""
+    symbol = session.symbol
+    for i in range(5000):
+        if session.state is State.SYNCED and session.sync.last_update_id == sim.market.last_update_id(symbol):
+            return
+        await asyncio.sleep(0 if i < 50 else 0.001)
+
+
+async def drawn(pilot: Pilot) -> None:
+    """Let the UI draw what the session holds now."""
+    await pilot.pause()
+    pilot.app.refresh_panels()
+    await pilot.pause()
+
+
+async def run_ticks(sim: SimServer, session: LiveSession, pilot: Pilot, ticks: int) -> None:
+    # One tick at a time, caught up after each: the clock (simulated time + 42 ms) then reads
+    # the same latency for every event, run after run.
+    for _ in range(ticks):
+        await sim.advance(1)
+        await caught_up(sim, session)
+    await drawn(pilot)
+
+
+async def press(pilot: Pilot, *keys: str) -> None:
+    for key in keys:
+        await pilot.press(key)
+        await pilot.pause()
+
+
+def keys(*names: str) -> Action:
+    async def action(pilot: Pilot, sim: SimServer, session: LiveSession) -> None:
+        await press(pilot, *names)
+
+    return action
+
+
+async def resyncing(pilot: Pilot, sim: SimServer, session: LiveSession) -> None:
+    """A lost depth frame: the gap shows, and a slow snapshot keeps the book NOT LIVE for a while."""
+    sim.faults.slow_snapshot(5.0)
+    sim.faults.drop_depth(1)
+    await sim.advance(2)
+    for _ in range(200):
+        if session.state is State.RESYNCING:
+            break
+        await asyncio.sleep(0.01)
+    await drawn(pilot)
+
+
+async def symbol_picker(pilot: Pilot, sim: SimServer, session: LiveSession) -> None:
+    await press(pilot, "s")
+    await asyncio.sleep(0.3)  # the symbol list (exchangeInfo) for completion
+    await press(pilot, "e", "t", "h")
+    await asyncio.sleep(0.1)
+    await pilot.pause()
+
+
+SHOTS: list[tuple[str, tuple[int, int], Action | None]] = [
+    ("obtui-160x48", (160, 48), None),
+    ("obtui-80x24", (80, 24), None),
+    ("obtui-grouped", (160, 48), keys("g", "g")),
+    ("obtui-resyncing", (160, 48), resyncing),
+    ("obtui-symbol-picker", (160, 48), symbol_picker),
+    ("obtui-help", (160, 48), keys("question_mark")),
+]
+
+
+async def shoot(name: str, size: tuple[int, int], action: Action | None, out: Path) -> Path:
+    async with SimServer(host="127.0.0.1", port=0, seed=SEED, speed=0, start_ms=START_MS) as sim:
+        session = LiveSession(
+            "BTCUSDT", sim.ws_url, sim.rest_url, clock=lambda: (sim.market.now_ms + NETWORK_MS) / 1000.0
+        )
+        app = ObtuiApp(session, monotonic=lambda: MONO, max_fps=None, badge="DEMO · simulated exchange")
+        app.cursor_blink_enabled = False
+        async with app.run_test(size=size) as pilot:
+            for _ in range(500):  # connect, validate, subscribe; then each tick buffers, a snapshot syncs
+                if session.state is State.SYNCED:
+                    break
+                await sim.advance(1)
+                await asyncio.sleep(0.02)
+            if session.state is not State.SYNCED:
+                raise SystemExit(f"{name}: the session never synced with the simulator ({session.sync.reason})")
+            await run_ticks(sim, session, pilot, WARMUP_TICKS)
+            if action is not None:
+                await action(pilot, sim, session)
+            path = out / f"{name}.svg"
+            svg = app.export_screenshot(title="obtui")
+            # xml:space="preserve": some renderers (librsvg) otherwise drop the leading non-breaking
+            # spaces that right-align the numbers.
+            path.write_text(svg.replace("<svg ", '<svg xml:space="preserve" ', 1), encoding="utf-8")
+            app.pump.cancel()
+    return path
+
+
+def to_png(svg: Path) -> Path:
+    png = svg.with_suffix(".png")
+    subprocess.run(["rsvg-convert", "--format", "png", "--output", str(png), str(svg)], check=True)
+    return png
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="make_screenshots.py", description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, default=HERE, help=f"output folder (default {HERE})")
+    p.add_argument("--only", nargs="*", metavar="NAME", help="just these shots: " + ", ".join(n for n, _, _ in SHOTS))
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rsvg = shutil.which("rsvg-convert")
+    if rsvg is None:
+        print("rsvg-convert not found: writing SVG only (Debian/Ubuntu: apt-get install librsvg2-bin)")
+    for name, size, action in SHOTS:
+        if args.only and name not in args.only:
+            continue
+        svg = asyncio.run(shoot(name, size, action, args.out))
+        line = f"{svg.relative_to(args.out.parent) if svg.is_relative_to(args.out.parent) else svg}"
+        if rsvg is not None:
+            png = to_png(svg)
+            line += f", {png.name}"
+        print(f"{name}: {size[0]}x{size[1]} -> {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
