@@ -171,21 +171,21 @@ class ObtuiApp(App[int]):
             await self.session.run()
         except asyncio.CancelledError:
             raise
-        except ValueError as e:
-            from engine.binance import UnknownSymbol  # only live sessions raise it
-
-            if not isinstance(e, UnknownSymbol):
-                raise
-            # At start-up an unknown symbol is fatal (cli.md): one line on stderr, exit status 2.
-            self.exit_message = (
-                f"obtui: {self.session.symbol} is not a symbol on this exchange: check the spelling (e.g. BTCUSDT)"
-            )
-            self.exit(return_code=2)
         except Exception as e:
-            # A bug must not take the terminal down with it: stop the book, say what happened.
+            if _is_unknown_symbol(e):
+                # At start-up an unknown symbol is fatal (cli.md): one line on stderr, exit status 2.
+                self.exit_message = (
+                    f"obtui: {self.session.symbol} is not a symbol on this exchange: check the spelling (e.g. BTCUSDT)"
+                )
+                self.exit(return_code=2)
+                return
+            # The feed gave up (a bad --ws-url) or hit a bug: the terminal stays usable, the book is
+            # marked unknown, and the reason is on screen. The engine's own message wins if it set one.
             self.log.error(f"feed stopped: {e!r}")
-            self.session.sync.fail(f"feed stopped: {type(e).__name__}: {e} — restart obtui, and please report it")
-            self.session.drain()
+            if self.session.sync.state is not State.ERROR:
+                self.session.sync.fail(f"feed stopped: {type(e).__name__}: {e} — restart obtui; please report this")
+                self.session.drain()
+            self.notify(f"the feed stopped: {self.session.sync.reason}", severity="error", timeout=15)
             self.refresh_panels()
 
     # -- feed callbacks (via FeedListener) --------------------------------------------------------
@@ -357,6 +357,14 @@ class ObtuiApp(App[int]):
                 b.tooltip or b.description,
                 getattr(self, f"action_{b.action}"),
             )
+
+
+def _is_unknown_symbol(e: Exception) -> bool:
+    if not isinstance(e, ValueError):
+        return False
+    from engine.binance import UnknownSymbol  # only live sessions raise it
+
+    return isinstance(e, UnknownSymbol)
 
 
 def run_app(args: argparse.Namespace, symbol: str) -> int:

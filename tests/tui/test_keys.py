@@ -276,3 +276,64 @@ async def test_every_trade_reaches_the_tape() -> None:
             first_row = app.tape.render_line(1).text
             assert session.last_trade.price.split(".")[0][-3:] in first_row
         assert len(set(seen)) == 40
+
+
+async def test_the_feed_runs_as_a_worker_and_the_ui_follows() -> None:
+    """live=True: the session's run() is a Textual worker in group "feed"; the UI never waits on it."""
+    from engine.replay import ReplaySession
+    from tests.tui.conftest import BTC
+    from tui.app import ObtuiApp
+
+    session = ReplaySession(str(BTC), "btcusdt", speed=None)
+    app = ObtuiApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        feed = [w for w in app.workers if w.group == "feed"]
+        assert len(feed) == 1
+        await feed[0].wait()
+        await pilot.pause()
+        app.refresh_panels()
+        await pilot.pause()
+        assert session.finished and session.state is State.SYNCED
+        assert "REPLAY · END" in app.header_bar.text.plain
+        assert str(session.sync.last_update_id) in app.sync_panel.text.plain
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_unknown_symbol_at_start_exits_2_with_a_message() -> None:
+    from engine.binance import UnknownSymbol
+    from engine.session import Session
+    from tui.app import ObtuiApp
+
+    class Refused(Session):
+        kind = "live"
+
+        async def run(self) -> None:
+            raise UnknownSymbol(self.symbol)
+
+    app = ObtuiApp(Refused("NOPEUSDT"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.1)
+    assert app.return_code == 2
+    assert "NOPEUSDT is not a symbol" in app.exit_message and "check the spelling" in app.exit_message
+
+
+async def test_a_feed_that_stops_leaves_the_ui_up_in_error() -> None:
+    from engine.session import Session
+    from tui.app import ObtuiApp
+
+    class Broken(Session):
+        kind = "live"
+
+        async def run(self) -> None:
+            raise RuntimeError("boom")
+
+    session = Broken("BTCUSDT")
+    app = ObtuiApp(session, monotonic=lambda: 0.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.1)
+        assert session.state is State.ERROR
+        assert "boom" in session.sync.reason
+        text = "\n".join(app.ladder.render_line(y).text for y in range(app.ladder.size.height))
+        assert "ERROR" in text and "boom" in text
+        assert app.is_running
