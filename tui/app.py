@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -72,18 +71,14 @@ class BookScreen(Screen):
     def compose(self) -> ComposeResult:
         app = self.parts
         yield app.header_bar
-        # A flat grid (app.tcss): every frame re-composes the widgets under the changed region,
-        # so each container level costs on every book update. The ladder and tape draw no border
-        # of their own (their render_lines skips the style pass); their boxes carry border and title.
-        with Vertical(id="ladder-box") as box:
-            app.ladder.frame = box
-            yield app.ladder
+        # A flat grid (app.tcss), and the ladder and tape draw their own borders: Textual's
+        # compositor re-renders every widget whose clip overlaps a change, on every frame, so each
+        # container or bordered box costs on every book update (tui/widgets/box.py has numbers).
+        yield app.ladder
         yield app.market
         yield app.latency_panel
         yield app.sync_panel
-        with Vertical(id="tape-box") as tape_box:
-            tape_box.border_title = "Trades"
-            yield app.tape
+        yield app.tape
         yield Footer()
 
 

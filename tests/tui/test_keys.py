@@ -27,7 +27,7 @@ async def test_g_and_G_change_the_grouping_step() -> None:
         await pilot.press("g")
         await pilot.pause()
         assert app.ladder.step == tick * 10
-        assert app.ladder.frame.border_title == "Order book · step 0.1"
+        assert app.ladder.box_title == "Order book · step 0.1"
         # Every ask price shown is now a multiple of 0.1.
         prices = [line.split()[0] for line in ladder_text(app)[1:21] if line.strip()]
         assert prices and all(len(p.split(".")[1]) == 1 for p in prices)
@@ -61,7 +61,7 @@ async def test_p_freezes_the_view_while_the_feed_runs_on() -> None:
         assert ladder_text(app) == frozen
         assert [app.tape.render_line(y).text for y in range(5)] == tape_frozen
         assert "FROZEN" in app.header_bar.text.plain
-        assert app.ladder.frame.border_subtitle == "FROZEN — p to resume"
+        assert app.ladder.box_subtitle == "FROZEN — p to resume"
         assert "FROZEN" in frozen[0]
         await pilot.press("p")
         await pilot.pause()

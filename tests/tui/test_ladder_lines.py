@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from engine.book import level
-from engine.events import Snapshot
+from engine.events import DepthUpdate, Snapshot
 from engine.session import Session, SymbolInfo
 from engine.sync import State
 from tui.widgets.ladder import Ladder, layout_for, mid_text
@@ -18,8 +18,6 @@ def book_session(info: SymbolInfo | None = None) -> Session:
     s = Session("BTCUSDT")
     s.info = info
     s.sync.connection_opened()
-    from engine.events import DepthUpdate
-
     s.process(DepthUpdate("BTCUSDT", 100, 101, 0, [], []), 0.0)
     s.process(
         Snapshot(
@@ -89,7 +87,7 @@ def test_grouping_steps_are_exact_multiples_of_the_tick() -> None:
     bids = [line.split()[:2] for line in out[7:12] if line.strip()]
     assert asks == [["101.0", "4.00000"], ["100.5", "0.12500"], ["100.1", "1.50000"]]
     assert bids == [["100.0", "1.50000"], ["99.9", "2.25000"], ["98.0", "10.00000"]]
-    assert ladder.border_title == "Order book · step 0.1"
+    assert ladder.box_title == "Order book · step 0.1"
     assert ladder.coarser() and ladder.step == 100_000_000  # 1
     assert ladder.finer() and ladder.finer() and not ladder.finer()
     assert ladder.step == 1_000_000
@@ -154,3 +152,18 @@ def test_unchanged_rows_come_from_the_cache() -> None:
 def test_mid_text_is_exact() -> None:
     assert mid_text(12_367_527_000_000, 2) == "61,837.635"
     assert mid_text(12_367_528_000_000, 2) == "61,837.64"
+
+
+def test_rows_are_exactly_the_ladder_width_even_when_numbers_overflow() -> None:
+    s = Session("BTCUSDT")
+    s.sync.connection_opened()
+    s.process(DepthUpdate("BTCUSDT", 100, 101, 0, [], []), 0.0)
+    s.process(
+        Snapshot(
+            "BTCUSDT", 100, bids=[level("123456789012.00", "98765432.12345")], asks=[level("123456789013.00", "1")]
+        ),
+        0.0,
+    )
+    for width in (30, 44, 60):
+        ladder = Ladder(s, fixed_size=(width, 6))
+        assert all(len(line) == width for line in lines(ladder)), width

@@ -31,6 +31,7 @@ from engine.num import SCALE
 from engine.session import Session
 from engine.sync import State
 from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, bps, countdown, units
+from tui.widgets.box import BOX_CLASSES, Box, bottom_strip, sides, styles_for, top_strip
 from tui.widgets.pump import FramePump, repaint
 
 _EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
@@ -83,7 +84,7 @@ class Ladder(Widget):
     """The book as a fixed set of rows. Asks run from far (top) to best (just above the spread row);
     bids from best (just below it) to far. Bars are proportional to cumulative size from the touch."""
 
-    COMPONENT_CLASSES = {  # noqa: RUF012 - Textual reads this class attribute as a set
+    COMPONENT_CLASSES = set(BOX_CLASSES) | {
         "ladder--header",
         "ladder--ask",
         "ladder--bid",
@@ -139,9 +140,16 @@ class Ladder(Widget):
         self._last_good: Frame | None = None
         self._filters: tuple = ()  # the app's line filters, applied when a strip is built
         self._filter_bg = None
-        # The widget that draws the border, title and state colours: the app puts the ladder in a
-        # container (see render_lines for why); without one the ladder carries them itself.
-        self.frame: Widget = self
+        # The border is drawn into the row strips (tui/widgets/box.py says why): its title, its
+        # subtitle (FROZEN / NOT LIVE) and its state colours; rows with the border, by row key.
+        self.box_title = ""
+        self.box_subtitle = ""
+        self.box_state = ""
+        self._box: Box | None = None
+        self._box_top: Strip | None = None
+        self._box_bottom: Strip | None = None
+        self._box_sides: tuple[Segment, Segment] | None = None
+        self._boxed: OrderedDict[tuple, Strip] = OrderedDict()
 
     # -- what the app calls -----------------------------------------------------------------
 
@@ -211,30 +219,26 @@ class Ladder(Widget):
         self._chrome()
 
     def update_chrome(self) -> None:
-        """Title (the step), subtitle (FROZEN / NOT LIVE) and the CSS classes that colour the border.
+        """Title (the step), subtitle (FROZEN / NOT LIVE) and border colour from the current state.
 
-        Called on state, grouping and freeze changes and by the app's panel timer, never from
-        ``render_line``: changing styles while painting would need a second paint to show.
+        Called on state, grouping and freeze changes and by the app's panel timer; repaints only
+        when something changed.
         """
         step = self.step
         title = f"Order book · step {units(step, _decimals_of(step))}"
-        frame = self.frame
-        # Compared with the frame's own values (not a cache): the frame can change after mount.
-        if (frame.border_title or "") != title:
-            frame.border_title = title
         state = self.session.sync.state if self.session is not None else State.CONNECTING
         live = self.frozen or state is State.SYNCED
         subtitle = "FROZEN — p to resume" if self.frozen else ("" if live else "NOT LIVE")
-        if (frame.border_subtitle or "") != subtitle:
-            frame.border_subtitle = subtitle
-        classes = {
-            "-frozen": self.frozen,
-            "-not-live": not live,
-            "-down": not live and state in (State.DISCONNECTED, State.ERROR),
-        }
-        for name, on in classes.items():
-            if frame.has_class(name) != on:
-                frame.set_class(on, name)
+        if self.frozen:
+            box_state = "frozen"
+        elif live:
+            box_state = ""
+        else:
+            box_state = "down" if state in (State.DISCONNECTED, State.ERROR) else "not-live"
+        if (title, subtitle, box_state) != (self.box_title, self.box_subtitle, self.box_state):
+            self.box_title, self.box_subtitle, self.box_state = title, subtitle, box_state
+            if self.fixed_size is None and self.is_attached:
+                repaint(self, self.pump)
 
     # -- Textual hooks ----------------------------------------------------------------------
 
@@ -242,10 +246,7 @@ class Ladder(Widget):
         self.update_chrome()
 
     def _chrome(self) -> None:
-        if self.is_attached:
-            self.update_chrome()
-        else:  # no app: keep the title readable for tests that render without one
-            self.frame.border_title = f"Order book · step {units(self.step, _decimals_of(self.step))}"
+        self.update_chrome()
 
     def notify_style_update(self) -> None:
         # Theme or CSS changed: every cached strip carries old colours.
@@ -253,59 +254,108 @@ class Ladder(Widget):
         self._styles.clear()
         self._row_styles.clear()
         self._strips.clear()
+        self._boxed.clear()
+        self._box = None
         self._rows_for = (-1, -1)  # rebuild at the next paint (Textual repaints after a style change)
 
     def render_line(self, y: int) -> Strip:
-        """Row ``y`` as a ``Strip``: a dict lookup when the row's content was drawn before."""
+        """Content row ``y`` (without the border) as a ``Strip``: a dict lookup when the row's
+        content was drawn before. Works with no app running (``fixed_size``)."""
         width, height = self._dims()
         if self._dirty or self._rows_for != (width, height):
             self._rebuild(width, height)
         rows = self._rows
         if y >= len(rows):
             return Strip.blank(width, self._base())
-        return self._strip(rows[y])
+        key = rows[y]
+        strips = self._strips
+        strip = strips.get(key)
+        if strip is None:
+            strip = strips[key] = self._make(key)
+            if len(strips) > _CACHE_MAX:
+                strips.popitem(last=False)
+        return strip
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        """The rows of ``crop``, without Textual's generic per-line style pass.
+        """The widget's lines for Textual: border rows and bordered content rows.
 
-        ``Widget.render_lines`` sends every line through ``StylesCache`` (borders, padding, tint,
-        opacity, then the line filters): measured at ~40 µs a line, several times the ladder's own
-        cost, for a widget that has none of those (its border is on its container and its strips
-        carry their colours). The app's line filters (NO_COLOR, ANSI themes) are applied once, when
-        a strip is built, so a cached row costs one dict lookup here.
+        This replaces ``Widget.render_lines``, which sends every line through ``StylesCache``
+        (borders, padding, tint, opacity, line filters): ~40 µs a line, several times the ladder's
+        own cost. Here a row whose content was drawn before is one dict lookup: its strip already
+        has the border and the app's line filters (NO_COLOR, ANSI themes) applied.
         """
         filters = tuple(self.get_line_filters())
         if filters != self._filters:
             self._filters = filters
             self._filter_bg = self.background_colors[1]
-            self._strips.clear()
+            self._boxed.clear()
+            self._box = None
         width, height = self.size
-        if self._dirty or self._rows_for != (width, height):
-            self._rebuild(width, height)
-        rows, strip_of = self._rows, self._strip
+        box = Box(width, height, self.box_title, self.box_subtitle, self.box_state, False)
+        if box != self._box:
+            self._set_box(box)
+        inner_w, inner_h = box.inner
+        if self._dirty or self._rows_for != (inner_w, inner_h):
+            self._rebuild(inner_w, inner_h)
+        rows, boxed = self._rows, self._boxed_strip
+        top, bottom, last = self._box_top, self._box_bottom, height - 1
         x1, x2 = crop.column_span
         full = x1 == 0 and x2 == width
         out = []
         for y in crop.line_range:
-            strip = strip_of(rows[y]) if y < len(rows) else Strip.blank(width, self._base())
+            if y == 0:
+                strip = top
+            elif y == last:
+                strip = bottom
+            else:
+                strip = boxed(rows[y - 1] if y - 1 < len(rows) else ("b",))
+            assert strip is not None
             out.append(strip if full else strip.crop(x1, x2))
         return out
 
-    def _strip(self, key: tuple) -> Strip:
-        strips = self._strips
-        strip = strips.get(key)
+    def _set_box(self, box: Box) -> None:
+        """A new size, title, subtitle or state: new border rows, and every bordered row redrawn."""
+        self._box = box
+        st = styles_for(self._style, box.state)
+        self._box_top = self._filtered(top_strip(box, st))
+        self._box_bottom = self._filtered(bottom_strip(box, st))
+        self._box_sides = sides(box, st)
+        self._boxed.clear()
+
+    def _filtered(self, strip: Strip) -> Strip:
+        if not self._filters:
+            return strip
+        segments = list(strip)
+        for line_filter in self._filters:
+            segments = line_filter.apply(segments, self._filter_bg)
+        return Strip(segments, strip.cell_length)
+
+    def _boxed_strip(self, key: tuple) -> Strip:
+        boxed = self._boxed
+        strip = boxed.get(key)
         if strip is None:
-            strip = self._make(key)
-            if self._filters:
-                segments = list(strip)
-                for line_filter in self._filters:
-                    segments = line_filter.apply(segments, self._filter_bg)
-                strip = Strip(segments, strip.cell_length)
-            strips[key] = strip
-            if len(strips) > _CACHE_MAX:
+            # A miss builds one Strip: segments, then the border, then the filters, then the Strip
+            # (each Strip costs a few µs to create, and a frame has tens of misses).
+            segments = self._segments(key)
+            box_sides = self._box_sides
+            if box_sides is not None:
+                segments = [box_sides[0], *segments, box_sides[1]]
+            for line_filter in self._filters:
+                segments = line_filter.apply(segments, self._filter_bg)
+            strip = boxed[key] = Strip(segments, self._box.width if self._box is not None else None)
+            if len(boxed) > _CACHE_MAX:
                 # Oldest first, one at a time: clearing thousands of strips at once stalls a frame.
-                strips.popitem(last=False)
+                boxed.popitem(last=False)
         return strip
+
+    def _segments(self, key: tuple) -> list[Segment]:
+        """The segments of a content row, exactly ``layout.width`` cells."""
+        kind = key[0]
+        if kind == "a" or kind == "B":
+            layout = self._layout
+            assert layout is not None
+            return self._level_segments(key, layout)
+        return list(self._make(key))
 
     # -- building rows ----------------------------------------------------------------------
 
@@ -499,7 +549,7 @@ class Ladder(Widget):
         kind = key[0]
         width = layout.width
         if kind == "a" or kind == "B":
-            return self._level_strip(key, layout)
+            return Strip(self._level_segments(key, layout), width)
         if kind == "b":
             return Strip.blank(width, self._base())
         if kind == "h":
@@ -512,34 +562,31 @@ class Ladder(Widget):
             return _centered(key[1], width, self._style("ladder--message-title"))
         return _centered(key[1], width, self._style("ladder--message"))
 
-    def _level_strip(self, key: tuple, layout: Layout) -> Strip:
+    def _level_segments(self, key: tuple, layout: Layout) -> list[Segment]:
         kind, price, qty, cum, eighths, best, stale = key
-        pad, price_st, size_st, total_st, bar_st = self._styles_for(kind, best, stale)
+        _pad, price_st, size_st, total_st, bar_st = self._styles_for(kind, best, stale)
         price_txt = self._price_txt.get(price)
         if price_txt is None:
-            price_txt = self._price_txt[price] = units(price, layout.price_decimals, True).rjust(layout.price_w)
+            price_txt = self._price_txt[price] = " " + units(price, layout.price_decimals, True).rjust(layout.price_w)
         qdec = layout.qty_decimals
         size_txt = units(qty, qdec).rjust(layout.size_w)
         total_txt = units(cum, qdec).rjust(layout.total_w)
         # Four segments a row (each costs the compositor and the filters): the margins take the
         # style of their neighbour, which has the same background.
         width = layout.width
-        if layout.bar_w:
+        rest = width - len(price_txt) - len(size_txt) - len(total_txt)
+        segments = [Segment(price_txt, price_st), Segment(size_txt, size_st)]
+        if layout.bar_w and rest >= 3:
             full, part = divmod(eighths, 8)
-            bar = "█" * full + _EIGHTHS[part]
-            tail = Segment(bar.ljust(width - 3 - len(price_txt) - len(size_txt) - len(total_txt)), bar_st)
-            total_txt += "  "
-        else:
-            tail = Segment(" " * max(0, width - 1 - len(price_txt) - len(size_txt) - len(total_txt)), pad)
-        segments = [
-            Segment(" " + price_txt, price_st),
-            Segment(size_txt, size_st),
-            Segment(total_txt, total_st),
-            tail,
-        ]
-        used = 1 + len(price_txt) + len(size_txt) + len(total_txt) + len(tail.text)
-        strip = Strip(segments, used)
-        return strip.crop(0, width) if used > width else strip
+            bar = ("█" * full + _EIGHTHS[part])[: rest - 2]
+            segments.append(Segment(total_txt + "  ", total_st))
+            segments.append(Segment(bar.ljust(rest - 2), bar_st))
+        elif rest >= 0:
+            segments.append(Segment(total_txt + " " * rest, total_st))
+        else:  # numbers wider than their columns (a huge price in a narrow ladder): cut at the edge
+            segments.append(Segment(total_txt, total_st))
+            return list(Strip(segments).crop(0, width))
+        return segments
 
     def _header_strip(self, mode: str, base: str, quote: str, layout: Layout) -> Strip:
         def head(word: str, unit: str, width: int) -> str:

@@ -21,6 +21,7 @@ from engine.events import Trade
 from engine.num import SCALE
 from engine.session import Session
 from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, clock_of, units
+from tui.widgets.box import BOX_CLASSES, Box, bottom_strip, sides, styles_for, top_strip
 from tui.widgets.pump import FramePump, repaint
 
 _CACHE_MAX = 256  # more than the tallest tape shows
@@ -30,7 +31,7 @@ class Tape(Widget):
     """Time (UTC, from the exchange's trade time), price and size of each trade. ``is_sell`` (the
     buyer was the maker, so the taker sold) is red with ▼, a taker buy green with ▲."""
 
-    COMPONENT_CLASSES = {  # noqa: RUF012 - Textual reads this class attribute as a set
+    COMPONENT_CLASSES = set(BOX_CLASSES) | {
         "tape--header",
         "tape--time",
         "tape--buy",
@@ -64,9 +65,16 @@ class Tape(Widget):
         self._strips: OrderedDict[tuple, Strip] = OrderedDict()
         self._styles: dict[str, Style] = {}
         self._decimals = (DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS)
-        self._header: Strip | None = None
         self._filters: tuple = ()  # the app's line filters, applied when a strip is built
         self._filter_bg = None
+        self._by_key: dict[tuple, Trade] = {}
+        # The border is drawn into the row strips (tui/widgets/box.py says why).
+        self.box_title = "Trades"
+        self._box: Box | None = None
+        self._box_top: Strip | None = None
+        self._box_bottom: Strip | None = None
+        self._box_sides: tuple[Segment, Segment] | None = None
+        self._boxed: OrderedDict[tuple, Strip] = OrderedDict()
 
     def mark_dirty(self) -> None:
         """A trade arrived: repaint at the next frame. O(1)."""
@@ -84,13 +92,15 @@ class Tape(Widget):
         self.frozen = False
         self._frozen_trades = []
         self._strips.clear()
+        self._boxed.clear()
         self.mark_dirty()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles.clear()
         self._strips.clear()
-        self._header = None
+        self._boxed.clear()
+        self._box = None
         self._rows_for = (-1, -1)  # rebuild at the next paint (Textual repaints after a style change)
 
     def _dims(self) -> tuple[int, int]:
@@ -113,7 +123,7 @@ class Tape(Widget):
         self._dirty = False
         if self._rows_for[0] != width:
             self._strips.clear()
-            self._header = None
+            self._boxed.clear()
         self._rows_for = (width, height)
         session = self.session
         info = session.info if session is not None else None
@@ -128,55 +138,103 @@ class Tape(Widget):
         if decimals != self._decimals:
             self._decimals = decimals
             self._strips.clear()
+            self._boxed.clear()
         source = self._frozen_trades if self.frozen else (session.trades if session is not None else ())
         self._rows = list(islice(reversed(source), max(0, height - 1)))
+        self._by_key = {
+            (t.trade_id, t.price_units, t.qty_units, t.is_sell, t.trade_time): t for t in self._rows if t is not None
+        }
 
     def render_line(self, y: int) -> Strip:
-        """Row ``y``: the header, then trades newest first."""
+        """Content row ``y`` (without the border): the header, then trades newest first."""
         width, height = self._dims()
         if self._dirty or self._rows_for != (width, height):
             self._rebuild(width, height)
-        return self._line(y, width)
+        key = self._key(y)
+        strips = self._strips
+        strip = strips.get(key)
+        if strip is None:
+            strip = strips[key] = self._make(key, width)
+            if len(strips) > _CACHE_MAX:
+                strips.popitem(last=False)
+        return strip
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        """The rows of ``crop`` without Textual's per-line style pass (see ``Ladder.render_lines``:
-        each new trade moves every row). Line filters are applied once, when a strip is built."""
+        """Lines for Textual, border included, without ``Widget.render_lines``' per-line style
+        pass (see ``Ladder.render_lines``: each new trade moves every row). A row drawn before is
+        one dict lookup; its strip already has the border and the app's line filters."""
         filters = tuple(self.get_line_filters())
         if filters != self._filters:
             self._filters = filters
             self._filter_bg = self.background_colors[1]
-            self._strips.clear()
-            self._header = None
+            self._box = None
         width, height = self.size
-        if self._dirty or self._rows_for != (width, height):
-            self._rebuild(width, height)
+        # Narrow layouts keep a top rule only, like the panels around the tape (app.tcss).
+        box = Box(width, height, self.box_title, "", "", self.screen.has_class("-narrow"))
+        if box != self._box:
+            self._set_box(box)
+        inner_w, inner_h = box.inner
+        if self._dirty or self._rows_for != (inner_w, inner_h):
+            self._rebuild(inner_w, inner_h)
+        boxed, key_of = self._boxed_strip, self._key
+        top, bottom, last = self._box_top, self._box_bottom, height - 1
         x1, x2 = crop.column_span
         full = x1 == 0 and x2 == width
         out = []
         for y in crop.line_range:
-            strip = self._line(y, width)
+            if y == 0:
+                strip = top
+            elif y == last and not box.top_only:
+                strip = bottom
+            else:
+                strip = boxed(key_of(y - 1), inner_w)
+            assert strip is not None
             out.append(strip if full else strip.crop(x1, x2))
         return out
 
-    def _line(self, y: int, width: int) -> Strip:
+    def _set_box(self, box: Box) -> None:
+        self._box = box
+        st = styles_for(self._style, "")
+        self._box_top = self._filtered(top_strip(box, st))
+        self._box_bottom = self._filtered(bottom_strip(box, st))
+        self._box_sides = sides(box, st)
+        self._boxed.clear()
+
+    def _key(self, y: int) -> tuple:
+        """What content row ``y`` shows, as a cache key."""
         if y == 0:
-            if self._header is None:
-                self._header = self._filtered(self._header_strip(width))
-            return self._header
+            return ("header",)
         rows = self._rows
-        if y - 1 >= len(rows):
-            if y == 1 and not rows:
-                return self._filtered(self._pad(Strip([Segment(" no trades yet", self._style("tape--empty"))]), width))
+        if y - 1 < len(rows):
+            trade = rows[y - 1]
+            assert trade is not None
+            return (trade.trade_id, trade.price_units, trade.qty_units, trade.is_sell, trade.trade_time)
+        return ("empty",) if y == 1 else ("blank",)
+
+    def _make(self, key: tuple, width: int) -> Strip:
+        kind = key[0]
+        if kind == "header":
+            return self._header_strip(width)
+        if kind == "empty":
+            return self._pad(Strip([Segment(" no trades yet", self._style("tape--empty"))]), width)
+        if kind == "blank":
             return Strip.blank(width, self._style("/base"))
-        trade = rows[y - 1]
+        trade = self._by_key.get(key)
         assert trade is not None
-        key = (trade.trade_id, trade.price_units, trade.qty_units, trade.is_sell, trade.trade_time)
-        strips = self._strips
-        strip = strips.get(key)
+        return self._trade_strip(trade, width)
+
+    def _boxed_strip(self, key: tuple, width: int) -> Strip:
+        boxed = self._boxed
+        strip = boxed.get(key)
         if strip is None:
-            strip = strips[key] = self._filtered(self._trade_strip(trade, width))
-            if len(strips) > _CACHE_MAX:
-                strips.popitem(last=False)  # the oldest trade: it has scrolled off long ago
+            content = self._make(key, width)
+            box_sides = self._box_sides
+            if box_sides is not None:
+                left, right = box_sides
+                content = Strip([left, *content, right], content.cell_length + 2)
+            strip = boxed[key] = self._filtered(content)
+            if len(boxed) > _CACHE_MAX:
+                boxed.popitem(last=False)  # the oldest trade: it has scrolled off long ago
         return strip
 
     def _filtered(self, strip: Strip) -> Strip:
