@@ -138,6 +138,7 @@ class Ladder(Widget):
         self._styles: dict[str, Style] = {}
         self._row_styles: dict[tuple, tuple[Style, ...]] = {}
         self._last_good: Frame | None = None
+        self._shown_not_live: tuple[State, str, str] | None = None
         self._filters: tuple = ()  # the app's line filters, applied when a strip is built
         self._filter_bg = None
         # The border is drawn into the row strips (tui/widgets/box.py says why): its title, its
@@ -159,6 +160,12 @@ class Ladder(Widget):
             self._dirty = True
             if self.fixed_size is None:
                 repaint(self, self.pump)
+
+    def poll(self) -> None:
+        """Repaint if the not-live text (retry countdown, events buffered) moved; a timer calls this.
+        A synced book repaints on its own changes, so this costs nothing then."""
+        if self._source_book() is None and self._not_live_text() != self._shown_not_live:
+            self.mark_dirty()
 
     def reset(self) -> None:
         """Forget the last good book (the symbol changed: its levels mean nothing now)."""
@@ -408,7 +415,8 @@ class Ladder(Widget):
             else:
                 self._rows = self._message_rows(height, "BOOK EMPTY", "the exchange lists no orders on either side")
             return
-        state, banner, detail = self._not_live_text()
+        self._shown_not_live = self._not_live_text()
+        state, banner, detail = self._shown_not_live
         if self._last_good is not None:
             self._rows = self._level_rows(self._last_good, height, banner)
         else:

@@ -156,9 +156,35 @@ class Panel(Widget):
 
 
 class HeaderBar(Panel):
-    """Symbol, state, last price with direction, 24 h change, replay speed, FROZEN, data time."""
+    """Symbol, state, last price with direction, 24 h change, replay speed, FROZEN, data time.
+
+    The app's timer calls ``update_from``; trades call ``mark_dirty`` (O(1)) so the last price
+    follows the tape within a frame: the text is then rebuilt when the header is painted, from
+    ``source()`` (the same arguments as ``update_from``).
+    """
+
+    def __init__(self, source: Callable[[], tuple] | None = None, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.source = source
+        self._dirty = False
+
+    def mark_dirty(self) -> None:
+        if not self._dirty and self.source is not None:
+            self._dirty = True
+            repaint(self, self.pump)
+
+    def render_line(self, y: int) -> Strip:
+        if self._dirty and self.source is not None:
+            self._dirty = False
+            text = self.build(*self.source())  # not show(): we are painting already
+            if text != self._text:
+                self._text, self._lines = text, None
+        return super().render_line(y)
 
     def update_from(self, session: Session | None, frozen: bool, clock: Callable[[], float], extra: str = "") -> None:
+        self.show(self.build(session, frozen, clock, extra))
+
+    def build(self, session: Session | None, frozen: bool, clock: Callable[[], float], extra: str = "") -> Text:
         width = self.inner_width()
         t = Text(no_wrap=True, overflow="ellipsis")
         if width >= 100:
@@ -166,8 +192,7 @@ class HeaderBar(Panel):
             t.append(" ")
         if session is None:
             t.append(" starting…", self.st("panel--dim"))
-            self.show(t)
-            return
+            return t
         t.append(f" {session.symbol} ", self.st("panel--symbol"))
         state = session.sync.state
         label = state.value.upper()
@@ -202,7 +227,7 @@ class HeaderBar(Panel):
             if pad > 0:
                 t.append(" " * pad)
                 t.append(stamp, self.st("panel--dim"))
-        self.show(t)
+        return t
 
 
 class MarketPanel(Panel):
@@ -216,6 +241,16 @@ class MarketPanel(Panel):
         super().__init__(id=id)
         self.source = source
         self._dirty = True
+        self._polled: tuple | None = None
+
+    def poll(self) -> None:
+        """From the panel timer: repaint only if what the panel shows could have changed without a
+        book change (the symbol's decimals arriving, a state change, a freeze)."""
+        session, book = self.source()
+        key = (id(session.info) if session is not None else None, id(book), book.last_update_id if book else None)
+        if key != self._polled:
+            self._polled = key
+            self.mark_dirty()
 
     def mark_dirty(self) -> None:
         """The book changed: rebuild at the next paint. O(1)."""

@@ -19,7 +19,7 @@ from textual.widget import Widget
 class FramePump:
     """``request(widget)`` is O(1); the refreshes happen in one callback per frame."""
 
-    def __init__(self, max_fps: float | None = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, max_fps: float | None = 8.0, clock: Callable[[], float] = time.monotonic) -> None:
         """``max_fps`` None refreshes at once (tests that take screenshots right after a change)."""
         self.interval = 1.0 / max_fps if max_fps else 0.0
         self.clock = clock
