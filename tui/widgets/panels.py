@@ -243,6 +243,11 @@ class MarketPanel(Panel):
         self._dirty = True
         self._polled: tuple | None = None
 
+    def on_resize(self) -> None:
+        # What fits depends on the size (one spread line or two): lay the text out again.
+        self._dirty = False
+        self.mark_dirty()
+
     def poll(self) -> None:
         """From the panel timer: repaint only if what the panel shows could have changed without a
         book change (the symbol's decimals arriving, a state change, a freeze)."""
@@ -267,26 +272,29 @@ class MarketPanel(Panel):
         return super().render_line(y)
 
     def build(self, session: Session | None, book: Book | None) -> Text:
-        """``book`` is the book the ladder shows as live (None when there is none known to be right)."""
+        """``book`` is the book the ladder shows as live (None when there is none known to be right).
+
+        As many lines as the panel has room for, most important first: spread, mid, best bid/ask.
+        """
         pdec, qdec = decimals_of(session)
-        compact = self.content_size.height < 4
+        rows = max(1, self.content_size.height or 4)
+        width = self.inner_width()
         bid = book.best_bid() if book is not None else None
         ask = book.best_ask() if book is not None else None
         if bid is None or ask is None:
-            items: list[tuple[str, Text | str]] = [("Spread", "—"), ("Mid", "—")]
-            if not compact:
-                items += [("Bid", "—"), ("Ask", "—")]
-            return self.grid(items, 1)
+            items: list[tuple[str, Text | str]] = [("Spread", "—"), ("Mid", "—"), ("Bid", "—"), ("Ask", "—")]
+            return self.grid(items[: max(2, rows)], 1)
         spread = ask.price - bid.price
         mid2 = ask.price + bid.price
-        items = [
-            ("Spread", f"{units(spread, pdec)} · {bps(spread, mid2)} bps"),
-            ("Mid", mid_text(mid2, pdec)),
-        ]
-        if not compact:
-            for label, lv, style in (("Bid", bid, "panel--up"), ("Ask", ask, "panel--down")):
-                items.append((label, Text(f"{units(lv.price, pdec, True)} × {units(lv.qty, qdec)}", self.st(style))))
-        return self.grid(items, 1)
+        spread_txt, bps_txt = units(spread, pdec), f"{bps(spread, mid2)} bps"
+        if len(spread_txt) + len(bps_txt) + 10 <= width or rows < 3:
+            items = [("Spread", f"{spread_txt} · {bps_txt}")]
+        else:  # a narrow panel with room below: the bps get a line of their own
+            items = [("Spread", spread_txt), ("", bps_txt)]
+        items.append(("Mid", mid_text(mid2, pdec)))
+        for label, lv, style in (("Bid", bid, "panel--up"), ("Ask", ask, "panel--down")):
+            items.append((label, Text(f"{units(lv.price, pdec, True)} × {units(lv.qty, qdec)}", self.st(style))))
+        return self.grid(items[: max(2, rows)], 1)
 
 
 class LatencyPanel(Panel):
