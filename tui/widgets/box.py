@@ -12,6 +12,7 @@ The colours still come from TCSS, through the owning widget's component classes:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from rich.segment import Segment
@@ -57,17 +58,12 @@ class Box(NamedTuple):
             return self.width, max(0, self.height - 1)
         return max(0, self.width - 2), max(0, self.height - 2)
 
-    @property
-    def content_top(self) -> int:
-        return 1
 
-
-def styles_for(get: object, state: str) -> BoxStyles:
-    """Border, title and subtitle styles for ``state``; ``get(name)`` resolves a component class."""
-    get_style = get  # a callable(name) -> Style
-    border = get_style(f"box--border-{state}" if state else "box--border")  # type: ignore[operator]
+def styles_for(get_style: Callable[[str], Style], state: str) -> BoxStyles:
+    """Border, title and subtitle styles for ``state``; ``get_style(name)`` resolves a component class."""
+    border = get_style(f"box--border-{state}" if state else "box--border")
     sub_name = {"frozen": "box--subtitle-frozen", "down": "box--subtitle-down"}.get(state, "box--subtitle")
-    return BoxStyles(border, get_style("box--title"), get_style(sub_name))  # type: ignore[operator]
+    return BoxStyles(border, get_style("box--title"), get_style(sub_name))
 
 
 def top_strip(box: Box, st: BoxStyles) -> Strip:
