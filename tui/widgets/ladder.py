@@ -28,7 +28,7 @@ from textual.widget import Widget
 
 from engine.book import Book
 from engine.num import SCALE
-from engine.session import Session
+from engine.session import Session, SymbolInfo
 from engine.sync import State
 from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, bps, countdown, units
 from tui.widgets.box import BOX_CLASSES, Box, bottom_strip, sides, styles_for, top_strip
@@ -232,7 +232,7 @@ class Ladder(Widget):
         when something changed.
         """
         step = self.step
-        title = f"Order book · step {units(step, _decimals_of(step))}"
+        title = f"Order book · step {units(step, SymbolInfo.decimals(step))}"
         state = self.session.sync.state if self.session is not None else State.CONNECTING
         live = self.frozen or state is State.SYNCED
         subtitle = "FROZEN — p to resume" if self.frozen else ("" if live else "NOT LIVE")
@@ -393,7 +393,7 @@ class Ladder(Widget):
         self.frames += 1
         pdec, qdec = self._decimals()
         step = self.step
-        pdec_shown = min(pdec, _decimals_of(step))
+        pdec_shown = min(pdec, SymbolInfo.decimals(step))
         layout = self._layout
         if (
             layout is None
@@ -624,14 +624,6 @@ class Ladder(Widget):
             text = f"spread {units(spread, pdec)} · {bps(spread, mid2)} bps    mid {mid_text(mid2, pdec)}"
         return _centered(text, layout.width, self._style("ladder--spread"))
 
-
-def _decimals_of(step: int) -> int:
-    """Decimals needed to print multiples of ``step`` (units of 1e-8) exactly."""
-    d = 8
-    while d > 0 and step % 10 == 0:
-        step //= 10
-        d -= 1
-    return d
 
 
 def _centered(text: str, width: int, style: Style) -> Strip:
