@@ -12,12 +12,15 @@ The colours still come from TCSS, through the owning widget's component classes:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Region
 from textual.strip import Strip
+from textual.widget import Widget
 
 BOX_CLASSES = frozenset(
     {
@@ -105,3 +108,94 @@ def sides(box: Box, st: BoxStyles) -> tuple[Segment, Segment] | None:
     if box.top_only:
         return None
     return Segment("│", st.border), Segment("│", st.border)
+
+
+class BoxedLines(Widget):
+    """A Line-API widget that draws its own border into cached row strips (the ladder, the tape).
+
+    Subclasses keep ``_dirty``, ``_rows_for`` and ``_rebuild(width, height)`` for their content rows,
+    and provide ``_box_for(width, height)`` (what the border looks like now), ``_row_key(y)`` (content
+    row ``y`` as a cache key) and ``_boxed_strip(key, width)`` (that row with ``_box_sides`` and the
+    line filters applied, cached). ``render_lines`` is then one dict lookup per unchanged row.
+    """
+
+    _dirty: bool
+    _rows_for: tuple[int, int]
+
+    def __init__(self, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._filters: tuple = ()  # the app's line filters, applied when a strip is built
+        self._filter_bg = None
+        self._box: Box | None = None
+        self._box_top: Strip | None = None
+        self._box_bottom: Strip | None = None
+        self._box_sides: tuple[Segment, Segment] | None = None
+        self._boxed: OrderedDict[tuple, Strip] = OrderedDict()  # bordered rows by key, oldest first
+
+    def _rebuild(self, width: int, height: int) -> None:
+        raise NotImplementedError
+
+    def _box_for(self, width: int, height: int) -> Box:
+        raise NotImplementedError
+
+    def _row_key(self, y: int) -> tuple:
+        raise NotImplementedError
+
+    def _boxed_strip(self, key: tuple, width: int) -> Strip:
+        raise NotImplementedError
+
+    def _style(self, name: str) -> Style:
+        raise NotImplementedError
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """The widget's lines for Textual: border rows and bordered content rows.
+
+        This replaces ``Widget.render_lines``, which sends every line through ``StylesCache``
+        (borders, padding, tint, opacity, line filters): ~40 µs a line, several times the ladder's
+        own cost. A row drawn before is one dict lookup: its strip already has the border and the
+        app's line filters (NO_COLOR, ANSI themes) applied.
+        """
+        filters = tuple(self.get_line_filters())
+        if filters != self._filters:
+            self._filters = filters
+            self._filter_bg = self.background_colors[1]
+            self._box = None
+        width, height = self.size
+        box = self._box_for(width, height)
+        if box != self._box:
+            self._set_box(box)
+        inner_w, inner_h = box.inner
+        if self._dirty or self._rows_for != (inner_w, inner_h):
+            self._rebuild(inner_w, inner_h)
+        boxed, key_of = self._boxed_strip, self._row_key
+        top, bottom, last = self._box_top, self._box_bottom, height - 1
+        x1, x2 = crop.column_span
+        full = x1 == 0 and x2 == width
+        out = []
+        for y in crop.line_range:
+            if y == 0:
+                strip = top
+            elif y == last and not box.top_only:
+                strip = bottom
+            else:
+                strip = boxed(key_of(y - 1), inner_w)
+            assert strip is not None
+            out.append(strip if full else strip.crop(x1, x2))
+        return out
+
+    def _set_box(self, box: Box) -> None:
+        """A new size, title, subtitle or state: new border rows, and every bordered row redrawn."""
+        self._box = box
+        st = styles_for(self._style, box.state)
+        self._box_top = self._filtered(top_strip(box, st))
+        self._box_bottom = self._filtered(bottom_strip(box, st))
+        self._box_sides = sides(box, st)
+        self._boxed.clear()
+
+    def _filtered(self, strip: Strip) -> Strip:
+        if not self._filters:
+            return strip
+        segments = list(strip)
+        for line_filter in self._filters:
+            segments = line_filter.apply(segments, self._filter_bg)
+        return Strip(segments, strip.cell_length)

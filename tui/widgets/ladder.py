@@ -22,16 +22,14 @@ from typing import NamedTuple
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.geometry import Region
 from textual.strip import Strip
-from textual.widget import Widget
 
 from engine.book import Book
 from engine.num import SCALE
 from engine.session import Session, SymbolInfo
 from engine.sync import State
 from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, bps, countdown, units
-from tui.widgets.box import BOX_CLASSES, Box, bottom_strip, sides, styles_for, top_strip
+from tui.widgets.box import BOX_CLASSES, Box, BoxedLines
 from tui.widgets.pump import FramePump, repaint
 
 _EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
@@ -80,7 +78,7 @@ def mid_text(mid2: int, price_decimals: int) -> str:
     return f"{whole:,}.{frac_txt}" if frac_txt else f"{whole:,}"
 
 
-class Ladder(Widget):
+class Ladder(BoxedLines):
     """The book as a fixed set of rows. Asks run from far (top) to best (just above the spread row);
     bids from best (just below it) to far. Bars are proportional to cumulative size from the touch."""
 
@@ -139,18 +137,11 @@ class Ladder(Widget):
         self._row_styles: dict[tuple, tuple[Style, ...]] = {}
         self._last_good: Frame | None = None
         self._shown_not_live: tuple[State, str, str] | None = None
-        self._filters: tuple = ()  # the app's line filters, applied when a strip is built
-        self._filter_bg = None
         # The border is drawn into the row strips (tui/widgets/box.py says why): its title, its
         # subtitle (FROZEN / NOT LIVE) and its state colours; rows with the border, by row key.
         self.box_title = ""
         self.box_subtitle = ""
         self.box_state = ""
-        self._box: Box | None = None
-        self._box_top: Strip | None = None
-        self._box_bottom: Strip | None = None
-        self._box_sides: tuple[Segment, Segment] | None = None
-        self._boxed: OrderedDict[tuple, Strip] = OrderedDict()
 
     # -- what the app calls -----------------------------------------------------------------
 
@@ -283,61 +274,14 @@ class Ladder(Widget):
                 strips.popitem(last=False)
         return strip
 
-    def render_lines(self, crop: Region) -> list[Strip]:
-        """The widget's lines for Textual: border rows and bordered content rows.
+    def _box_for(self, width: int, height: int) -> Box:
+        return Box(width, height, self.box_title, self.box_subtitle, self.box_state, False)
 
-        This replaces ``Widget.render_lines``, which sends every line through ``StylesCache``
-        (borders, padding, tint, opacity, line filters): ~40 µs a line, several times the ladder's
-        own cost. Here a row whose content was drawn before is one dict lookup: its strip already
-        has the border and the app's line filters (NO_COLOR, ANSI themes) applied.
-        """
-        filters = tuple(self.get_line_filters())
-        if filters != self._filters:
-            self._filters = filters
-            self._filter_bg = self.background_colors[1]
-            self._boxed.clear()
-            self._box = None
-        width, height = self.size
-        box = Box(width, height, self.box_title, self.box_subtitle, self.box_state, False)
-        if box != self._box:
-            self._set_box(box)
-        inner_w, inner_h = box.inner
-        if self._dirty or self._rows_for != (inner_w, inner_h):
-            self._rebuild(inner_w, inner_h)
-        rows, boxed = self._rows, self._boxed_strip
-        top, bottom, last = self._box_top, self._box_bottom, height - 1
-        x1, x2 = crop.column_span
-        full = x1 == 0 and x2 == width
-        out = []
-        for y in crop.line_range:
-            if y == 0:
-                strip = top
-            elif y == last:
-                strip = bottom
-            else:
-                strip = boxed(rows[y - 1] if y - 1 < len(rows) else ("b",))
-            assert strip is not None
-            out.append(strip if full else strip.crop(x1, x2))
-        return out
+    def _row_key(self, y: int) -> tuple:
+        rows = self._rows
+        return rows[y] if y < len(rows) else ("b",)
 
-    def _set_box(self, box: Box) -> None:
-        """A new size, title, subtitle or state: new border rows, and every bordered row redrawn."""
-        self._box = box
-        st = styles_for(self._style, box.state)
-        self._box_top = self._filtered(top_strip(box, st))
-        self._box_bottom = self._filtered(bottom_strip(box, st))
-        self._box_sides = sides(box, st)
-        self._boxed.clear()
-
-    def _filtered(self, strip: Strip) -> Strip:
-        if not self._filters:
-            return strip
-        segments = list(strip)
-        for line_filter in self._filters:
-            segments = line_filter.apply(segments, self._filter_bg)
-        return Strip(segments, strip.cell_length)
-
-    def _boxed_strip(self, key: tuple) -> Strip:
+    def _boxed_strip(self, key: tuple, width: int) -> Strip:
         boxed = self._boxed
         strip = boxed.get(key)
         if strip is None:
@@ -623,7 +567,6 @@ class Ladder(Widget):
             pdec = self._decimals()[0]
             text = f"spread {units(spread, pdec)} · {bps(spread, mid2)} bps    mid {mid_text(mid2, pdec)}"
         return _centered(text, layout.width, self._style("ladder--spread"))
-
 
 
 def _centered(text: str, width: int, style: Style) -> Strip:

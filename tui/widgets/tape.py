@@ -13,21 +13,19 @@ from itertools import islice
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.geometry import Region
 from textual.strip import Strip
-from textual.widget import Widget
 
 from engine.events import Trade
 from engine.num import SCALE
 from engine.session import Session
 from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, clock_of, units
-from tui.widgets.box import BOX_CLASSES, Box, bottom_strip, sides, styles_for, top_strip
+from tui.widgets.box import BOX_CLASSES, Box, BoxedLines
 from tui.widgets.pump import FramePump, repaint
 
 _CACHE_MAX = 256  # more than the tallest tape shows
 
 
-class Tape(Widget):
+class Tape(BoxedLines):
     """Time (UTC, from the exchange's trade time), price and size of each trade. ``is_sell`` (the
     buyer was the maker, so the taker sold) is red with ▼, a taker buy green with ▲."""
 
@@ -65,16 +63,9 @@ class Tape(Widget):
         self._strips: OrderedDict[tuple, Strip] = OrderedDict()
         self._styles: dict[str, Style] = {}
         self._decimals = (DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS)
-        self._filters: tuple = ()  # the app's line filters, applied when a strip is built
-        self._filter_bg = None
         self._by_key: dict[tuple, Trade] = {}
         # The border is drawn into the row strips (tui/widgets/box.py says why).
         self.box_title = "Trades"
-        self._box: Box | None = None
-        self._box_top: Strip | None = None
-        self._box_bottom: Strip | None = None
-        self._box_sides: tuple[Segment, Segment] | None = None
-        self._boxed: OrderedDict[tuple, Strip] = OrderedDict()
 
     def mark_dirty(self) -> None:
         """A trade arrived: repaint at the next frame. O(1)."""
@@ -150,7 +141,7 @@ class Tape(Widget):
         width, height = self._dims()
         if self._dirty or self._rows_for != (width, height):
             self._rebuild(width, height)
-        key = self._key(y)
+        key = self._row_key(y)
         strips = self._strips
         strip = strips.get(key)
         if strip is None:
@@ -159,48 +150,11 @@ class Tape(Widget):
                 strips.popitem(last=False)
         return strip
 
-    def render_lines(self, crop: Region) -> list[Strip]:
-        """Lines for Textual, border included, without ``Widget.render_lines``' per-line style
-        pass (see ``Ladder.render_lines``: each new trade moves every row). A row drawn before is
-        one dict lookup; its strip already has the border and the app's line filters."""
-        filters = tuple(self.get_line_filters())
-        if filters != self._filters:
-            self._filters = filters
-            self._filter_bg = self.background_colors[1]
-            self._box = None
-        width, height = self.size
+    def _box_for(self, width: int, height: int) -> Box:
         # Narrow layouts keep a top rule only, like the panels around the tape (app.tcss).
-        box = Box(width, height, self.box_title, "", "", self.screen.has_class("-narrow"))
-        if box != self._box:
-            self._set_box(box)
-        inner_w, inner_h = box.inner
-        if self._dirty or self._rows_for != (inner_w, inner_h):
-            self._rebuild(inner_w, inner_h)
-        boxed, key_of = self._boxed_strip, self._key
-        top, bottom, last = self._box_top, self._box_bottom, height - 1
-        x1, x2 = crop.column_span
-        full = x1 == 0 and x2 == width
-        out = []
-        for y in crop.line_range:
-            if y == 0:
-                strip = top
-            elif y == last and not box.top_only:
-                strip = bottom
-            else:
-                strip = boxed(key_of(y - 1), inner_w)
-            assert strip is not None
-            out.append(strip if full else strip.crop(x1, x2))
-        return out
+        return Box(width, height, self.box_title, "", "", self.screen.has_class("-narrow"))
 
-    def _set_box(self, box: Box) -> None:
-        self._box = box
-        st = styles_for(self._style, "")
-        self._box_top = self._filtered(top_strip(box, st))
-        self._box_bottom = self._filtered(bottom_strip(box, st))
-        self._box_sides = sides(box, st)
-        self._boxed.clear()
-
-    def _key(self, y: int) -> tuple:
+    def _row_key(self, y: int) -> tuple:
         """What content row ``y`` shows, as a cache key."""
         if y == 0:
             return ("header",)
@@ -236,14 +190,6 @@ class Tape(Widget):
             if len(boxed) > _CACHE_MAX:
                 boxed.popitem(last=False)  # the oldest trade: it has scrolled off long ago
         return strip
-
-    def _filtered(self, strip: Strip) -> Strip:
-        if not self._filters:
-            return strip
-        segments = list(strip)
-        for line_filter in self._filters:
-            segments = line_filter.apply(segments, self._filter_bg)
-        return Strip(segments, strip.cell_length)
 
     def _columns(self, width: int) -> tuple[int, int, int, int]:
         """(time, price, size, value) widths. The price column holds the ▲/▼ arrow; time drops its
