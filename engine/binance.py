@@ -32,6 +32,7 @@ from websockets.asyncio.client import ClientConnection
 from engine.events import DepthUpdate, ServerShutdown, Trade, decode_bytes, decode_snapshot
 from engine.record import Recorder, split_frame
 from engine.session import Listener, Session, SymbolInfo
+from engine.sync import State
 
 SNAPSHOT_LIMIT = 1000
 WEIGHT_LIMIT = 6000
@@ -87,7 +88,6 @@ class RestClient:
         self.weight_limit = weight_limit
         self.weight_used = 0
         self.not_before = 0.0  # monotonic time before which no request may be sent (Retry-After)
-        self.requests = 0
         self._minute = 0
         self._client = httpx.AsyncClient(
             base_url=self.base_url, timeout=timeout, headers={"User-Agent": "obtui"}, follow_redirects=False
@@ -113,7 +113,6 @@ class RestClient:
     async def get(self, path: str, params: dict[str, Any], weight: int) -> httpx.Response:
         """GET with rate rules; raises ``RestError`` (with ``retry_after``), ``UnknownSymbol`` or httpx errors."""
         await self._wait_budget(weight)
-        self.requests += 1
         resp = await self._client.get(path, params=params)
         used = resp.headers.get("x-mbx-used-weight-1m")
         if used is not None and used.isdigit():
@@ -215,14 +214,17 @@ class LiveSession(Session):
             except RestError as e:
                 delay = e.retry_after if e.retry_after is not None else backoff.next()
                 text = f"{what}: {e}; retrying in {delay:.1f}s"
-            except (httpx.TransportError, httpx.DecodingError, ValueError) as e:
-                if isinstance(e, UnknownSymbol):
-                    raise
+            except UnknownSymbol:
+                raise  # a ValueError, but final: retrying cannot make the symbol exist
+            except httpx.TransportError as e:
                 delay = backoff.next()
                 text = (
                     f"{what}: cannot reach {self.rest.base_url} ({type(e).__name__}); retrying in "
                     f"{delay:.1f}s — check the network or --rest-url"
                 )
+            except (httpx.DecodingError, ValueError) as e:
+                delay = backoff.next()
+                text = f"{what}: unreadable answer from {self.rest.base_url} ({e}); retrying in {delay:.1f}s"
             self.retry_at = time.monotonic() + delay
             self.notice(text, error=True)
             await asyncio.sleep(delay)
@@ -373,7 +375,7 @@ class LiveSession(Session):
                 latency = recv_ms - msg.event_time / 1000.0  # E is in microseconds (timeUnit)
                 if isinstance(msg, DepthUpdate) and msg.symbol == self.symbol:
                     deadline = loop.time() + self.silence_timeout
-                    if self.backoff.failures and self.sync.state.value == "synced":
+                    if self.backoff.failures and self.sync.state is State.SYNCED:
                         self.backoff.reset()  # healthy again: the next failure starts from a short wait
             if recorder is not None:
                 parts = split_frame(raw)
