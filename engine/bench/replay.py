@@ -4,7 +4,7 @@ What it measures, on a real recording (default ``../shared/data/binance-spot-btc
 relative to the repository root), and how:
 
 0. **Correctness gate** (before any timing): ``obtui SYMBOL --replay FILE --ndjson --levels N`` and
-   ``python -m engine.naive_peer SYMBOL --replay FILE --levels N`` are run once each; they must print the
+   ``python -m engine.bench.naive_peer SYMBOL --replay FILE --levels N`` are run once each; they must print the
    same number of lines, and every line must agree on state, ``last_update_id`` and every printed level
    compared numerically (obtui's exact strings through ``float`` against the peer's floats). The first and
    the last lines are shown. A mismatch stops the benchmark (exit status 1): speed of a wrong book is
@@ -57,12 +57,12 @@ from typing import IO, Any
 
 import orjson
 
+from engine.bench.naive_peer import NaivePeer
 from engine.events import decode_depth, decode_snapshot
-from engine.naive_peer import NaivePeer
 from engine.record import open_lines
 from engine.sync import BookSync
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FILE = ROOT.parent / "shared" / "data" / "binance-spot-btcusdt-20240808.ndjson.gz"
 
 TARGET_LEVELS_PER_S = 1_000_000
@@ -299,7 +299,7 @@ def obtui_cmd(path: str, symbol: str, levels: int, extra: Sequence[str] = ()) ->
 
 
 def naive_cmd(path: str, symbol: str, levels: int) -> list[str]:
-    return [sys.executable, "-m", "engine.naive_peer", symbol, "--replay", path, "--levels", str(levels)]
+    return [sys.executable, "-m", "engine.bench.naive_peer", symbol, "--replay", path, "--levels", str(levels)]
 
 
 def show_cmd(cmd: Sequence[str]) -> str:

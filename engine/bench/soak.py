@@ -1,6 +1,6 @@
 """Live-path figures on loopback: time to first synced book, gap recovery, memory over a long run.
 
-``python -m engine.soak [--minutes 10] [--speed 10]`` starts the simulated exchange in this process, runs
+``python -m engine.bench.soak [--minutes 10] [--speed 10]`` starts the simulated exchange in this process, runs
 the ordinary ``LiveSession`` against it over real sockets, and reports:
 - start to first synced book (ms), measured from session start, symbol check included;
 - gap recovery: the simulator drops events on the connection, and we count the snapshot round trips until
@@ -104,7 +104,7 @@ async def soak(minutes: float, speed: float, symbol: str = "BTCUSDT") -> dict[st
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m engine.soak", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m engine.bench.soak", description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--speed", type=float, default=10.0, help="simulator speed (10 = ten times real time)")
     args = p.parse_args(argv)

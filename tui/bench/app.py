@@ -1,6 +1,6 @@
 """Whole-app figures, measured from outside as a user's terminal would see them.
 
-``python -m tui.bench_app [--seconds 30] [--size 160x48]``:
+``python -m tui.bench.app [--seconds 30] [--size 160x48]``:
 1. ``obtui --demo`` in a pseudo-terminal: time from launch until the screen shows a synced book.
 2. The simulator alone (``python -m engine.sim``, one symbol, real time: 10 depth diffs/s and its trades)
    and ``obtui SYMBOL --ws-url ... --rest-url ...`` against it in a pseudo-terminal: the app's process CPU
@@ -128,7 +128,7 @@ def app_cpu(seconds: float, cols: int, rows: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m tui.bench_app", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tui.bench.app", description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--size", default="160x48")
     args = p.parse_args(argv)

@@ -1,4 +1,4 @@
-"""How long one ladder frame takes to render, on real recorded data: ``python -m tui.bench_ladder``.
+"""How long one ladder frame takes to render, on real recorded data: ``python -m tui.bench.ladder``.
 
 A frame is what Textual asks of the ladder at each paint: ``render_line(y)`` for every row. Between
 frames the recording is replayed up to the next applied depth event, exactly as the book changes
@@ -21,7 +21,7 @@ from engine.replay import ReplaySession
 from engine.sync import State
 from tui.widgets.ladder import Ladder
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # ../shared/data of the repo
+DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"  # ../shared/data of the repo
 DEFAULT_DATA = DATA_DIR / "binance-spot-btcusdt-20240808.ndjson.gz"
 BUDGET_MS = 1.0
 
@@ -64,7 +64,7 @@ def report(label: str, times: list[float]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tui.bench_ladder", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tui.bench.ladder", description=__doc__.split("\n")[0])
     p.add_argument("--data", default=str(DEFAULT_DATA), help="a recording (default: the BTCUSDT sample)")
     p.add_argument("--symbol", default="BTCUSDT")
     p.add_argument("--rows", type=int, default=40, help="level rows per frame (default 40: 20 asks + 20 bids)")

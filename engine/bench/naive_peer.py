@@ -19,7 +19,7 @@ most decimal fractions exactly, sums of float quantities drift, and two strings 
 float's precision would share one dict key. The line count and the best prices, compared numerically,
 must equal obtui's on the real recording (``engine.bench`` checks that before timing anything).
 
-Usage: ``python -m engine.naive_peer SYMBOL --replay FILE [--levels N]``.
+Usage: ``python -m engine.bench.naive_peer SYMBOL --replay FILE [--levels N]``.
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ def replay(path: str, symbol: str, levels: int = 20, out: IO[str] | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m engine.naive_peer", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m engine.bench.naive_peer", description=__doc__.splitlines()[0])
     p.add_argument("symbol")
     p.add_argument("--replay", metavar="FILE", required=True, help="recording to replay (plain or .gz)")
     p.add_argument("--levels", type=int, default=20, metavar="N", help="levels per side (20)")

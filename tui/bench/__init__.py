@@ -1,0 +1,1 @@
+"""Benchmarks of the TUI: app CPU and start-up, one ladder frame."""
