@@ -29,8 +29,8 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from engine.events import DepthUpdate, ServerShutdown, Trade, decode_bytes, decode_snapshot
-from engine.record import Recorder, split_frame
+from engine.events import DepthUpdate, Frame, ServerShutdown, Trade, decode_payload, decode_snapshot, read_frame
+from engine.record import Recorder
 from engine.session import Listener, Session, SymbolInfo
 from engine.sync import State
 
@@ -267,7 +267,8 @@ class LiveSession(Session):
                     break  # the symbol changed while we waited
                 recv_ms = self.clock() * 1000.0
                 try:
-                    snap = decode_snapshot(symbol, orjson.loads(body))
+                    snap = decode_snapshot(symbol, body)
+                    snap.limit = self.snapshot_limit  # a side shorter than this is the whole side
                 except ValueError as e:
                     self.sync.reject(f"snapshot: {e}")
                     await asyncio.sleep(retry.next())
@@ -369,7 +370,8 @@ class LiveSession(Session):
                 except TimeoutError:
                     return "silent"
             recv_ms = clock() * 1000.0
-            msg = decode_bytes(raw)
+            frame = read_frame(raw)
+            msg = decode_payload(frame.stream, frame.payload) if type(frame) is Frame else frame
             latency = None
             if isinstance(msg, (DepthUpdate, Trade)) and msg.event_time:
                 latency = recv_ms - msg.event_time / 1000.0  # E is in microseconds (timeUnit)
@@ -377,10 +379,9 @@ class LiveSession(Session):
                     deadline = loop.time() + self.silence_timeout
                     if self.backoff.failures and self.sync.state is State.SYNCED:
                         self.backoff.reset()  # healthy again: the next failure starts from a short wait
-            if recorder is not None:
-                parts = split_frame(raw)
-                if parts is not None:
-                    recorder.write(recv_ms, latency, parts[0], parts[1])
+            if recorder is not None and type(frame) is Frame:
+                # The decoded stream name and the payload's exact bytes, whatever the frame's layout.
+                recorder.write(recv_ms, latency, frame.stream, frame.payload)
             self.process(msg, recv_ms, latency)
 
     async def run(self) -> None:

@@ -33,11 +33,15 @@ class Level(NamedTuple):
 class Book:
     """A local copy of one symbol's order book at update id ``last_update_id``."""
 
-    __slots__ = ("_ask_keys", "_asks", "_bid_keys", "_bids", "last_update_id", "symbol")
+    __slots__ = ("_ask_keys", "_asks", "_bid_keys", "_bids", "ask_ceiling", "bid_floor", "last_update_id", "symbol")
 
     def __init__(self, symbol: str = "") -> None:
         self.symbol = symbol
         self.last_update_id = 0
+        # How deep the book is known: the snapshot's deepest bid and ask. A level beyond them that no diff
+        # touched since is unknown (not absent), so reads stop there. None: the snapshot held the whole side.
+        self.bid_floor: int | None = None
+        self.ask_ceiling: int | None = None
         self._bids: dict[int, Level] = {}
         self._asks: dict[int, Level] = {}
         self._bid_keys = SortedList()
@@ -49,18 +53,27 @@ class Book:
     def clear(self) -> None:
         """Forget every level (the book is no longer known)."""
         self.last_update_id = 0
+        self.bid_floor = self.ask_ceiling = None
         self._bids.clear()
         self._asks.clear()
         self._bid_keys.clear()
         self._ask_keys.clear()
 
-    def load(self, last_update_id: int, bids: Iterable[Level], asks: Iterable[Level]) -> None:
-        """Replace the book by a snapshot. O(n log n). Zero-quantity levels are skipped."""
+    def load(self, last_update_id: int, bids: list[Level], asks: list[Level], limit: int | None = None) -> None:
+        """Replace the book by a snapshot of at most ``limit`` levels a side. O(n log n).
+
+        A side with ``limit`` levels (or any, when ``limit`` is None: not known) may have more beyond its
+        deepest price; reads stop there (``bid_floor``/``ask_ceiling``). Zero-quantity levels are skipped.
+        """
         self._bids = {lv.price: lv for lv in bids if lv.qty}
         self._asks = {lv.price: lv for lv in asks if lv.qty}
         self._bid_keys = SortedList(self._bids)
         self._ask_keys = SortedList(self._asks)
         self.last_update_id = last_update_id
+        partial_bids = bids and (limit is None or len(bids) >= limit)
+        partial_asks = asks and (limit is None or len(asks) >= limit)
+        self.bid_floor = min(lv.price for lv in bids) if partial_bids else None
+        self.ask_ceiling = max(lv.price for lv in asks) if partial_asks else None
 
     def apply(self, bids: Iterable[Level], asks: Iterable[Level], update_id: int) -> None:
         """Set each level to its absolute quantity (zero removes), then move to ``update_id``.
@@ -113,17 +126,27 @@ class Book:
         return f"{whole}.{frac:09d}".rstrip("0").rstrip(".")
 
     def bids(self, n: int) -> list[Level]:
-        """The n best bids, high to low. O(n)."""
+        """The n best bids known to be right, high to low: O(n + log n)."""
+        n = min(n, self.known_depth(True))
         side = self._bids
         return [side[k] for k in reversed(self._bid_keys[-n:])] if n > 0 else []
 
     def asks(self, n: int) -> list[Level]:
-        """The n best asks, low to high. O(n)."""
+        """The n best asks known to be right, low to high: O(n + log n)."""
+        n = min(n, self.known_depth(False))
         side = self._asks
         return [side[k] for k in self._ask_keys[:n]] if n > 0 else []
 
+    def known_depth(self, is_bid: bool) -> int:
+        """How many levels of a side are known to be right (within the snapshot's reach). O(log n)."""
+        if is_bid:
+            keys, floor = self._bid_keys, self.bid_floor
+            return len(keys) if floor is None else len(keys) - keys.bisect_left(floor)
+        keys, ceiling = self._ask_keys, self.ask_ceiling
+        return len(keys) if ceiling is None else keys.bisect_right(ceiling)
+
     def depth(self) -> tuple[int, int]:
-        """Number of (bid, ask) levels held."""
+        """Number of (bid, ask) levels held (known or not)."""
         return len(self._bids), len(self._asks)
 
     def grouped(self, is_bid: bool, n: int, step: int) -> list[tuple[int, int]]:
@@ -137,9 +160,9 @@ class Book:
             return [(lv.price, lv.qty) for lv in levels]
         out: list[tuple[int, int]] = []
         if is_bid:
-            side, keys = self._bids, reversed(self._bid_keys)
+            side, keys = self._bids, self._bid_keys.irange(self.bid_floor, None, reverse=True)
         else:
-            side, keys = self._asks, iter(self._ask_keys)
+            side, keys = self._asks, self._ask_keys.irange(None, self.ask_ceiling)
         for price in keys:
             bucket = (price // step) * step if is_bid else -((-price) // step) * step
             if out and out[-1][0] == bucket:

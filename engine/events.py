@@ -11,15 +11,20 @@ so the same decoder reads both.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
+import msgspec
 import orjson
 
 from engine.book import Level
 from engine.num import DecimalError, parse, parse_cache, parse_price
 
 _new_level = tuple.__new__  # builds a Level without NamedTuple.__new__'s Python-level call
+_NO_DATA = msgspec.Raw(b"")  # a frame without "data"
+Payload = bytes | memoryview | msgspec.Raw  # a payload's exact bytes (msgspec.Raw from the envelope)
 
 
 @dataclass(slots=True)
@@ -42,6 +47,7 @@ class Snapshot:
     last_update_id: int
     bids: list[Level]
     asks: list[Level]
+    limit: int | None = None  # the limit it was fetched with (None: not known, e.g. in a recording)
 
 
 @dataclass(slots=True)
@@ -98,8 +104,8 @@ class _Bad(ValueError):
     """A payload that does not fit the schema; the message says how."""
 
 
-def _int(data: dict, key: str) -> int:
-    v = data.get(key)
+def _int(data: Any, key: str) -> int:
+    v = getattr(data, key)
     # bool is an int subclass; ids are never booleans, and never floats.
     if type(v) is not int or v < 0:
         raise _Bad(f"field {key!r} is not a non-negative integer: {v!r}")
@@ -133,52 +139,133 @@ def _levels(raw: Any, side: str) -> list[Level]:
     return out
 
 
-def decode_depth(symbol: str, data: Any) -> DepthUpdate:
+# -- payload schemas ----------------------------------------------------------------------------------
+# msgspec checks the shape (required fields, integer ids) in C and names the field in its error; the
+# levels stay plain lists so that ``_levels`` can validate and key them in one pass. Unknown fields are
+# ignored. ``E``/``T`` are informative only, so any type is tolerated there (and read as 0).
+
+
+class _DepthBody(msgspec.Struct):
+    U: Any
+    u: Any
+    b: Any
+    a: Any
+    E: Any = 0
+
+
+class _SnapshotBody(msgspec.Struct):
+    lastUpdateId: Any
+    bids: Any
+    asks: Any
+
+
+class _TradeBody(msgspec.Struct):
+    t: Any
+    p: str
+    q: str
+    m: bool
+    E: Any = 0
+    T: Any = 0
+
+
+class _TickerBody(msgspec.Struct):
+    u: Any
+    b: str
+    B: str
+    a: str
+    A: str
+
+
+class _TickerId(msgspec.Struct):
+    u: int
+
+
+class _ShutdownBody(msgspec.Struct):
+    E: Any = 0
+
+
+_depth_body = msgspec.json.Decoder(_DepthBody).decode
+_snapshot_body = msgspec.json.Decoder(_SnapshotBody).decode
+_trade_body = msgspec.json.Decoder(_TradeBody).decode
+_ticker_body = msgspec.json.Decoder(_TickerBody).decode
+_ticker_id = msgspec.json.Decoder(_TickerId).decode
+_shutdown_body = msgspec.json.Decoder(_ShutdownBody).decode
+
+
+def _why(e: msgspec.MsgspecError, what: str = "'data'") -> str:
+    """msgspec's reason in our words: "Expected `str`, got `float` - at `$.b[0][1]`" becomes
+    "expected 'str', got 'float' in field 'b[0][1]'"; a value that is not an object says so of ``what``."""
+    text = str(e)
+    if text.startswith("Expected `object`") and " - at " not in text:
+        return f"{what} is not a JSON object ({text.split(', ', 1)[-1].replace('`', '')})"
+    text = _AT.sub(r" in field '\1'", text).replace("`", "'")
+    return text[:1].lower() + text[1:]
+
+
+_AT = re.compile(r" - at `\$\.?([^`]*)`")
+
+
+def _time(v: Any) -> int:
+    return v if type(v) is int else 0
+
+
+def decode_depth(symbol: str, payload: Payload) -> DepthUpdate:
     """Decode a depthUpdate payload. Raises ``ValueError`` with a reason when it is unusable."""
     try:
+        data = _depth_body(payload)
         first, final = _int(data, "U"), _int(data, "u")
         if first > final:
             raise _Bad(f"U {first} > u {final}")
-        E = data.get("E", 0)
-        return DepthUpdate(
-            symbol, first, final, E if type(E) is int else 0, _levels(data.get("b"), "b"), _levels(data.get("a"), "a")
-        )
-    except (_Bad, AttributeError) as e:
-        raise ValueError(str(e) or "not an object") from None
+        return DepthUpdate(symbol, first, final, _time(data.E), _levels(data.b, "b"), _levels(data.a, "a"))
+    except _Bad as e:
+        raise ValueError(str(e)) from None
+    except msgspec.MsgspecError as e:
+        raise ValueError(_why(e)) from None
 
 
-def decode_snapshot(symbol: str, data: Any) -> Snapshot:
+def decode_snapshot(symbol: str, payload: Payload) -> Snapshot:
     """Decode a REST depth body. Raises ``ValueError`` with a reason when it is unusable."""
     try:
-        return Snapshot(
-            symbol, _int(data, "lastUpdateId"), _levels(data.get("bids"), "bids"), _levels(data.get("asks"), "asks")
-        )
-    except (_Bad, AttributeError) as e:
-        raise ValueError(str(e) or "not an object") from None
+        data = _snapshot_body(payload)
+        return Snapshot(symbol, _int(data, "lastUpdateId"), _levels(data.bids, "bids"), _levels(data.asks, "asks"))
+    except _Bad as e:
+        raise ValueError(str(e)) from None
+    except msgspec.MsgspecError as e:
+        raise ValueError(_why(e)) from None
 
 
-def decode_trade(symbol: str, data: Any) -> Trade:
-    """Decode a trade payload. Raises ``ValueError``/``KeyError``/``TypeError`` when it is unusable."""
-    p, q, m = data["p"], data["q"], data["m"]
-    if type(m) is not bool:
-        raise _Bad(f"field 'm' is not a boolean: {m!r}")
+def decode_trade(symbol: str, payload: Payload) -> Trade:
+    """Decode a trade payload. Raises ``ValueError`` with a reason when it is unusable."""
     try:
-        pu, qu = parse_price(p), parse(q)
-    except DecimalError as e:
-        raise _Bad(str(e)) from None
-    T = data.get("T", 0)
-    E = data.get("E", 0)
-    return Trade(symbol, _int(data, "t"), p, q, pu, qu, E if type(E) is int else 0, T if type(T) is int else 0, m)
+        data = _trade_body(payload)
+        p, q = data.p, data.q
+        return Trade(symbol, _int(data, "t"), p, q, parse_price(p), parse(q), _time(data.E), _time(data.T), data.m)
+    except (_Bad, DecimalError) as e:
+        raise ValueError(str(e)) from None
+    except msgspec.MsgspecError as e:
+        raise ValueError(_why(e)) from None
 
 
-def decode_ticker(symbol: str, data: Any) -> BookTicker:
-    """Decode a bookTicker payload. Raises ``ValueError``/``KeyError``/``TypeError`` when it is unusable."""
+def decode_ticker(symbol: str, payload: Payload) -> BookTicker:
+    """Decode a bookTicker payload. Raises ``ValueError`` with a reason when it is unusable."""
     try:
-        bid = Level(parse_price(data["b"]), parse(data["B"]), data["b"], data["B"])
-        ask = Level(parse_price(data["a"]), parse(data["A"]), data["a"], data["A"])
-    except DecimalError as e:
-        raise _Bad(str(e)) from None
-    return BookTicker(symbol, _int(data, "u"), bid, ask)
+        d = _ticker_body(payload)
+        bid = Level(parse_price(d.b), parse(d.B), d.b, d.B)
+        ask = Level(parse_price(d.a), parse(d.A), d.a, d.A)
+        return BookTicker(symbol, _int(d, "u"), bid, ask)
+    except (_Bad, DecimalError) as e:
+        raise ValueError(str(e)) from None
+    except msgspec.MsgspecError as e:
+        raise ValueError(_why(e)) from None
+
+
+def ticker_update_id(payload: Payload) -> int:
+    """Just the ``u`` of a bookTicker payload (a fraction of a microsecond): most tickers are never
+    compared with the book, so the rest is decoded only for those that are. Raises ``ValueError``."""
+    try:
+        return _ticker_id(payload).u
+    except msgspec.MsgspecError as e:
+        raise ValueError(_why(e)) from None
 
 
 def symbol_of(stream: str) -> str:
@@ -186,46 +273,142 @@ def symbol_of(stream: str) -> str:
     return stream.partition("@")[0].upper()
 
 
-def decode(frame: Any) -> Message:
-    """Decode one parsed frame (a dict from JSON) of the combined stream or of a recording."""
-    if type(frame) is not dict:
-        return Reject("frame is not a JSON object")
-    stream = frame.get("stream")
-    if stream is None:
-        if "id" in frame and ("result" in frame or "error" in frame):
-            err = frame.get("error")
-            return ControlReply(frame["id"], frame.get("result"), err if isinstance(err, dict) else None)
-        return Reject("frame has no 'stream'")
-    if type(stream) is not str:
-        return Reject("'stream' is not a string")
-    data = frame.get("data")
-    if type(data) is not dict:
-        return Reject("'data' is not an object", stream)
-    name, _, kind = stream.partition("@")
+# -- routing by stream name ---------------------------------------------------------------------------
+
+
+class Kind(IntEnum):
+    """What a stream carries, from its name alone."""
+
+    UNKNOWN = 0
+    DEPTH = 1
+    SNAPSHOT = 2
+    TRADE = 3
+    TICKER = 4
+    SHUTDOWN = 5
+    UNSUPPORTED_DEPTH = 6  # partial depth (depth5, ...) and other depth streams we do not keep a book from
+
+
+_routes: dict[str, tuple[Kind, str]] = {}
+
+
+def route(stream: str) -> tuple[Kind, str]:
+    """``(kind, SYMBOL)`` of a stream name, cached (a session sees a handful of names)."""
+    r = _routes.get(stream)
+    if r is None:
+        name, _, kind = stream.partition("@")
+        if stream == "!serverShutdown":
+            r = (Kind.SHUTDOWN, "")
+        elif kind == "depth" or (kind.startswith("depth@") and kind.endswith("ms")):
+            r = (Kind.DEPTH, name.upper())  # diff depth at any speed: @depth, @depth@100ms, futures' @depth@0ms
+        elif kind == "depthSnapshot":
+            r = (Kind.SNAPSHOT, name.upper())
+        elif kind.startswith("depth"):
+            r = (Kind.UNSUPPORTED_DEPTH, name.upper())
+        elif kind == "trade":
+            r = (Kind.TRADE, name.upper())
+        elif kind == "bookTicker":
+            r = (Kind.TICKER, name.upper())
+        else:
+            r = (Kind.UNKNOWN, name.upper())
+        if len(_routes) < 4096:  # a hostile feed could send endless names
+            _routes[stream] = r
+    return r
+
+
+def decode_payload(stream: str, payload: Payload) -> Message:
+    """Decode one payload by the name of the stream it came on; a bad payload is a ``Reject``."""
+    kind, symbol = route(stream)
     try:
-        if kind.startswith("depth"):
-            if kind == "depthSnapshot":
-                return decode_snapshot(name.upper(), data)
-            if kind in ("depth", "depth@100ms"):
-                return decode_depth(name.upper(), data)
-            return Reject(f"unsupported depth stream {stream!r}", stream)
-        if kind == "trade":
-            return decode_trade(name.upper(), data)
-        if kind == "bookTicker":
-            return decode_ticker(name.upper(), data)
-        if stream == "!serverShutdown" or data.get("e") == "serverShutdown":
-            E = data.get("E", 0)
-            return ServerShutdown(E if type(E) is int else 0)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        reason = f"missing field {e}" if isinstance(e, KeyError) else str(e)
-        return Reject(reason or type(e).__name__, stream)
+        if kind is Kind.DEPTH:
+            return decode_depth(symbol, payload)
+        if kind is Kind.SNAPSHOT:
+            return decode_snapshot(symbol, payload)
+        if kind is Kind.TRADE:
+            return decode_trade(symbol, payload)
+        if kind is Kind.TICKER:
+            return decode_ticker(symbol, payload)
+        if kind is Kind.SHUTDOWN:
+            return ServerShutdown(_time(_shutdown_body(payload).E))
+    except ValueError as e:
+        return Reject(str(e) or "unreadable payload", stream)
+    except msgspec.MsgspecError as e:
+        return Reject(_why(e), stream)
+    if kind is Kind.UNSUPPORTED_DEPTH:
+        return Reject(f"unsupported depth stream {stream!r}", stream)
     return Reject(f"unknown stream {stream!r}", stream)
 
 
-def decode_bytes(raw: bytes | str) -> Message:
-    """Parse JSON and decode it; malformed JSON is a ``Reject``, never an exception."""
+# -- the envelope: one reader for live frames and recording lines --------------------------------------
+
+
+class Frame(msgspec.Struct, gc=False):
+    """One frame of the combined stream, or one recording line: its envelope, decoded in one C pass.
+
+    ``payload`` is exactly the bytes of ``data`` as they arrived, whatever the envelope's layout (key
+    order, spacing, escapes in the stream name), so a recording keeps Binance's payload byte for byte.
+    ``recv_ms``/``latency_ms`` are a recording's ``ts_recv_ms``/``latency_ms``. ``id``/``result``/
+    ``error`` belong to control replies, which have no stream.
+    """
+
+    stream: str | None = None
+    payload: msgspec.Raw = msgspec.field(default=_NO_DATA, name="data")
+    recv_ms: float | None = msgspec.field(default=None, name="ts_recv_ms")
+    latency_ms: float | None = None
+    id: Any = msgspec.UNSET
+    result: Any = msgspec.UNSET
+    error: Any = msgspec.UNSET
+
+
+_frame = msgspec.json.Decoder(Frame).decode
+
+
+def read_frame(raw: bytes | str) -> Frame | ControlReply | Reject:
+    """Decode the envelope of a frame or recording line: O(bytes), one C pass; never raises.
+
+    Returns a ``Frame`` with a stream name and a payload, a ``ControlReply``, or a ``Reject`` that says
+    what is wrong (malformed JSON, a field of the wrong type, no stream, no data).
+    """
     try:
-        frame = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
+        f = _frame(raw)
+    except msgspec.ValidationError as e:
+        return Reject(_why(e, "frame"))
+    except msgspec.DecodeError as e:
         return Reject(f"malformed JSON: {e}")
-    return decode(frame)
+    if f.stream is None:
+        if f.id is not msgspec.UNSET and (f.result is not msgspec.UNSET or f.error is not msgspec.UNSET):
+            result = None if f.result is msgspec.UNSET else f.result
+            return ControlReply(f.id, result, f.error if isinstance(f.error, dict) else None)
+        return Reject("frame has no 'stream'")
+    if not f.payload:
+        return Reject("frame has no 'data'", f.stream)
+    return f
+
+
+def read_record(line: bytes) -> Frame | Reject:
+    """A recording line: a frame that must carry its receive time."""
+    f = read_frame(line)
+    if type(f) is Frame:
+        if f.recv_ms is None:
+            return Reject("record has no numeric 'ts_recv_ms'", f.stream)
+        return f
+    if isinstance(f, ControlReply):
+        return Reject("record has no 'stream'")
+    return f
+
+
+def decode_bytes(raw: bytes | str) -> Message:
+    """Decode one frame from its bytes; a bad frame is a ``Reject``, never an exception."""
+    f = read_frame(raw)
+    if type(f) is Frame:
+        assert f.stream is not None
+        return decode_payload(f.stream, f.payload)
+    return f
+
+
+def decode(frame: Any) -> Message:
+    """Decode an already-parsed frame (a dict), for tests and tools that build frames by hand."""
+    try:
+        raw = orjson.dumps(frame)
+    except TypeError as e:
+        return Reject(f"not JSON: {e}")
+    return decode_bytes(raw)

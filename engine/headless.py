@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import time
 from typing import IO, Any
 
 import orjson
 
-from engine.events import decode_depth, decode_snapshot, decode_ticker
-from engine.record import Recorder, open_lines
+from engine.record import Recorder
 from engine.session import Listener, Session
 from engine.sync import BookSync, State, StateChanged
 from engine.verify import TickerCheck
@@ -46,6 +44,8 @@ class NdjsonWriter:
             line["bids"] = []
             line["asks"] = []
             line["reason"] = sync.reason
+            if sync.last_reject:
+                line["last_reject"] = sync.last_reject
         if check is not None:
             line["verified"] = check.ok
             line["mismatches"] = check.mismatches
@@ -65,104 +65,36 @@ class NdjsonWriter:
         self.lines += 1
 
 
-def _ticker_top(symbol: str, line: bytes) -> tuple[int, int, int, int]:
-    t = decode_ticker(symbol, orjson.loads(line)["data"])
-    return (t.bid.price, t.bid.qty, t.ask.price, t.ask.qty)
-
-
-def _ticker_id(line: bytes) -> int | None:
-    """The ``u`` of a recorded bookTicker line, read from the bytes; None if it is not where expected."""
-    i = line.find(b'"data":{"u":')
-    if i < 0:
-        return None
-    i += 12
-    j = line.find(b",", i)
-    digits = line[i:j]
-    return int(digits) if digits.isdigit() else None
-
-
-def _stream_of(line: bytes) -> bytes:
-    """The ``stream`` value of a recording line without decoding it (most lines are skipped)."""
-    i = line.find(b'"stream":"')
-    if i < 0:
-        return b""
-    i += 10
-    return line[i : line.find(b'"', i)]
-
-
 def replay_ndjson(
     path: str, symbol: str, levels: int = 20, speed: float | None = None, out: IO[bytes] | None = None
 ) -> BookSync:
-    """Replay a recording through ``BookSync`` and print ``--ndjson`` lines; returns the final sync.
+    """Replay a recording and print ``--ndjson`` lines; returns the final sync.
 
-    ``speed`` None replays as fast as possible; N replays N times real time (by ``ts_recv_ms``).
-    Depth events and snapshot records drive the sync; bookTicker records verify the book.
-    A gap with no later snapshot in the file leaves the state ``resyncing``.
+    The same ``ReplaySession`` (one reader, one ``Session.feed``) as the TUI's replay. ``speed`` None
+    replays as fast as possible; N replays N times real time (by ``ts_recv_ms``). A gap with no later
+    snapshot in the file leaves the state ``resyncing``.
     """
-    sym = symbol.upper()
-    prefix = symbol.lower().encode() + b"@"
-    depth_streams = (prefix + b"depth@100ms", prefix + b"depth")
-    snapshot_stream = prefix + b"depthSnapshot"
-    ticker_stream = prefix + b"bookTicker"
+    from engine.replay import ReplaySession
 
-    sync = BookSync(sym)
-    check = TickerCheck()
-    writer = NdjsonWriter(sym, levels, out)
-    sync.connection_opened()
-    t_start = time.monotonic()
-    ts_first: float | None = None
-    last_ts = 0.0
+    session = ReplaySession(path, symbol, speed, _NdjsonListener(NdjsonWriter(symbol, levels, out)))
+    if speed is None:
+        step = session.step
+        while step() is not None:
+            pass
+    else:
+        import asyncio
 
-    def flush_states(ts: float) -> None:
-        for msg in sync.take():
-            if isinstance(msg, StateChanged):
-                if msg.new is not State.SYNCED:
-                    check.reset()
-                writer.write(sync, ts, check)
-
-    flush_states(0.0)
-    for line in open_lines(path):
-        stream = _stream_of(line)
-        is_depth = stream in depth_streams
-        if not (is_depth or stream == snapshot_stream):
-            if stream == ticker_stream:
-                # Only tickers that land on an applied event's id are checkpoints (about 1 in 50):
-                # read the id from the bytes and decode the rest only when it is compared.
-                uid = _ticker_id(line)
-                if uid is not None:
-                    check.expect(uid, sync.last_update_id, lambda line=line: _ticker_top(sym, line))
-            continue
-        try:
-            rec = orjson.loads(line)
-            data = rec["data"]
-            ts = rec["ts_recv_ms"]
-        except (ValueError, KeyError, TypeError):
-            sync.reject("unreadable recording line")
-            continue
-        if speed is not None:
-            if ts_first is None:
-                ts_first = ts
-            delay = (ts - ts_first) / 1000.0 / speed - (time.monotonic() - t_start)
-            if delay > 0:
-                time.sleep(delay)
-        last_ts = ts
-        try:
-            if is_depth:
-                if sync.depth(decode_depth(sym, data)):
-                    check.applied(sync.book)
-                    writer.write(sync, ts, check)
-            elif sync.snapshot(decode_snapshot(sym, data)):
-                check.applied(sync.book)
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            sync.reject(f"{stream.decode(errors='replace')}: {e}")
-        if sync.outbox:
-            flush_states(ts)
-    flush_states(last_ts)
-    return sync
+        asyncio.run(session.run())
+    damage = session.damage()
+    if damage:
+        print(f"obtui: replayed {path} to its end{damage}", file=sys.stderr, flush=True)
+    return session.sync
 
 
 class _NdjsonListener(Listener):
     """Writes a line per applied event while synced and one per state change, never the same twice."""
+
+    wants_trades = False
 
     def __init__(self, writer: NdjsonWriter) -> None:
         self.writer = writer
@@ -183,7 +115,14 @@ class _NdjsonListener(Listener):
         self._write(session)
 
     def notice(self, session: Session, text: str, error: bool = False) -> None:
-        print(f"obtui: {text}", file=sys.stderr, flush=True)
+        if session.kind != "replay":  # a replay's notices ("waiting for a snapshot ...") are in its lines
+            print(f"obtui: {text}", file=sys.stderr, flush=True)
+
+
+def snapshot_limit_for(levels: int) -> int:
+    """The snapshot depth for ``levels`` shown a side: margin for the market to move before the shown
+    levels reach past the snapshot (spot allows 5000 at most: weight 250, against 50 for 1000)."""
+    return 1000 if levels <= 500 else 5000
 
 
 def live_ndjson(args: Any, symbol: str) -> int:
@@ -206,7 +145,10 @@ async def _live_ndjson(args: Any, symbol: str) -> int:
 
                 sim = await stack.enter_async_context(SimServer(seed=args.seed))
                 ws_url, rest_url = sim.ws_url, sim.rest_url
-            session = LiveSession(symbol, ws_url, rest_url, listener, recorder)
+            session = LiveSession(
+                symbol, ws_url, rest_url, listener, recorder, snapshot_limit=snapshot_limit_for(args.levels)
+            )
+            session.sync.min_known = args.levels
             listener.book_changed(session)  # the first line says "connecting" before any network wait
             await session.run()
     except UnknownSymbol:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
-import orjson
-
-from engine.events import decode
-from engine.record import open_lines
+from engine.events import Frame, Kind, Reject, read_record, route
+from engine.record import Recording
 from engine.session import Listener, Session
+
+_KIND_NAMES = {Kind.DEPTH: "depth", Kind.SNAPSHOT: "snapshot", Kind.TRADE: "trade", Kind.TICKER: "bookTicker"}
+MAX_WAIT_S = 5.0  # longest pause between two records when paced: a recorder that slept must not freeze a replay
 
 
 class ReplaySession(Session):
@@ -38,31 +41,54 @@ class ReplaySession(Session):
         self.paused = False
         self.finished = False
         self.records = 0
-        self._lines: Iterator[bytes] = open_lines(path)
+        self.recording = Recording(path)
+        self._lines: Iterator[bytes] = iter(self.recording)
         self._anchor: tuple[float, float] | None = None  # (monotonic, recorded ms) pacing reference
         self._wake = asyncio.Event()
+        self.first_recv_ms: float | None = None
         self.sync.connection_opened()
-        self.drain()
+        # The first state is told with the first record's time (not 0, not the wall clock): drained in step().
 
     def step(self) -> float | None:
-        """Process the next record; returns its receive time, or None at the end of the file."""
+        """Process the next record; returns its receive time, or None at the end of the file.
+
+        A line that is not a record (torn, re-encoded badly, a receive time that is not a number) is
+        counted as a reject with its line number and reason, never dropped without a trace.
+        """
         for line in self._lines:
             if not line.strip():
                 continue
-            try:
-                frame = orjson.loads(line)
-                recv_ms = float(frame["ts_recv_ms"])
-                latency = frame.get("latency_ms")
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                self.sync.reject("unreadable recording line")
-                continue
             self.records += 1
-            self.process(decode(frame), recv_ms, latency if isinstance(latency, (int, float)) else None)
+            f = read_record(line)
+            if type(f) is not Frame:
+                assert isinstance(f, Reject)
+                reason = f"recording line {self.recording.lines}: {f.reason}"
+                self.process(Reject(reason, f.stream), self.last_recv_ms or 0.0)
+                continue
+            recv_ms = f.recv_ms
+            assert recv_ms is not None
+            if self.first_recv_ms is None:
+                self.first_recv_ms = self.last_recv_ms = recv_ms
+                self.drain()
+            self.feed(f, recv_ms, f.latency_ms)
             return recv_ms
         if not self.finished:
             self.finished = True
-            self.notice("replay finished: the book stays as of the last recorded event")
+            self.drain()
+            self.notice(f"replay finished{self.damage()}: the book stays as of the last recorded event")
         return None
+
+    def damage(self) -> str:
+        """What went wrong with the file as read so far, as a clause (empty when nothing did)."""
+        rec, parts = self.recording, []
+        if rec.cut_at is not None:
+            parts.append(f"the file ends mid-record at byte {rec.cut_at:,}: cut by a crash?")
+        if rec.tears:
+            parts.append(f"damaged gzip: reading resumed at byte {', '.join(f'{t:,}' for t in rec.tears)}")
+        if self.sync.stats.rejects:
+            n = self.sync.stats.rejects
+            parts.append(f"{n:,} line{'s' if n != 1 else ''} rejected, the last: {self.sync.last_reject}")
+        return f" ({'; '.join(parts)})" if parts else ""
 
     def step_until(self, done: Callable[[ReplaySession], bool], limit: int = 1_000_000) -> bool:
         """Step until ``done(self)`` or the end; True if the condition was met."""
@@ -108,7 +134,102 @@ class ReplaySession(Session):
                 continue
             wall0, rec0 = self._anchor
             delay = (recv_ms - rec0) / 1000.0 / self.speed - (time.monotonic() - wall0)
+            if delay > MAX_WAIT_S or delay < -MAX_WAIT_S:
+                self._anchor = (time.monotonic(), recv_ms)  # a jump in the recorded clock: skip it
+                continue
             if delay > 0.002:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
+
+
+@dataclass
+class Contents:
+    """What a recording holds, as far as it was read: records per stream, damage, the futures marker."""
+
+    path: str
+    records: int = 0
+    unreadable: int = 0
+    first_unreadable: str = ""
+    streams: Counter[str] = field(default_factory=Counter)
+    futures_symbols: set[str] = field(default_factory=set)
+    cut_at: int | None = None
+    tears: list[int] = field(default_factory=list)
+
+    def symbols(self) -> list[str]:
+        return sorted({route(s)[1] for s in self.streams if route(s)[1]})
+
+    def describe(self) -> str:
+        """One sentence on what the file holds, for a message that says why nothing was replayed."""
+        if not self.records:
+            what = "no records"
+            if self.unreadable:
+                what += f" ({self.unreadable} unreadable lines; the first: {self.first_unreadable})"
+        else:
+            per: dict[str, Counter[str]] = {}
+            for stream, n in self.streams.items():
+                kind, sym = route(stream)
+                per.setdefault(sym or stream, Counter())[_KIND_NAMES.get(kind, stream.partition("@")[2])] += n
+            shown = sorted(per.items(), key=lambda kv: -sum(kv[1].values()))[:6]
+            what = f"{self.records:,} records: " + "; ".join(
+                f"{sym} ({', '.join(f'{k} {n:,}' for k, n in kinds.most_common())})" for sym, kinds in shown
+            )
+            if self.futures_symbols:
+                what += f"; futures depth events (they carry 'pu') for {', '.join(sorted(self.futures_symbols))}"
+            if self.unreadable:
+                what += f"; {self.unreadable:,} unreadable lines"
+        if self.cut_at is not None:
+            what += f"; the file ends mid-record at byte {self.cut_at:,}"
+        if self.tears:
+            what += f"; damaged gzip, reading resumed at byte {', '.join(f'{t:,}' for t in self.tears)}"
+        return what
+
+
+def find_replayable(path: str, symbol: str) -> tuple[bool, Contents]:
+    """Read ``path`` until a spot depth event of ``symbol`` turns up: (found, contents).
+
+    Stops at the first one, so a good file costs a few lines; a file with nothing to replay for the
+    symbol is read to the end to say what it does hold (envelopes only: about 0.5 µs a line).
+    """
+    sym = symbol.upper()
+    c = Contents(path)
+    rec = Recording(path)
+    for line in rec:
+        if not line.strip():
+            continue
+        f = read_record(line)
+        if type(f) is not Frame:
+            c.unreadable += 1
+            if not c.first_unreadable:
+                c.first_unreadable = f"line {rec.lines}: {f.reason}"
+            continue
+        c.records += 1
+        c.streams[f.stream] += 1
+        kind, s = route(f.stream)
+        if kind is Kind.DEPTH and b'"pu"' in bytes(f.payload):
+            c.futures_symbols.add(s)
+        elif s == sym and kind is Kind.DEPTH:
+            return True, c
+    c.cut_at, c.tears = rec.cut_at, rec.tears
+    return False, c
+
+
+def nothing_to_replay(path: str, symbol: str) -> str | None:
+    """None when ``path`` holds a spot depth event of ``symbol``; else the one line to print,
+    naming what the file does hold and what to do (cli.md, "Replay input")."""
+    if path == "-":
+        return None  # standard input can be read once only: the replay itself says what it found
+    found, c = find_replayable(path, symbol)
+    if found:
+        return None
+    sym = symbol.upper()
+    others = [s for s in c.symbols() if s != sym and s not in c.futures_symbols]
+    if c.futures_symbols:
+        hint = "it is a futures recording; obtui replays spot recordings only for now"
+    elif others:
+        hint = f"replay one of them: obtui {others[0]} --replay {path}"
+    elif c.records:
+        hint = f"it has no depth events or snapshots of {sym}: record one with obtui {sym} --record FILE"
+    else:
+        hint = f"record one with obtui {sym} --record FILE"
+    return f"nothing to replay for {sym} in {path}: it holds {c.describe()}; {hint}"

@@ -19,11 +19,17 @@ from engine.events import (
     BookTicker,
     ControlReply,
     DepthUpdate,
+    Frame,
+    Kind,
     Message,
     Reject,
     ServerShutdown,
     Snapshot,
     Trade,
+    decode_payload,
+    decode_ticker,
+    route,
+    ticker_update_id,
 )
 from engine.num import parse
 from engine.stats import LatencyWindow, RateMeter
@@ -33,8 +39,15 @@ from engine.verify import TickerCheck
 TAPE_SIZE = 500
 
 
+def _ticker_top(symbol: str, payload: bytes) -> tuple[int, int, int, int]:
+    t = decode_ticker(symbol, payload)
+    return (t.bid.price, t.bid.qty, t.ask.price, t.ask.qty)
+
+
 class Listener:
     """What a session tells its user. Every method is optional and must return quickly."""
+
+    wants_trades = True  # False: trade frames are not even decoded (a headless book needs none)
 
     def book_changed(self, session: Session) -> None:
         """The synced book changed (called per applied event: coalesce before drawing)."""
@@ -119,7 +132,8 @@ class Session:
     def reset_symbol(self, symbol: str) -> None:
         """Follow another symbol from scratch: a new sync, checks and tape; the connection stays."""
         self.symbol = symbol.upper()
-        self.sync = BookSync(self.symbol)
+        min_known, self.sync = self.sync.min_known, BookSync(self.symbol)
+        self.sync.min_known = min_known
         self.check = TickerCheck()
         self.latency.clear()
         self.trades.clear()
@@ -172,11 +186,40 @@ class Session:
                 self.check.applied(sync.book)
                 self.listener.book_changed(self)
         elif isinstance(msg, Reject):
-            sync.reject(f"{msg.stream or 'frame'}: {msg.reason}")
+            sync.reject(f"{msg.stream}: {msg.reason}" if msg.stream else msg.reason)
         elif isinstance(msg, (ControlReply, ServerShutdown)):
             self.control(msg)
         if sync.outbox:
             self.drain()
+
+    def feed(self, frame: Frame | Reject, recv_ms: float, latency_ms: float | None = None) -> None:
+        """Decode and apply one frame of the one reader (``engine.events.read_frame``/``read_record``).
+
+        A bookTicker is read for its ``u`` only; the rest of it is decoded when that id lands on an
+        applied event (about one in fifty), which keeps a replay's cost in the depth events.
+        """
+        if type(frame) is Frame:
+            stream = frame.stream
+            assert stream is not None
+            kind, symbol = route(stream)
+            if kind is Kind.TRADE and not self.listener.wants_trades:
+                self.last_recv_ms = recv_ms
+                return
+            if kind is Kind.TICKER:
+                self.last_recv_ms = recv_ms
+                if symbol != self.symbol:
+                    return
+                payload = frame.payload
+                try:
+                    uid = ticker_update_id(payload)
+                except ValueError as e:
+                    self.process(Reject(str(e), stream), recv_ms)
+                    return
+                self.check.expect(uid, self.sync.last_update_id, lambda: _ticker_top(symbol, payload))
+                return
+            self.process(decode_payload(stream, frame.payload), recv_ms, latency_ms)
+        else:
+            self.process(frame, recv_ms, latency_ms)
 
     def control(self, msg: ControlReply | ServerShutdown) -> None:
         """Hook for connection-level messages (live sessions act on them)."""

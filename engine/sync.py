@@ -14,7 +14,8 @@ The rules, exactly as Binance documents them since 2025-11-12:
 4. then for every event: ``u < id`` is stale (ignored); ``U > id + 1`` is a gap (start over with a
    new snapshot and a new buffer that begins with the event that showed the gap); otherwise apply the
    levels and set id = ``u``. The first applied event may straddle the snapshot.
-A full buffer or a crossed book (best bid >= best ask) also starts over.
+A full buffer or a crossed book (best bid >= best ask) also starts over, and so does a book whose known
+part (prices within the snapshot's deepest levels) has become shallower than ``min_known`` levels.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class SyncStats:
     dropped_at_snapshot: int = 0  # buffered events with u <= lastUpdateId
     gaps: int = 0
     crossed: int = 0
+    out_of_reach: int = 0  # the book moved past the snapshot's deepest levels: resynced for a deeper view
     buffer_overflows: int = 0
     snapshots: int = 0  # snapshots that became the book
     snapshots_too_old: int = 0
@@ -96,6 +98,9 @@ class BookSync:
         self.outbox: list[Output] = []
         self.reason = "starting"
         self.max_buffer = max_buffer
+        # Levels a side that must stay within the snapshot's reach (what the user is shown): when the market
+        # moves so far that fewer are known, a new snapshot is fetched. 0: never (a replay cannot fetch).
+        self.min_known = 0
         self.last_reject = ""
         self._buffer: deque[DepthUpdate] = deque()
         self._ever_opened = False
@@ -223,6 +228,20 @@ class BookSync:
             assert bid is not None and ask is not None
             self._start_over(f"crossed book at update {ev.final_id}: bid {bid.price_str} >= ask {ask.price_str}")
             return False
+        m = self.min_known
+        if m and (book.bid_floor is not None or book.ask_ceiling is not None):
+            # A side the snapshot held whole (no floor/ceiling) is known however thin it is.
+            known = min(
+                book.known_depth(True) if book.bid_floor is not None else m,
+                book.known_depth(False) if book.ask_ceiling is not None else m,
+            )
+            if known < m:
+                self.stats.out_of_reach += 1
+                self._start_over(
+                    f"the market moved past the snapshot's reach ({known} levels known on a side, "
+                    f"{self.min_known} shown): fetching a new snapshot"
+                )
+                return False
         stats = self.stats
         stats.events_applied += 1
         stats.levels_applied += len(ev.bids) + len(ev.asks)
@@ -242,7 +261,7 @@ class BookSync:
         while buf and buf[0].final_id <= last_id:
             buf.popleft()
             self.stats.dropped_at_snapshot += 1
-        self.book.load(last_id, snap.bids, snap.asks)
+        self.book.load(last_id, snap.bids, snap.asks, snap.limit)
         self.stats.snapshots += 1
         if self.book.is_crossed():
             self.stats.crossed += 1

@@ -78,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
             if not os.path.exists(args.replay) and args.replay != "-":
                 print(f"obtui: no recording at {args.replay!r}: check the path", file=sys.stderr)
                 return 2
+            from engine.replay import nothing_to_replay
+
+            why = nothing_to_replay(args.replay, symbol)
+            if why is not None:
+                print(f"obtui: {why}", file=sys.stderr)
+                return 1
             if args.ndjson:
                 from engine.headless import replay_ndjson
 

@@ -16,7 +16,8 @@ relative to the repository root), and how:
    snapshot load (2,000 levels, O(n log n)) is inside the time but not in the counts, so the figures are
    conservative. Best and median over ``--rounds``. Variants:
    - obtui, pre-decoded ``DepthUpdate`` objects (the book and the sync rules only);
-   - obtui, decode + apply: each recorded line's raw bytes -> ``orjson.loads`` -> ``decode_depth`` -> ``depth``;
+   - obtui, decode + apply: each recorded line's raw bytes -> ``read_record`` (the envelope) ->
+     ``decode_depth`` (the payload) -> ``depth``: the reader every path uses;
    - the naive peer's book (float dicts, no read: it sorts only when read), fed stdlib-``json`` payloads,
      so its ``float()`` parsing is inside the time (it has no other decode step);
    - the naive peer, decode + apply: raw bytes -> ``json.loads`` -> its book;
@@ -58,7 +59,7 @@ from typing import IO, Any
 import orjson
 
 from engine.bench.naive_peer import NaivePeer
-from engine.events import decode_depth, decode_snapshot
+from engine.events import Frame, decode_depth, decode_snapshot, read_record
 from engine.record import open_lines
 from engine.sync import BookSync
 
@@ -125,14 +126,14 @@ def load_corpus(path: str, symbol: str) -> Corpus:
         except (ValueError, KeyError, TypeError):
             continue
         if stream in depth_streams:
-            ev = decode_depth(sym, rec["data"])
+            ev = decode_depth(sym, orjson.dumps(rec["data"]))
             decoded[-1].events.append(ev)
             raw[-1].events.append(bytes(line))
             payloads[-1].events.append(json.loads(line)["data"])
             n_events += 1
             n_levels += len(ev.bids) + len(ev.asks)
         elif stream == snapshot_stream:
-            decoded.append(Segment(decode_snapshot(sym, rec["data"])))
+            decoded.append(Segment(decode_snapshot(sym, orjson.dumps(rec["data"]))))
             raw.append(Segment(bytes(line)))
             payloads.append(Segment(json.loads(line)["data"]))
     if not n_events:
@@ -221,9 +222,13 @@ def obtui_round(corpus: Corpus, top: int = 0) -> Round:
 
 
 def obtui_decode_round(corpus: Corpus) -> Round:
-    """Raw recorded bytes -> ``orjson.loads`` -> ``decode_depth``/``decode_snapshot`` -> ``BookSync``."""
+    """Raw recorded bytes -> ``read_record`` -> ``decode_depth``/``decode_snapshot`` -> ``BookSync``."""
     sym = corpus.symbol
-    loads = orjson.loads
+
+    def payload(line: bytes) -> bytes:
+        f = read_record(line)
+        assert type(f) is Frame
+        return f.payload
 
     def run() -> tuple[float, int]:
         sync = BookSync(sym)
@@ -231,10 +236,10 @@ def obtui_decode_round(corpus: Corpus) -> Round:
         t0 = perf()
         for seg in corpus.raw:
             if seg.snapshot is not None:
-                sync.snapshot(decode_snapshot(sym, loads(seg.snapshot)["data"]))
+                sync.snapshot(decode_snapshot(sym, payload(seg.snapshot)))
             depth = sync.depth
             for line in seg.events:
-                depth(decode_depth(sym, loads(line)["data"]))
+                depth(decode_depth(sym, payload(line)))
         t = perf() - t0
         return t, sync.stats.levels_applied
 
@@ -469,7 +474,7 @@ def run_bench(path: str, symbol: str, levels: int, runs: int, rounds: int, use_g
     figures = []
     variants: list[tuple[str, Round]] = [
         ("obtui BookSync, pre-decoded", obtui_round(corpus)),
-        ("obtui decode+apply (bytes>orjson>decode_depth>depth)", obtui_decode_round(corpus)),
+        ("obtui decode+apply (bytes>read_record>decode_depth>depth)", obtui_decode_round(corpus)),
         ("naive book, pre-decoded (float dicts, no read)", naive_round(corpus)),
         ("naive decode+apply (bytes>json.loads>float dicts)", naive_round(corpus, from_raw=True)),
         (f"obtui + top-{levels} read per event", obtui_round(corpus, top=levels)),

@@ -41,7 +41,8 @@ class Recording:
 
 
 RECORDINGS = {
-    "BTCUSDT": Recording("BTCUSDT", "binance-spot-btcusdt-20240808.ndjson.gz", 3451, 9757, 28040, 564, 560),
+    # 5 of the 564 checkpoints fall where the bid side has moved past the 1000-level snapshot: not printed.
+    "BTCUSDT": Recording("BTCUSDT", "binance-spot-btcusdt-20240808.ndjson.gz", 3451, 9757, 28040, 564, 559),
     "ETHUSDT": Recording("ETHUSDT", "binance-spot-ethusdt-20240808.ndjson.gz", 3434, 6106, 24077, 577, 570),
 }
 
@@ -178,7 +179,7 @@ def test_headless_cli_prints_the_verified_book(recording: Recording) -> None:
     assert lines, "no output"
     assert lines[0]["state"] == "syncing"
     assert lines[0]["bids"] == [] and lines[0]["asks"] == []
-    matches = 0
+    matches = beyond_reach = 0
     last_id = 0
     synced = 0
     for line in lines:
@@ -192,19 +193,28 @@ def test_headless_cli_prints_the_verified_book(recording: Recording) -> None:
         last_id = uid
         bids = [(Decimal(p), Decimal(q)) for p, q in line["bids"]]
         asks = [(Decimal(p), Decimal(q)) for p, q in line["asks"]]
-        assert 0 < len(bids) <= 20 and 0 < len(asks) <= 20
+        # A side may be cut short: levels beyond the snapshot's deepest price are unknown, never printed
+        # (the BTCUSDT market falls below its 1000-level snapshot near the end of the file).
+        assert len(bids) <= 20 and len(asks) <= 20
         assert all(a[0] > b[0] for a, b in itertools.pairwise(bids)), "bids not strictly descending"
         assert all(a[0] < b[0] for a, b in itertools.pairwise(asks)), "asks not strictly ascending"
         assert all(q > 0 for _, q in bids + asks)
-        assert bids[0][0] < asks[0][0]
+        if bids and asks:
+            assert bids[0][0] < asks[0][0]
         for b, bq, a, aq in run.tickers.get(uid, ()):
             want = (Decimal(b) / 10**8, Decimal(bq) / 10**8, Decimal(a) / 10**8, Decimal(aq) / 10**8)
-            assert (*bids[0], *asks[0]) == want, f"u={uid}"
-            matches += 1
+            if bids:
+                assert bids[0] == want[:2], f"u={uid}"
+            if asks:
+                assert asks[0] == want[2:], f"u={uid}"
+            if bids and asks:
+                matches += 1
+            else:
+                beyond_reach += 1
     assert {line["state"] for line in lines} == {"syncing", "synced"}
     assert synced == run.live_applied + 1  # one line at the snapshot, then one per applied event
     assert matches >= recording.min_cli_matches
-    assert matches == recording.checkpoints
+    assert matches + beyond_reach == recording.checkpoints
     assert lines[-1]["verified"] == recording.checkpoints and lines[-1]["mismatches"] == 0
 
 
@@ -236,3 +246,43 @@ def test_headless_path_never_imports_textual(tmp_path: Path) -> None:
     out = [orjson.loads(line) for line in proc.stdout.splitlines()]
     assert [line["state"] for line in out] == ["syncing", "synced"]
     assert out[-1]["bids"] == [["1.0", "1"]] and out[-1]["last_update_id"] == 12
+
+
+def _reserialise(src: Path, dst: Path) -> None:
+    """What another tool may make of a recording: every line re-encoded with spaces, "data" first, the
+    stream name's "@" escaped, gzip recompressed. Every line is still valid JSON of the same record."""
+    import gzip
+    import json
+
+    with gzip.open(src, "rb") as fin, gzip.open(dst, "wb") as fout:
+        for line in fin:
+            obj = orjson.loads(line)
+            name = json.dumps(obj.pop("stream")).replace("@", "\\u0040")
+            rest = json.dumps(obj)[1:-1]  # ts_recv_ms, latency_ms, data: spaces after ':' and ','
+            fout.write(b'{"data": ' + json.dumps(obj["data"]).encode() + b", " + rest.encode() + b', "stream": ')
+            fout.write(name.encode() + b"}\n")
+
+
+def test_a_reserialised_recording_replays_to_the_same_lines(recording: Recording, tmp_path: Path) -> None:
+    """One reader: the envelope is decoded as JSON, so layout does not matter; headless and TUI replay agree."""
+    from engine.replay import ReplaySession
+
+    path = path_of(recording)
+    other = tmp_path / "reserialised.ndjson.gz"
+    _reserialise(path, other)
+
+    def cli(p: Path) -> list[bytes]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tui.cli", recording.symbol, "--replay", str(p), "--ndjson", "--levels", "5"],
+            cwd=REPO, env=_env(), capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+        return proc.stdout.splitlines()
+
+    original, copy = cli(path), cli(other)
+    assert len(copy) == drive(recording).live_applied + 2  # "syncing", the snapshot's, one per applied event
+    assert copy == original
+    replay = ReplaySession(str(other), recording.symbol, speed=None)
+    replay.step_until(lambda r: r.finished)
+    assert replay.sync.stats.rejects == 0 and replay.check.ok == recording.checkpoints
+    assert replay.sync.last_update_id == orjson.loads(original[-1])["last_update_id"]

@@ -11,8 +11,9 @@ from tests.engine.helpers import levels, u
 
 
 def make_book(bids: list[tuple[str, str]], asks: list[tuple[str, str]], uid: int = 100) -> Book:
+    """A book whose snapshot held every level (a limit above its size): nothing lies beyond its reach."""
     book = Book("BTCUSDT")
-    book.load(uid, levels(bids), levels(asks))
+    book.load(uid, levels(bids), levels(asks), limit=5000)
     return book
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from engine.events import DepthUpdate, Reject, decode, decode_bytes
+from engine.events import DepthUpdate, Frame, Reject, decode, decode_bytes, read_frame, read_record
 from engine.headless import replay_ndjson
-from engine.record import Recorder, read_records, split_frame
+from engine.record import Recorder, Recording, read_records
 from tests.engine.helpers import u
 
 PAYLOADS = [
@@ -140,48 +140,115 @@ def test_read_records_skips_lines_that_are_not_records(tmp_path: Path) -> None:
     assert [(r.ts_recv_ms, r.latency_ms, r.data) for r in records] == [(1.0, None, {"x": 1}), (3.0, None, {"y": 2})]
 
 
-# -- split_frame ---------------------------------------------------------------------------------------
-
-
-def test_split_frame_extracts_the_payload_bytes_exactly() -> None:
-    for stream, payload in zip(STREAMS, PAYLOADS, strict=True):
-        raw = b'{"stream":"' + stream.encode() + b'","data":' + payload + b"}"
-        assert split_frame(raw) == (stream, payload)
-    assert split_frame(b'{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1}}') == (
-        "!serverShutdown",
-        b'{"e":"serverShutdown","E":1}',
-    )
+# -- the one reader: any JSON layout, the payload's bytes kept ----------------------------------------
 
 
 @pytest.mark.parametrize(
-    "raw",
+    ("raw", "stream"),
     [
-        b'{"result":null,"id":1}',
-        b'{"data":{"u":1},"stream":"btcusdt@bookTicker"}',  # other key order
-        b'{"stream": "btcusdt@trade","data":{}}',  # spacing
-        b'{"stream":"btcusdt@trade", "data":{}}',
-        b'{"stream":"btcusdt@trade"}',
-        b'{"stream":"btcusdt@trade","payload":{}}',
-        b'{"stream":"btcusdt@trade',
-        b"",
-        b"[]",
+        (b'{"stream":"btcusdt@depth@100ms","data":%s}', "btcusdt@depth@100ms"),
+        (b'{"data":%s,"stream":"btcusdt@depth@100ms"}', "btcusdt@depth@100ms"),  # other key order
+        (b'{ "stream" : "btcusdt@depth@100ms" ,\n "data" : %s }', "btcusdt@depth@100ms"),  # spacing
+        (b'{"stream":"btcusdt\\u0040depth@100ms","data":%s}', "btcusdt@depth@100ms"),  # an escape in the name
+        (b'{"stream":"btcusdt@depth@100ms","data":%s,"extra":[1,{"x":2}]}', "btcusdt@depth@100ms"),
     ],
 )
-def test_split_frame_refuses_other_shapes(raw: bytes) -> None:
-    assert split_frame(raw) is None
+def test_read_frame_reads_any_layout_and_keeps_the_payload_bytes(raw: bytes, stream: str) -> None:
+    payload = b'{ "e":"depthUpdate","U":10,"u":12, "b":[["100.00000000","1.00000000"]],"a":[] }'
+    f = read_frame(raw % payload)
+    assert isinstance(f, Frame)
+    assert f.stream == stream and bytes(f.payload) == payload
+    assert isinstance(decode_bytes(raw % payload), DepthUpdate)
 
 
-def test_recording_a_split_frame_replays_the_same_message(tmp_path: Path) -> None:
-    raw = b'{"stream":"btcusdt@depth@100ms","data":' + PAYLOADS[0] + b"}"
-    parts = split_frame(raw)
-    assert parts is not None
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"stream":"btcusdt@trade"}', "no 'data'"),
+        (b'{"stream":"btcusdt@trade', "malformed JSON"),
+        (b"", "malformed JSON"),
+        (b"[]", "not a JSON object"),
+        (b'{"stream":5,"data":{}}', "field 'stream'"),
+    ],
+)
+def test_read_frame_says_what_is_wrong(raw: bytes, reason: str) -> None:
+    f = read_frame(raw)
+    assert isinstance(f, Reject) and reason in f.reason, f
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"ts_recv_ms":"12.5","stream":"btcusdt@trade","data":{}}', "field 'ts_recv_ms'"),
+        (b'{"ts_recv_ms":null,"stream":"btcusdt@trade","data":{}}', "ts_recv_ms"),
+        (b'{"stream":"btcusdt@trade","data":{}}', "ts_recv_ms"),
+        (b'{"ts_recv_ms":1e999,"stream":"btcusdt@trade","data":{}}', "field 'ts_recv_ms'"),
+        (b'{"ts_recv_ms":1,"latency_ms":"x","stream":"btcusdt@trade","data":{}}', "field 'latency_ms'"),
+    ],
+)
+def test_a_record_needs_a_numeric_receive_time(line: bytes, reason: str) -> None:
+    f = read_record(line)
+    assert isinstance(f, Reject) and reason in f.reason, f
+
+
+def test_recording_a_frame_replays_the_same_message(tmp_path: Path) -> None:
+    raw = b'{"data":' + PAYLOADS[0] + b', "stream":"btcusdt\\u0040depth@100ms"}'
+    f = read_frame(raw)
+    assert isinstance(f, Frame) and f.stream is not None
     path = tmp_path / "r.ndjson"
     rec = Recorder(str(path))
-    rec.write(1.0, None, *parts)
+    rec.write(1.0, None, f.stream, f.payload)
     rec.close()
     (record,) = read_records(str(path))
+    assert record.stream == "btcusdt@depth@100ms" and record.payload == PAYLOADS[0]
     assert decode({"stream": record.stream, "data": record.data}) == decode_bytes(raw)
     assert isinstance(decode_bytes(record.raw), DepthUpdate)  # a recording line is a frame with extra fields
+
+
+# -- damage: torn gzip members, appends after a crash ---------------------------------------------------
+
+
+def _session(path: Path, first: int, n: int, *, die: bool) -> None:
+    """One recording session of n records numbered from ``first``; ``die``: killed before the gzip trailer."""
+    rec = Recorder(str(path))
+    for i in range(first, first + n):
+        rec.write(float(i), None, "btcusdt@trade", b'{"i":%d,"pad":"%s"}' % (i, b"x" * (i % 37)))
+    if die:
+        rec._raw.close()  # what SIGKILL leaves: every flushed line, no final block, no trailer
+    else:
+        rec.close()
+
+
+@pytest.mark.parametrize("sessions", [2, 3])
+def test_appending_to_a_torn_gzip_recording_keeps_both_sessions(tmp_path: Path, sessions: int) -> None:
+    path = tmp_path / "torn.ndjson.gz"
+    for k in range(sessions):
+        _session(path, 100 * k, 100, die=k < sessions - 1)
+    got = [r.ts_recv_ms for r in read_records(str(path))]
+    assert got == [float(i) for i in range(100 * sessions)]
+    rec = Recording(str(path))
+    assert sum(1 for _ in rec) == 100 * sessions
+    assert len(rec.tears) == sessions - 1 and rec.cut_at is None
+
+
+def test_a_torn_member_in_the_middle_of_a_large_recording_loses_nothing_before_the_tear(tmp_path: Path) -> None:
+    # Members larger than the reader's 64 KiB step, so the tear falls inside a read.
+    path = tmp_path / "big.ndjson.gz"
+    _session(path, 0, 5000, die=True)
+    _session(path, 5000, 5000, die=False)
+    assert path.stat().st_size > 2 * 65536
+    assert [r.ts_recv_ms for r in read_records(str(path))] == [float(i) for i in range(10000)]
+
+
+def test_a_tear_mid_block_then_an_append_keeps_the_append(tmp_path: Path) -> None:
+    path = tmp_path / "mid.ndjson.gz"
+    _session(path, 0, 200, die=False)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2 + 3])  # cut anywhere, not at a flush point
+    _session(path, 1000, 50, die=False)
+    got = [r.ts_recv_ms for r in read_records(str(path))]
+    assert got[-50:] == [float(i) for i in range(1000, 1050)]
+    assert got[:-50] == [float(i) for i in range(len(got) - 50)] and len(got) - 50 >= 90
 
 
 # -- replay ----------------------------------------------------------------------------------------------
