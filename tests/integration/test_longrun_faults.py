@@ -15,6 +15,7 @@ import itertools
 import re
 import time
 
+import httpx
 import pytest
 
 from engine.binance import Backoff, LiveSession
@@ -325,3 +326,35 @@ async def test_connection_attempts_stay_inside_the_budget(sim, loop_errors) -> N
         await live.stop()
     gc.collect()
     assert not loop_errors, loop_errors
+
+
+# --------------------------------------------------------------------------- the new faults over HTTP
+
+
+async def test_new_faults_over_http(sim) -> None:
+    async with httpx.AsyncClient(base_url=sim.rest_url) as http:
+
+        async def fault(**params: object) -> None:
+            r = await http.get("/sim/fault", params=params)
+            assert r.status_code == 200, r.text
+
+        depth = {"symbol": "BTCUSDT", "limit": 5}
+        await fault(kind="ahead", ahead=1000)
+        assert (await http.get(DEPTH, params=depth)).json()["lastUpdateId"] > sim.market.last_update_id("BTCUSDT")
+        await fault(kind="badsnap", what="string-id")
+        assert isinstance((await http.get(DEPTH, params=depth)).json()["lastUpdateId"], str)
+        await fault(kind="html", status=403, path=DEPTH)
+        r = await http.get(DEPTH, params=depth)
+        assert r.status_code == 403 and r.text.startswith("<!DOCTYPE html>")
+        await fault(kind="redirect", location="https://example.org/", path=DEPTH)
+        r = await http.get(DEPTH, params=depth)
+        assert r.status_code == 302 and r.headers["location"] == "https://example.org/"
+        await fault(kind="4xx", status=451)
+        assert (await http.get(DEPTH, params=depth)).status_code == 451
+        await fault(kind="trickle", interval=0.01, path=DEPTH)
+        r = await http.get(DEPTH, params=depth)
+        assert r.status_code == 200 and r.json()["bids"]
+        await fault(kind="disconnect", after=3, every=1)
+        await fault(kind="shutdown", grace=0.5, every=1)
+        r = await http.get("/sim/status")
+        assert r.json()["faults"]["every_connection"] == ["disconnect", "shutdown"]
