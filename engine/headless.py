@@ -133,7 +133,7 @@ def live_ndjson(args: Any, symbol: str) -> int:
 
 
 async def _live_ndjson(args: Any, symbol: str) -> int:
-    from engine.binance import LiveSession, UnknownSymbol
+    from engine.binance import LiveSession, Refused, UnknownSymbol
 
     recorder = Recorder(args.record) if getattr(args, "record", None) else None
     listener = _NdjsonListener(NdjsonWriter(symbol, args.levels))
@@ -154,6 +154,8 @@ async def _live_ndjson(args: Any, symbol: str) -> int:
     except UnknownSymbol:
         # The session has already said so through the listener, in one line on stderr.
         return 2
+    except Refused:
+        return 1  # likewise: the session noticed it (what was refused and what to do)
     finally:
         if recorder is not None:
             recorder.close()

@@ -35,15 +35,16 @@ They return the ids they applied to. ``sim.connections`` lists open connections,
 sim.wait_for_connections(n)`` waits for them.
 
 * ``drop_depth(n=1, conn=None)``: silently drop the next ``n`` depthUpdate frames (a gap in ``U``/``u``).
-* ``disconnect(conn=None, after_depth=0, code=None)``: drop the connection now, or right after sending
-  ``after_depth`` more depth frames. ``code=None`` aborts TCP (client sees 1006); else a close frame.
+* ``disconnect(conn=None, after_depth=0, code=None, every=False)``: drop the connection now, or right after
+  sending ``after_depth`` more depth frames. ``code=None`` aborts TCP (client sees 1006); else a close frame.
+  ``every=True`` also applies it to every connection opened later (until ``clear()``).
 * ``malformed(kind="text", conn=None)``: inject one bad frame; ``kind`` in ``MALFORMED_KINDS``: ``text``
   (not JSON), ``price`` (depthUpdate with a non-numeric price), ``missing`` (depthUpdate without ``u`` and
   ``b``), ``unknown`` (an unknown ``e`` on a subscribed stream), ``stream`` (a stream nobody subscribed),
   ``array`` (JSON that is not an object). Malformed depth events carry ``U = u = last id + 1`` of the
   symbol: they cost nothing if discarded. ``inject(frame, conn=None)`` sends any text (or dict as JSON).
-* ``server_shutdown(conn=None, grace=0.5)``: send ``{"stream":"!serverShutdown","data":{"e":
-  "serverShutdown","E":...}}`` then close (1001) after ``grace`` seconds.
+* ``server_shutdown(conn=None, grace=0.5, every=False)``: send ``{"stream":"!serverShutdown","data":{"e":
+  "serverShutdown","E":...}}`` then close (1001) after ``grace`` seconds; ``every`` as for ``disconnect``.
 * ``silence(conn=None, seconds=None)`` / ``resume(conn=None)``: stop sending anything (frames are dropped,
   not queued; pings still flow) for ``seconds`` or until ``resume``.
 * ``rest_error(status, count=1, retry_after=None, path=None)``: the next ``count`` REST calls (to ``path``
@@ -52,6 +53,13 @@ sim.wait_for_connections(n)`` waits for them.
   ``server_error(count=1, status=503)``.
 * ``stale_snapshot(count=1, behind=50)``: the next depth answers come from ``behind`` events ago
   (lastUpdateId older than a freshly opened stream; clamped to the oldest id in history).
+* ``snapshot_ahead(count=1, ahead=1_000_000)``: the next depth answers report a lastUpdateId ``ahead`` ids
+  past the stream (a REST base of another environment than the WebSocket's).
+* ``bad_snapshot(kind="crossed", count=1)``: the next depth answers are unusable: ``crossed`` (a bid at the
+  best ask) or ``string-id`` (``lastUpdateId`` as a JSON string).
+* ``html(count=1, status=200, path=None)``: the next REST answers are an HTML page (a captive portal, a WAF).
+* ``redirect(location, count=1, status=302, path=None)``: the next REST answers redirect to ``location``.
+* ``trickle(interval, count=1, path=None)``: the next REST answers send one byte every ``interval`` s.
 * ``slow_snapshot(delay, count=1)``: the next depth answers are taken at once but sent ``delay`` s later.
 * ``reject_connections(seconds, mode="reset")``: dead network; every new TCP connection (REST or WS) is
   reset at once (``"reset"``) or held unanswered then reset (``"hang"``) until the time is up or
@@ -60,10 +68,12 @@ sim.wait_for_connections(n)`` waits for them.
 
 Over HTTP (for ``python -m engine.sim`` driven from a shell), ``GET`` or ``POST`` (no body):
 
-* ``/sim/fault?kind=K&...`` with kinds ``gap`` (n, conn), ``disconnect`` (after, code, conn), ``malformed``
-  (what, conn), ``inject`` (text, conn), ``shutdown`` (grace, conn), ``silence`` (seconds, conn), ``resume``
-  (conn), ``429``/``418`` (n, retry_after, path), ``5xx`` (n, status, path), ``stale`` (n, behind), ``slow``
-  (delay, n), ``reject`` (seconds, mode), ``accept``, ``status`` (symbol, status: HALT...), ``clear``.
+* ``/sim/fault?kind=K&...`` with kinds ``gap`` (n, conn), ``disconnect`` (after, code, conn, every=1),
+  ``malformed`` (what, conn), ``inject`` (text, conn), ``shutdown`` (grace, conn, every=1), ``silence``
+  (seconds, conn), ``resume`` (conn), ``429``/``418`` (n, retry_after, path), ``5xx`` (n, status, path),
+  ``4xx`` (n, status, path), ``stale`` (n, behind), ``ahead`` (n, ahead), ``badsnap`` (what, n), ``html`` (n,
+  status, path), ``redirect`` (location, n, status, path), ``trickle`` (interval, n, path), ``slow`` (delay,
+  n), ``reject`` (seconds, mode), ``accept``, ``status`` (symbol, status: HALT...), ``clear``.
   Example: ``curl 'http://127.0.0.1:9000/sim/fault?kind=gap&n=3'``.
 * ``/sim/status``: symbols, connections, pending faults, weight used. ``/sim/advance?ticks=N`` steps a
   stopped clock, ``/sim/speed?x=X`` changes the speed (0 stops). ``/sim/*`` calls cost no weight and are
@@ -94,6 +104,13 @@ from engine.sim.market import MAX_SNAPSHOT_LIMIT, TICK_MS, Market, SimEvent, Sym
 
 MalformedKind = Literal["text", "price", "missing", "unknown", "stream", "array"]
 MALFORMED_KINDS: tuple[str, ...] = ("text", "price", "missing", "unknown", "stream", "array")
+BadSnapshotKind = Literal["crossed", "string-id"]
+BAD_SNAPSHOT_KINDS: tuple[str, ...] = ("crossed", "string-id")
+_PORTAL_HTML = (
+    "<!DOCTYPE html>\n<html><head><title>Welcome to Airport Wi-Fi</title></head>\n<body>\n"
+    "<h1>Welcome!</h1>\n<p>Please accept the terms of use\nto continue browsing.</p>\n"
+    '<form method="post"><button>Accept</button></form>\n</body></html>\n'
+)
 
 _SUFFIXES = frozenset(stream_suffixes())
 _MAX_STREAMS = 1024
@@ -140,7 +157,8 @@ class _RestFault:
     retry_after: int | None = None
     path: str | None = None
     delay: float = 0.0
-    behind: int = 0
+    behind: int = 0  # stale: ids behind the stream; ahead: ids past it
+    detail: str = ""  # redirect: the Location; bad snapshot: its kind
 
 
 class _Close:
@@ -320,8 +338,16 @@ class Faults:
         self._slow: list[_RestFault] = []
         self._reject_until = 0.0
         self._reject_mode = "reset"
+        self._ahead: list[_RestFault] = []
+        self._bad: list[_RestFault] = []
+        self._every: list[tuple[str, Callable[[SimConnection], None], dict[str, Any]]] = []
 
     # ---- connection faults
+
+    def _on_open(self, conn: SimConnection) -> None:
+        for what, fn, detail in self._every:
+            fn(conn)
+            self._server._note(conn.id, "fault:" + what, detail)
 
     def _targets(self, conn: int | SimConnection | None) -> list[SimConnection]:
         s = self._server
@@ -346,11 +372,18 @@ class Faults:
         return self._apply("gap", conn, lambda c: c.drop_depth(n), n=n)
 
     def disconnect(
-        self, conn: int | SimConnection | None = None, after_depth: int = 0, code: int | None = None
+        self,
+        conn: int | SimConnection | None = None,
+        after_depth: int = 0,
+        code: int | None = None,
+        every: bool = False,
     ) -> list[int]:
-        return self._apply(
-            "disconnect", conn, lambda c: c.disconnect(after_depth, code), after_depth=after_depth, code=code
-        )
+        def fn(c: SimConnection) -> None:
+            c.disconnect(after_depth, code)
+
+        if every:
+            self._every.append(("disconnect", fn, {"after_depth": after_depth, "code": code, "every": True}))
+        return self._apply("disconnect", conn, fn, after_depth=after_depth, code=code)
 
     def inject(self, frame: str | bytes | dict[str, Any], conn: int | SimConnection | None = None) -> list[int]:
         text = orjson.dumps(frame) if isinstance(frame, dict) else frame
@@ -361,8 +394,15 @@ class Faults:
             raise ValueError(f"kind must be one of {MALFORMED_KINDS}")
         return self._apply("malformed", conn, lambda c: c.send_text(self._server._malformed(c, kind)), kind=kind)
 
-    def server_shutdown(self, conn: int | SimConnection | None = None, grace: float = 0.5) -> list[int]:
-        return self._apply("shutdown", conn, lambda c: c.server_shutdown(grace), grace=grace)
+    def server_shutdown(
+        self, conn: int | SimConnection | None = None, grace: float = 0.5, every: bool = False
+    ) -> list[int]:
+        def fn(c: SimConnection) -> None:
+            c.server_shutdown(grace)
+
+        if every:
+            self._every.append(("shutdown", fn, {"grace": grace, "every": True}))
+        return self._apply("shutdown", conn, fn, grace=grace)
 
     def silence(self, conn: int | SimConnection | None = None, seconds: float | None = None) -> list[int]:
         return self._apply("silence", conn, lambda c: c.silence(seconds), seconds=seconds)
@@ -393,6 +433,26 @@ class Faults:
     def slow_snapshot(self, delay: float, count: int = 1) -> None:
         self._slow.append(_RestFault("slow", count, delay=delay))
 
+    def snapshot_ahead(self, count: int = 1, ahead: int = 1_000_000) -> None:
+        self._ahead.append(_RestFault("ahead", count, behind=max(1, ahead)))
+
+    def bad_snapshot(self, kind: BadSnapshotKind = "crossed", count: int = 1) -> None:
+        if kind not in BAD_SNAPSHOT_KINDS:
+            raise ValueError(f"kind must be one of {BAD_SNAPSHOT_KINDS}")
+        self._bad.append(_RestFault("bad", count, detail=kind))
+
+    def html(self, count: int = 1, status: int = 200, path: str | None = None) -> None:
+        http.HTTPStatus(status)
+        self._rest.append(_RestFault("html", count, status=status, path=path))
+
+    def redirect(self, location: str, count: int = 1, status: int = 302, path: str | None = None) -> None:
+        if not 300 <= status <= 399:
+            raise ValueError("redirect wants a 3xx status")
+        self._rest.append(_RestFault("redirect", count, status=status, path=path, detail=location))
+
+    def trickle(self, interval: float, count: int = 1, path: str | None = None) -> None:
+        self._rest.append(_RestFault("trickle", count, status=200, path=path, delay=interval))
+
     # ---- network
 
     def reject_connections(self, seconds: float, mode: Literal["reset", "hang"] = "reset") -> None:
@@ -414,6 +474,9 @@ class Faults:
         self._rest.clear()
         self._stale.clear()
         self._slow.clear()
+        self._ahead.clear()
+        self._bad.clear()
+        self._every.clear()
         self._reject_until = 0.0
         for c in self._server.connections:
             c.resume()
@@ -423,10 +486,14 @@ class Faults:
     def pending(self) -> dict[str, Any]:
         return {
             "rest": [
-                {"status": f.status, "count": f.count, "retry_after": f.retry_after, "path": f.path} for f in self._rest
+                {"kind": f.kind, "status": f.status, "count": f.count, "retry_after": f.retry_after, "path": f.path}
+                for f in self._rest
             ],
             "stale": [{"count": f.count, "behind": f.behind} for f in self._stale],
+            "ahead": [{"count": f.count, "ahead": f.behind} for f in self._ahead],
+            "bad_snapshot": [{"count": f.count, "kind": f.detail} for f in self._bad],
             "slow": [{"count": f.count, "delay": f.delay} for f in self._slow],
+            "every_connection": [what for what, _, _ in self._every],
             "rejecting_for": max(0.0, self._reject_until - time.monotonic()),
             "connections": {
                 str(c.id): {"drop_depth": c._drop_depth, "close_after": c._close_after, "silent": c._silent}
@@ -632,6 +699,7 @@ class SimServer:
         self._conns[cid] = conn
         self._note(cid, "open", {"path": ws.request.path})
         self._conn_event.set()
+        self.faults._on_open(conn)
         try:
             async for msg in ws:
                 if self._too_fast(conn):
@@ -770,7 +838,7 @@ class SimServer:
                 RestCall(t, time.monotonic(), request.method, path, params, status, 0, self._weight_now())
             )
             return resp
-        return await self._rest(request.method, path, params, t)
+        return await self._rest(request.method, path, params, t, connection)
 
     def _weight_now(self) -> int:
         minute = int(self._clock() // 60)
@@ -779,7 +847,9 @@ class SimServer:
             self._weight_used = 0
         return self._weight_used
 
-    async def _rest(self, method: str, path: str, params: dict[str, str], t: float) -> Response:
+    async def _rest(
+        self, method: str, path: str, params: dict[str, str], t: float, connection: ServerConnection | None = None
+    ) -> Response:
         endpoint = _ENDPOINTS.get(path)
         early = t < self._retry_not_before
         if endpoint is None:
@@ -790,6 +860,18 @@ class SimServer:
         self._weight_now()
         self._weight_used += weight
         fault = Faults._take(self.faults._rest, path)
+        if fault is not None and fault.kind == "html":
+            return self._answer(
+                t, method, path, params, fault.status, _PORTAL_HTML, weight, early, fault=f"html:{fault.status}"
+            )
+        if fault is not None and fault.kind == "redirect":
+            return self._answer(
+                t, method, path, params, fault.status, "", weight, early, fault=f"redirect:{fault.status}",
+                extra={"Location": fault.detail},
+            )  # fmt: skip
+        if fault is not None and fault.kind == "trickle" and connection is not None:
+            status, body, _, _ = endpoint[0](self, params)
+            return await self._trickle(connection, t, method, path, params, body, weight, fault.delay)
         if fault is not None:
             return self._answer(
                 t,
@@ -829,16 +911,53 @@ class SimServer:
         early: bool,
         retry_after: int | None = None,
         fault: str | None = None,
+        extra: dict[str, str] | None = None,
     ) -> Response:
         used = self._weight_now()
-        headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
+        headers = {"X-MBX-USED-WEIGHT-1M": str(used), **(extra or {})}
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
             self._retry_not_before = max(self._retry_not_before, t + retry_after)
         self.rest_calls.append(
             RestCall(t, time.monotonic(), method, path, params, status, weight, used, retry_after, fault, early)
         )
+        if isinstance(body, str):  # an HTML page or an empty redirect, not a Binance answer
+            return _raw_response(status, body.encode(), "text/html; charset=utf-8", headers)
         return _json_response(status, body, headers)
+
+    async def _trickle(
+        self,
+        connection: ServerConnection,
+        t: float,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        body: Any,
+        weight: int,
+        interval: float,
+    ) -> Response:
+        """Send a complete, valid answer one byte every ``interval`` s, writing to the socket ourselves."""
+        data = orjson.dumps(body)
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {len(data)}\r\n"
+            f"X-MBX-USED-WEIGHT-1M: {self._weight_now()}\r\nConnection: close\r\n\r\n"
+        )
+        transport = connection.transport
+        transport.write(head.encode())
+        sent = 0
+        try:
+            while sent < len(data) and not transport.is_closing():
+                transport.write(data[sent : sent + 1])
+                sent += 1
+                await asyncio.sleep(interval)
+        finally:
+            self.rest_calls.append(
+                RestCall(t, time.monotonic(), method, path, params, 200, weight, self._weight_now(), None,
+                         f"trickle:{interval}:{sent}/{len(data)}", t < self._retry_not_before)
+            )  # fmt: skip
+            transport.abort()
+        await asyncio.sleep(0)  # let connection_lost run, so websockets sends nothing more
+        return connection.respond(200, "")
 
     def _depth(self, params: dict[str, str]) -> tuple[int, Any, float, str | None]:
         err = self._symbol_error(params)
@@ -866,6 +985,17 @@ class SimServer:
             update_id = max(lo, hist[-back][0] - 1) if back else lo
             notes.append(f"stale:{hi - update_id}")
         body = self.market.snapshot(symbol, limit, update_id)
+        ahead = Faults._take(self.faults._ahead, "/api/v3/depth")
+        if ahead is not None:
+            body["lastUpdateId"] += ahead.behind
+            notes.append(f"ahead:{ahead.behind}")
+        bad = Faults._take(self.faults._bad, "/api/v3/depth")
+        if bad is not None and bad.detail == "crossed" and body["asks"]:
+            body["bids"].insert(0, [body["asks"][0][0], "1.00000000"])
+        elif bad is not None and bad.detail == "string-id":
+            body["lastUpdateId"] = str(body["lastUpdateId"])
+        if bad is not None:
+            notes.append(f"bad:{bad.detail}")
         slow = Faults._take(self.faults._slow, "/api/v3/depth")
         delay = slow.delay if slow is not None else 0.0
         if slow is not None:
@@ -953,7 +1083,7 @@ class SimServer:
             ids = f.drop_depth(n, conn)
         elif kind == "disconnect":
             code = int(q["code"]) if "code" in q else None
-            ids = f.disconnect(conn, int(q.get("after", "0")), code)
+            ids = f.disconnect(conn, int(q.get("after", "0")), code, every=q.get("every") == "1")
         elif kind == "malformed":
             what = q.get("what", "text")
             if what not in MALFORMED_KINDS:
@@ -962,7 +1092,7 @@ class SimServer:
         elif kind == "inject":
             ids = f.inject(q["text"], conn)
         elif kind == "shutdown":
-            ids = f.server_shutdown(conn, float(q.get("grace", "0.5")))
+            ids = f.server_shutdown(conn, float(q.get("grace", "0.5")), every=q.get("every") == "1")
         elif kind == "silence":
             ids = f.silence(conn, float(q["seconds"]) if "seconds" in q else None)
         elif kind == "resume":
@@ -973,8 +1103,20 @@ class SimServer:
             f.ban(n, int(q.get("retry_after", "120")), q.get("path"))
         elif kind == "5xx":
             f.server_error(n, int(q.get("status", "503")), q.get("path"))
+        elif kind == "4xx":
+            f.rest_error(int(q.get("status", "403")), n, None, q.get("path"))
         elif kind == "stale":
             f.stale_snapshot(n, int(q.get("behind", "50")))
+        elif kind == "ahead":
+            f.snapshot_ahead(n, int(q.get("ahead", "1000000")))
+        elif kind == "badsnap":
+            f.bad_snapshot(q.get("what", "crossed"), n)  # type: ignore[arg-type]
+        elif kind == "html":
+            f.html(n, int(q.get("status", "200")), q.get("path"))
+        elif kind == "redirect":
+            f.redirect(q["location"], n, int(q.get("status", "302")), q.get("path"))
+        elif kind == "trickle":
+            f.trickle(float(q.get("interval", "5")), n, q.get("path"))
         elif kind == "slow":
             f.slow_snapshot(float(q.get("delay", "2")), n)
         elif kind == "reject":
@@ -991,7 +1133,7 @@ class SimServer:
         else:
             raise ValueError(
                 "kind must be one of gap, disconnect, malformed, inject, shutdown, silence, resume, 429, 418, "
-                "5xx, stale, slow, reject, accept, status, clear"
+                "5xx, 4xx, stale, ahead, badsnap, html, redirect, trickle, slow, reject, accept, status, clear"
             )
         return {"kind": kind, "connections": ids}
 
@@ -1074,11 +1216,14 @@ def _error_body(status: int) -> dict[str, Any]:
 
 
 def _json_response(status: int, body: Any, extra: dict[str, str] | None = None) -> Response:
-    data = orjson.dumps(body)
+    return _raw_response(status, orjson.dumps(body), "application/json;charset=UTF-8", extra)
+
+
+def _raw_response(status: int, data: bytes, content_type: str, extra: dict[str, str] | None = None) -> Response:
     headers = Headers(
         [
             ("Date", email.utils.formatdate(usegmt=True)),
-            ("Content-Type", "application/json;charset=UTF-8"),
+            ("Content-Type", content_type),
             ("Content-Length", str(len(data))),
             ("Connection", "close"),
         ]
