@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import mmap
 import os
 import sys
@@ -67,22 +68,25 @@ class Recording:
         self.is_gzip = False
 
     def __iter__(self) -> Iterator[bytes]:
+        return itertools.chain.from_iterable(self.chunks())
+
+    def chunks(self) -> Iterator[list[bytes]]:
+        """The lines in lists of a few thousand: iterating them costs the caller no generator step a line."""
         if self.path == "-":
             for line in sys.stdin.buffer:
                 self.lines += 1
-                yield line
+                yield [line]
             return
         with open(self.path, "rb") as f:
             if os.fstat(f.fileno()).st_size == 0:
                 return
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
                 self.is_gzip = buf[:2] == b"\x1f\x8b"
-                source = self._gzip_lines(buf) if self.is_gzip else _plain_lines(buf)
-                for line in source:
-                    self.lines += 1
-                    yield line
+                for lines in self._gzip_chunks(buf) if self.is_gzip else _plain_chunks(buf):
+                    self.lines += len(lines)
+                    yield lines
 
-    def _gzip_lines(self, buf: mmap.mmap) -> Iterator[bytes]:
+    def _gzip_chunks(self, buf: mmap.mmap) -> Iterator[list[bytes]]:
         n = len(buf)
         start = 0
         while start < n:
@@ -102,11 +106,11 @@ class Recording:
                 if out:
                     lines = (tail + out).split(b"\n")
                     tail = lines.pop()
-                    yield from lines
+                    yield lines
                 if broken:
                     break
             if tail:
-                yield tail  # a last line without its newline; a torn one fails to decode and is counted
+                yield [tail]  # a last line without its newline; a torn one fails to decode and is counted
             if d.eof:
                 start = pos
                 continue
@@ -140,15 +144,14 @@ def _salvage(d: Any, data: bytes) -> tuple[bytes, int]:
     return b"".join(out), min(pos, len(data))
 
 
-def _plain_lines(buf: mmap.mmap) -> Iterator[bytes]:
-    pos, n = 0, len(buf)
-    while pos < n:
-        end = buf.find(b"\n", pos)
-        if end < 0:
-            yield buf[pos:n]
-            return
-        yield buf[pos : end + 1]
-        pos = end + 1
+def _plain_chunks(buf: mmap.mmap) -> Iterator[list[bytes]]:
+    tail = b""
+    for pos in range(0, len(buf), CHUNK):
+        lines = (tail + buf[pos : pos + CHUNK]).split(b"\n")
+        tail = lines.pop()
+        yield lines
+    if tail:
+        yield [tail]
 
 
 def _next_member(buf: mmap.mmap, start: int) -> int | None:

@@ -46,6 +46,7 @@ class ReplaySession(Session):
         self._anchor: tuple[float, float] | None = None  # (monotonic, recorded ms) pacing reference
         self._wake = asyncio.Event()
         self.first_recv_ms: float | None = None
+        self.line_no = 0
         self.sync.connection_opened()
         # The first state is told with the first record's time (not 0, not the wall clock): drained in step().
 
@@ -56,15 +57,16 @@ class ReplaySession(Session):
         counted as a reject with its line number and reason, never dropped without a trace.
         """
         for line in self._lines:
-            if not line.strip():
-                continue
-            self.records += 1
+            self.line_no += 1
             f = read_record(line)
             if type(f) is not Frame:
+                if not line.strip():
+                    continue  # a blank line is no record, and no fault
                 assert isinstance(f, Reject)
-                reason = f"recording line {self.recording.lines}: {f.reason}"
+                reason = f"recording line {self.line_no}: {f.reason}"
                 self.process(Reject(reason, f.stream), self.last_recv_ms or 0.0)
                 continue
+            self.records += 1
             recv_ms = f.recv_ms
             assert recv_ms is not None
             if self.first_recv_ms is None:

@@ -196,19 +196,18 @@ class Session:
         """Decode and apply one frame of the one reader (``engine.events.read_frame``/``read_record``).
 
         A bookTicker is read for its ``u`` only; the rest of it is decoded when that id lands on an
-        applied event (about one in fifty), which keeps a replay's cost in the depth events.
+        applied event (about one in fifty), which keeps a replay's cost in the depth events. Trades are
+        not decoded for a listener that wants none.
         """
-        if type(frame) is Frame:
-            stream = frame.stream
-            assert stream is not None
-            kind, symbol = route(stream)
-            if kind is Kind.TRADE and not self.listener.wants_trades:
-                self.last_recv_ms = recv_ms
-                return
-            if kind is Kind.TICKER:
-                self.last_recv_ms = recv_ms
-                if symbol != self.symbol:
-                    return
+        if type(frame) is not Frame:
+            self.process(frame, recv_ms, latency_ms)
+            return
+        stream = frame.stream
+        assert stream is not None
+        kind, symbol = route(stream)
+        if kind is Kind.TICKER or (kind is Kind.TRADE and not self.listener.wants_trades):
+            self.last_recv_ms = recv_ms
+            if kind is Kind.TICKER and symbol == self.symbol:
                 payload = frame.payload
                 try:
                     uid = ticker_update_id(payload)
@@ -216,10 +215,8 @@ class Session:
                     self.process(Reject(str(e), stream), recv_ms)
                     return
                 self.check.expect(uid, self.sync.last_update_id, lambda: _ticker_top(symbol, payload))
-                return
-            self.process(decode_payload(stream, frame.payload), recv_ms, latency_ms)
-        else:
-            self.process(frame, recv_ms, latency_ms)
+            return
+        self.process(decode_payload(stream, frame.payload), recv_ms, latency_ms)
 
     def control(self, msg: ControlReply | ServerShutdown) -> None:
         """Hook for connection-level messages (live sessions act on them)."""

@@ -487,7 +487,7 @@ async def test_server_shutdown_opens_the_new_connection_first_and_resyncs_on_it(
         await live.synced()
         (old,) = sim.connections
         m = live.mark()
-        sim.faults.server_shutdown(old, grace=1.0)
+        sim.faults.server_shutdown(old, grace=5.0)  # long enough that a loaded machine still beats it
         await live.until(lambda: live.session.handovers == 1, "the handover")
         await live.until(lambda: not old.open, "the old connection to close")
         await live.synced(m)
@@ -497,7 +497,7 @@ async def test_server_shutdown_opens_the_new_connection_first_and_resyncs_on_it(
         closed = next(i for i, j in enumerate(entries) if j.what == "closed" and j.conn == old.id)
         assert opened < closed, "the new connection must be open before the old one closes"
         # The client closed the old one itself, before the server's grace ran out.
-        assert entries[closed].detail["code"] == 1000 and entries[closed].t - m.t < 1.0
+        assert entries[closed].detail["code"] == 1000 and entries[closed].t - m.t < 5.0
         # Never disconnected: straight to a full resync on the new connection.
         assert live.cap.states_since(m) == [State.RESYNCING, State.SYNCED]
         assert live.cap.states[m.states].change.reason == "reconnected: full resync"
