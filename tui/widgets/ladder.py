@@ -571,6 +571,11 @@ class Ladder(BoxedLines):
 
 def _centered(text: str, width: int, style: Style) -> Strip:
     if len(text) > width:
-        text = text[: max(0, width - 1)] + "…"
+        # Cut between words: a number cut mid-way ("got 5009…") would read as part of a real one.
+        cut = text[: max(0, width - 1)]
+        if text[len(cut)] != " ":
+            space = cut.rstrip().rfind(" ")
+            cut = cut[:space] if space > 0 else cut
+        text = cut.rstrip() + "…"
     left = (width - len(text)) // 2
     return Strip([Segment(" " * left + text + " " * (width - left - len(text)), style)], width)
