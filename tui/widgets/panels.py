@@ -194,10 +194,13 @@ class HeaderBar(Panel):
         trade = session.last_trade
         if trade is not None:
             direction = "panel--down" if trade.is_sell else "panel--up"
-            last = Text(units(trade.price_units, pdec, True), self.st(direction) + Style(bold=True))
+            # Text() then append: a style given to Text(...) would be the base of every later span too.
+            last = Text()
+            last.append(units(trade.price_units, pdec, True), self.st(direction) + Style(bold=True))
             last.append(" ▼" if trade.is_sell else " ▲", self.st(direction))
             fields.append(Field(last, rank=1, sep="   "))
-        change = Text("24h ", self.st("panel--label"))
+        change = Text()
+        change.append("24h ", self.st("panel--label"))
         ticker = session.ticker_24h
         pct = ticker.get("priceChangePercent") if isinstance(ticker, dict) else None
         if isinstance(pct, str) and pct:
@@ -380,13 +383,15 @@ class SyncPanel(Panel):
             reason = session.notice_text
         if state is not State.SYNCED and session.retry_at is not None:
             reason += f" · retry {countdown(session.retry_at, clock())}"
-        head = Text(state.value.upper(), self.st(STATE_CLASS[state]) + Style(bold=True))
+        head = Text()  # not Text(state, style): that style would be the base of the reason too
+        head.append(state.value.upper(), self.st(STATE_CLASS[state]) + Style(bold=True))
         head.append(" · " + reason, self.st("panel--dim"))
         lines = wrap(head, width)
         last_reject = stats.rejects and sync.last_reject
         if last_reject:
             # Why frames were refused is what someone debugging a feed needs first: its own lines.
-            rejects = Text("rejects ", self.st("panel--label"))
+            rejects = Text()
+            rejects.append("rejects ", self.st("panel--label"))
             rejects.append(str(stats.rejects), self.st("panel--bad"))
             rejects.append(" · last: " + sync.last_reject, self.st("panel--dim"))
             lines += wrap(rejects, width)
