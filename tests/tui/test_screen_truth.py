@@ -168,6 +168,26 @@ async def test_the_reason_is_never_cut(size: tuple[int, int]) -> None:
         assert "…" not in shown
 
 
+async def test_the_reason_stays_whole_across_resizes() -> None:
+    """The sync panel asks for the rows its wrapped reason needs at each new width (its grid row
+    is auto), and shows the reason whole and no blank rows after a resize."""
+    session = synced_session()
+    app = SnapApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _settle(pilot)
+        session.retry_at = MONO + 3.2
+        session.sync.connection_lost("connection closed (1006)")
+        session.drain()
+        session.notice(LONG_NOTICE, error=True)
+        app.refresh_panels()
+        for size in [(80, 24), (120, 40), (100, 30), (200, 60)]:
+            await pilot.resize_terminal(*size)
+            await _settle(pilot)
+            await _settle(pilot)
+            assert f"{LONG_NOTICE} · retry in 4 s" in words_shown(app, app.sync_panel), size
+            assert screen_text(app, app.sync_panel)[-1].strip(), size  # no blank row at the bottom
+
+
 async def test_the_picker_says_the_whole_hint() -> None:
     """ "did you mean ..." is the part that helps: it is never cut off."""
     app = SnapApp(synced_session(cls=StubLiveSession))
