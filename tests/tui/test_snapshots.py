@@ -9,11 +9,18 @@ from __future__ import annotations
 import pytest
 from textual.pilot import Pilot
 
+from engine.events import Reject
 from engine.replay import ReplaySession
 from engine.sync import State
 from tests.tui.conftest import MONO, SnapApp, StubLiveSession, synced_session
 
 SIZES = [pytest.param((160, 48), id="160x48"), pytest.param((80, 24), id="80x24")]
+# Every size the layout changes shape at or near: the 80-column stack, the 120-column breakpoint
+# (where the spread panel is narrowest), and the wide screens.
+ALL_SIZES = [
+    pytest.param(size, id=f"{size[0]}x{size[1]}")
+    for size in ((80, 24), (100, 30), (120, 40), (130, 40), (160, 48), (200, 60))
+]
 
 pytestmark = pytest.mark.usefixtures("need_data")
 
@@ -24,7 +31,7 @@ async def _settle(pilot: Pilot) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", ALL_SIZES)
 def test_synced(snap_compare, size: tuple[int, int]) -> None:
     assert snap_compare(SnapApp(synced_session()), terminal_size=size, run_before=_settle)
 
@@ -111,3 +118,28 @@ def test_frozen(snap_compare) -> None:
 
 def test_help(snap_compare) -> None:
     assert snap_compare(SnapApp(synced_session()), press=["question_mark"], terminal_size=(160, 48))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_rejects_and_a_long_reason(snap_compare, size: tuple[int, int]) -> None:
+    """Disconnected with a long notice, after rejected frames: both reasons wrapped, whole."""
+    session = synced_session()
+
+    async def run_before(pilot: Pilot) -> None:
+        await _settle(pilot)
+        for i in range(3):
+            session.process(
+                Reject(f"bad level in 'b': ['60000.00', 'x{i}']", "btcusdt@depth@100ms"), session.last_recv_ms or 0.0
+            )
+        session.retry_at = MONO + 3.2
+        session.sync.connection_lost("connection closed (1006)")
+        session.drain()
+        session.notice(
+            "cannot reach https://api.binance.com (ConnectError); retrying in 3.2s: check the network, "
+            "a proxy, or pass --rest-url",
+            error=True,
+        )
+        pilot.app.refresh_panels()
+        await _settle(pilot)
+
+    assert snap_compare(SnapApp(session), terminal_size=size, run_before=run_before)

@@ -521,8 +521,10 @@ class Ladder(BoxedLines):
         if price_txt is None:
             price_txt = self._price_txt[price] = " " + units(price, layout.price_decimals, True).rjust(layout.price_w)
         qdec = layout.qty_decimals
-        size_txt = units(qty, qdec).rjust(layout.size_w)
-        total_txt = units(cum, qdec).rjust(layout.total_w)
+        # Sizes with thousands separators, like prices. The leading space keeps a number wider than
+        # its column apart from its neighbour: run together, two numbers read as one wrong one.
+        size_txt = (" " + units(qty, qdec, True)).rjust(layout.size_w)
+        total_txt = (" " + units(cum, qdec, True)).rjust(layout.total_w)
         # Four segments a row (each costs the compositor and the filters): the margins take the
         # style of their neighbour, which has the same background.
         width = layout.width
@@ -535,9 +537,16 @@ class Ladder(BoxedLines):
             segments.append(Segment(bar.ljust(rest - 2), bar_st))
         elif rest >= 0:
             segments.append(Segment(total_txt + " " * rest, total_st))
-        else:  # numbers wider than their columns (a huge price in a narrow ladder): cut at the edge
-            segments.append(Segment(total_txt, total_st))
-            return list(Strip(segments).crop(0, width))
+        else:
+            # Numbers wider than their columns (huge sizes in a narrow ladder): leave the total out,
+            # then the size, whole; a number cut at the edge would read as a real, smaller one.
+            rest += len(total_txt)
+            if rest < 0:
+                rest += len(size_txt)
+                size_txt = ""
+            if rest < 0:  # not even the price fits: an empty row rather than a wrong price
+                return [Segment(" " * width, price_st)]
+            segments = [Segment(price_txt, price_st), Segment(size_txt + " " * rest, size_st)]
         return segments
 
     def _header_strip(self, mode: str, base: str, quote: str, layout: Layout) -> Strip:
@@ -571,6 +580,11 @@ class Ladder(BoxedLines):
 
 def _centered(text: str, width: int, style: Style) -> Strip:
     if len(text) > width:
-        text = text[: max(0, width - 1)] + "…"
+        # Cut between words: a number cut mid-way ("got 5009…") would read as part of a real one.
+        cut = text[: max(0, width - 1)]
+        if text[len(cut)] != " ":
+            space = cut.rstrip().rfind(" ")
+            cut = cut[:space] if space > 0 else cut
+        text = cut.rstrip() + "…"
     left = (width - len(text)) // 2
     return Strip([Segment(" " * left + text + " " * (width - left - len(text)), style)], width)

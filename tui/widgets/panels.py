@@ -4,15 +4,19 @@ They change a few times a second at most, so they are plain widgets whose ``rend
 ``rich.text.Text``; the app calls ``update_from(...)`` on a timer and a panel repaints only when its
 text actually changed. Colours come from ``COMPONENT_CLASSES`` (app.tcss). Nothing here reads the
 wall clock: times come from the session's data and an injected monotonic clock.
+
+What a panel shows is chosen by the room it has (``tui/widgets/fields.py``): a number that does not
+fit is left out whole, with its label, never cut to a shorter, wrong one; a reason is word-wrapped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -29,6 +33,7 @@ from tui.fmt import (
     latency,
     units,
 )
+from tui.widgets.fields import Field, Item, Line, fit_line, fit_lines, grid, wrap
 from tui.widgets.ladder import mid_text
 from tui.widgets.pump import FramePump, repaint
 
@@ -128,31 +133,19 @@ class Panel(Widget):
     def inner_width(self) -> int:
         return self.content_size.width or 40
 
-    def grid(self, items: Iterable[tuple[str, Text | str]], columns: int) -> Text:
-        """Label/value pairs in ``columns`` aligned columns, filled row by row."""
-        items = list(items)
-        rows = -(-len(items) // columns)
-        label_w = [0] * columns
-        value_w = [0] * columns
-        for i, (label, value) in enumerate(items):
-            c = i % columns
-            label_w[c] = max(label_w[c], len(label))
-            value_w[c] = max(value_w[c], len(value))
-        out = Text()
-        for r in range(rows):
-            if r:
-                out.append("\n")
-            for c in range(columns):
-                i = r * columns + c
-                if i >= len(items):
-                    break
-                label, value = items[i]
-                out.append(label.ljust(label_w[c] + 1), self.st("panel--label"))
-                v = value if isinstance(value, Text) else Text(value, self.st("panel--value"))
-                out.append_text(v)
-                if c < columns - 1:
-                    out.append(" " * (value_w[c] - len(value) + 3))
-        return out
+    def items(self, pairs: list[tuple[str, Text | str]]) -> list[Item]:
+        """(label, value) pairs as grid items, most important first (rank = position)."""
+        value = self.st("panel--value")
+        return [
+            Item(label, v if isinstance(v, Text) else Text(v, value), rank) for rank, (label, v) in enumerate(pairs)
+        ]
+
+    def grid(
+        self, pairs: list[tuple[str, Text | str]], max_rows: int | None = None, max_columns: int = 3
+    ) -> list[Line]:
+        """Label/value pairs in as many aligned columns as fit (``fields.grid``): a value that does
+        not fit is left out with its label, the last pairs first, never cut."""
+        return grid(self.items(pairs), self.inner_width(), self.st("panel--label"), max_rows, max_columns)
 
 
 class HeaderBar(Panel):
@@ -185,46 +178,48 @@ class HeaderBar(Panel):
         self.show(self.build(session, frozen, clock, extra))
 
     def build(self, session: Session | None, frozen: bool, clock: Callable[[], float], extra: str = "") -> Text:
+        """One line of fields (``fields.fit_line``): a narrow header leaves out the least important
+        ones whole (the badge, the 24 h change) rather than cutting the last price or the change."""
         width = self.inner_width()
-        t = Text(no_wrap=True, overflow="ellipsis")
-        if width >= 100:
-            t.append(" obtui ", self.st("panel--badge"))
-            t.append(" ")
+        fields = [Field(" obtui ", self.st("panel--badge"), rank=6, sep="")] if width >= 100 else []
         if session is None:
-            t.append(" starting…", self.st("panel--dim"))
-            return t
-        t.append(f" {session.symbol} ", self.st("panel--symbol"))
+            fields.append(Field(" starting…", self.st("panel--dim"), cut=True))
+            return fit_line(fields, width)
+        fields.append(Field(f" {session.symbol} ", self.st("panel--symbol")))
         state = session.sync.state
-        label = state.value.upper()
+        fields.append(Field(f"● {state.value.upper()}", self.st(STATE_CLASS[state]), sep="  "))
         if state is not State.SYNCED and session.retry_at is not None:
-            label += f" · retry {countdown(session.retry_at, clock())}"
-        t.append(f"  ● {label}", self.st(STATE_CLASS[state]))
+            fields.append(Field(f"· retry {countdown(session.retry_at, clock())}", self.st(STATE_CLASS[state]), rank=1))
         pdec, _ = decimals_of(session)
         trade = session.last_trade
         if trade is not None:
-            t.append("   ")
             direction = "panel--down" if trade.is_sell else "panel--up"
-            t.append(units(trade.price_units, pdec, True), self.st(direction) + Style(bold=True))
-            t.append(" ▼" if trade.is_sell else " ▲", self.st(direction))
+            # Text() then append: a style given to Text(...) would be the base of every later span too.
+            last = Text()
+            last.append(units(trade.price_units, pdec, True), self.st(direction) + Style(bold=True))
+            last.append(" ▼" if trade.is_sell else " ▲", self.st(direction))
+            fields.append(Field(last, rank=1, sep="   "))
+        change = Text()
+        change.append("24h ", self.st("panel--label"))
         ticker = session.ticker_24h
-        change = ticker.get("priceChangePercent") if isinstance(ticker, dict) else None
-        t.append("   24h ", self.st("panel--label"))
-        if isinstance(change, str) and change:
-            down = change.startswith("-")
-            shown = (MINUS + change[1:]) if down else ("+" + change if change[0] != "+" else change)
-            t.append(f"{shown}%", self.st("panel--down" if down else "panel--up"))
+        pct = ticker.get("priceChangePercent") if isinstance(ticker, dict) else None
+        if isinstance(pct, str) and pct:
+            down = pct.startswith("-")
+            shown = (MINUS + pct[1:]) if down else ("+" + pct if pct[0] != "+" else pct)
+            change.append(f"{shown}%", self.st("panel--down" if down else "panel--up"))
         else:
-            t.append("—", self.st("panel--dim"))
+            change.append("—", self.st("panel--dim"))
+        fields.append(Field(change, rank=4, sep="   "))
         if extra:
-            t.append("   ")
-            t.append(f" {extra} ", self.st("panel--badge"))
+            fields.append(Field(f" {extra} ", self.st("panel--badge"), rank=3, sep="   "))
         if frozen:
-            t.append("   ")
-            t.append(" ❄ FROZEN · p to resume ", self.st("panel--frozen"))
+            fields.append(Field(" ❄ FROZEN · p to resume ", self.st("panel--frozen"), rank=2, sep="   ", cut=True))
+        t = fit_line(fields, width)
         if session.last_recv_ms is not None and width >= 100:
+            # The data time, right-aligned, only where it fits beside everything else.
             stamp = clock_of(session.last_recv_ms)[:8] + " UTC "
             pad = width - t.cell_len - len(stamp)
-            if pad > 0:
+            if pad > 2:
                 t.append(" " * pad)
                 t.append(stamp, self.st("panel--dim"))
         return t
@@ -244,7 +239,7 @@ class MarketPanel(Panel):
         self._polled: tuple | None = None
 
     def on_resize(self) -> None:
-        # What fits depends on the size (one spread line or two): lay the text out again.
+        # What fits depends on the size (which lines, which fields): lay the text out again.
         self._dirty = False
         self.mark_dirty()
 
@@ -274,27 +269,37 @@ class MarketPanel(Panel):
     def build(self, session: Session | None, book: Book | None) -> Text:
         """``book`` is the book the ladder shows as live (None when there is none known to be right).
 
-        As many lines as the panel has room for, most important first: spread, mid, best bid/ask.
+        As many lines as the panel has room for, most important first: spread, mid, then the best
+        bid and ask together (one without the other would mislead). On a line, a number that does
+        not fit is left out whole with what depends on it (``fields``): the size before the price.
         """
         pdec, qdec = decimals_of(session)
         rows = max(1, self.content_size.height or 4)
-        width = self.inner_width()
+        label, value = self.st("panel--label"), self.st("panel--value")
+
+        def line(name: str, rank: int, *fields: Field) -> Line:
+            # The label goes before a value that would not fit beside it: a label alone says nothing.
+            return Line([Field(name, label, rank=1, pad=6, needs=1), *fields], rank)
+
         bid = book.best_bid() if book is not None else None
         ask = book.best_ask() if book is not None else None
         if bid is None or ask is None:
-            items: list[tuple[str, Text | str]] = [("Spread", "—"), ("Mid", "—"), ("Bid", "—"), ("Ask", "—")]
-            return self.grid(items[: max(2, rows)], 1)
+            lines = [
+                line(name, rank, Field("—", value))
+                for name, rank in (("Spread", 0), ("Mid", 1), ("Bid", 2), ("Ask", 2))
+            ]
+            return fit_lines(lines, self.inner_width(), max(2, rows))
         spread = ask.price - bid.price
         mid2 = ask.price + bid.price
-        spread_txt, bps_txt = units(spread, pdec), f"{bps(spread, mid2)} bps"
-        if len(spread_txt) + len(bps_txt) + 10 <= width or rows < 3:
-            items = [("Spread", f"{spread_txt} · {bps_txt}")]
-        else:  # a narrow panel with room below: the bps get a line of their own
-            items = [("Spread", spread_txt), ("", bps_txt)]
-        items.append(("Mid", mid_text(mid2, pdec)))
-        for label, lv, style in (("Bid", bid, "panel--up"), ("Ask", ask, "panel--down")):
-            items.append((label, Text(f"{units(lv.price, pdec, True)} × {units(lv.qty, qdec)}", self.st(style))))
-        return self.grid(items[: max(2, rows)], 1)
+        lines = [
+            line("Spread", 0, Field(units(spread, pdec), value), Field(f"· {bps(spread, mid2)} bps", value, rank=2)),
+            line("Mid", 1, Field(mid_text(mid2, pdec), value)),
+        ]
+        for name, lv, style in (("Bid", bid, "panel--up"), ("Ask", ask, "panel--down")):
+            price = Field(units(lv.price, pdec, True), self.st(style))
+            size = Field(f"× {units(lv.qty, qdec, True)}", self.st(style), rank=2, needs=1)
+            lines.append(line(name, 2, price, size))
+        return fit_lines(lines, self.inner_width(), rows)
 
 
 class LatencyPanel(Panel):
@@ -303,55 +308,101 @@ class LatencyPanel(Panel):
 
     def update_from(self, session: Session | None) -> None:
         window = session.latency if session is not None else None
+        height = self.content_size.height or 3
+        width = self.inner_width()
         if window is None or not len(window):
-            self.show(self.grid([("now", "—"), ("p50", "—"), ("p99", "—")], 1 if self.content_size.height >= 3 else 3))
+            empty = self.grid([("now", "—"), ("p50", "—"), ("p99", "—")], height, 1 if height >= 3 else 3)
+            self.show(fit_lines(empty, width, height))
             return
         now, p50, p99 = window.last, window.percentile(50), window.percentile(99)
-        items: list[tuple[str, Text | str]] = [("now", latency(now)), ("p50", latency(p50)), ("p99", latency(p99))]
-        height = self.content_size.height
-        if height >= 4:
-            text = self.grid(items, 1)
-            note = "local clock behind the exchange" if (p50 or 0) < 0 else f"over the last {len(window)} events"
-            text.append("\n" + note, self.st("panel--dim"))
-        elif height == 3:
-            text = self.grid(items, 1)
+        if height >= 3:
+            lines = self.grid([("now", latency(now)), ("p50", latency(p50)), ("p99", latency(p99))], max_columns=1)
+            dim = self.st("panel--dim")
+            if (p50 or 0) < 0:  # in whole words: "local clock behind" still says which way the skew goes
+                note = [Field("local clock behind", dim), Field("the exchange", dim, rank=1)]
+            else:
+                note = [Field(f"over the last {len(window)} events", dim)]
+            lines.append(Line(note, rank=1))
         else:
             # Two rows: the skew label once on the first row; the percentiles share the second.
-            text = self.grid(items[:1], 1)
-            text.append("\n")
-            text.append_text(self.grid([("p50", latency(p50, short=True)), ("p99", latency(p99, short=True))], 2))
-        self.show(text)
+            lines = self.grid([("now", latency(now))], max_rows=1)
+            lines += self.grid([("p50", latency(p50, short=True)), ("p99", latency(p99, short=True))], max_rows=1)
+        self.show(fit_lines(lines, width, height))
 
 
 class SyncPanel(Panel):
     """State and why, last update id, snapshots, gaps, reconnects, rejects, events/s, bookTicker
-    checks (verified / mismatches), and events buffered while waiting for a snapshot."""
+    checks (verified / mismatches), events buffered while waiting for a snapshot, and the reason of
+    the last rejected frame.
+
+    The reason is the sentence that says what is wrong and what to do: it is word-wrapped over as
+    many lines as it takes, never cut. The panel asks for the rows it needs (its grid row is
+    ``auto`` in app.tcss, within a min and max height); when the rows it gets are fewer, the
+    counters give way, least important first, never the reason.
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._source: tuple[Session | None, Callable[[], float]] | None = None
+        self._needed = 0  # rows the whole text takes at the current width (what the layout got)
 
     def update_from(self, session: Session | None, clock: Callable[[], float]) -> None:
+        self._source = (session, clock)
+        width = self.inner_width()
+        needed = self._rows_needed(width)
+        if needed != self._needed:
+            self._needed = needed
+            self.refresh(layout=True)  # the grid row is auto: the layout asks get_content_height
+        self.show(self.build(session, clock, width, self.content_size.height or None))
+
+    def on_resize(self) -> None:
+        # A new width wraps the reason differently: ask for the rows that takes, and lay out again.
+        if self._source is not None:
+            self.update_from(*self._source)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        # Textual gives a panel that spans grid columns the width of its first column only: once
+        # laid out, the panel's own width is the right one (on_resize corrects the first guess).
+        self._needed = self._rows_needed(self.content_size.width or width)
+        return self._needed
+
+    def _rows_needed(self, width: int) -> int:
+        if self._source is None:
+            return 1
+        return len(self.build(*self._source, width=width or 40, height=None).split("\n"))
+
+    def build(self, session: Session | None, clock: Callable[[], float], width: int, height: int | None = None) -> Text:
+        """The panel's text at ``width``; with ``height``, the counters left out that do not fit."""
         if session is None:
-            self.show(Text("starting…", self.st("panel--dim")))
-            return
+            return Text("starting…", self.st("panel--dim"))
         sync = session.sync
         stats = sync.stats
         state = sync.state
-        state_style = self.st(STATE_CLASS[state])
         reason = sync.reason
         if state is not State.SYNCED and session.notice_text:
             reason = session.notice_text
         if state is not State.SYNCED and session.retry_at is not None:
             reason += f" · retry {countdown(session.retry_at, clock())}"
+        head = Text()  # not Text(state, style): that style would be the base of the reason too
+        head.append(state.value.upper(), self.st(STATE_CLASS[state]) + Style(bold=True))
+        head.append(" · " + reason, self.st("panel--dim"))
+        lines = wrap(head, width)
+        last_reject = stats.rejects and sync.last_reject
+        if last_reject:
+            # Why frames were refused is what someone debugging a feed needs first: its own lines.
+            rejects = Text()
+            rejects.append("rejects ", self.st("panel--label"))
+            rejects.append(str(stats.rejects), self.st("panel--bad"))
+            rejects.append(" · last: " + sync.last_reject, self.st("panel--dim"))
+            lines += wrap(rejects, width)
         uid = sync.last_update_id
         check = session.check
         verified = Text(f"{check.ok} ✓", self.st("panel--good")) if check.ok else Text("0", self.st("panel--value"))
         mismatches = Text(str(check.mismatches), self.st("panel--bad") if check.mismatches else self.st("panel--value"))
         rate = f"{session.events_per_second():.1f}"
-        width = self.inner_width()
-        head = Text(no_wrap=True, overflow="ellipsis")
-        head.append(state.value.upper(), state_style + Style(bold=True))
-        head.append(" · " + reason, self.st("panel--dim"))
-        head.truncate(width, overflow="ellipsis")
+        # Most important first: when rows are short, the last ones give way.
         if width >= 60:
-            items: list[tuple[str, Text | str]] = [
+            pairs: list[tuple[str, Text | str]] = [
                 ("update id", str(uid) if uid is not None else "—"),
                 ("snapshots", str(stats.snapshots)),
                 ("reconnects", str(stats.reconnects)),
@@ -362,9 +413,8 @@ class SyncPanel(Panel):
                 ("mismatches", mismatches),
                 ("buffered", str(sync.buffered)),
             ]
-            body = self.grid(items, 3)
         else:
-            items = [
+            pairs = [
                 ("id", str(uid) if uid is not None else "—"),
                 ("ev/s", rate),
                 ("snaps", str(stats.snapshots)),
@@ -375,9 +425,10 @@ class SyncPanel(Panel):
                 ("bad", mismatches),
             ]
             if sync.buffered or state is not State.SYNCED:
-                items.append(("buffered", str(sync.buffered)))
-            body = self.grid(items, 2)
-        text = head
-        text.append("\n")
-        text.append_text(body)
-        self.show(text)
+                pairs.append(("buffered", str(sync.buffered)))
+        if last_reject:
+            pairs = [p for p in pairs if p[0] != "rejects"]  # said above, with the reason
+        room = None if height is None else height - len(lines)
+        if room is None or room > 0:
+            lines += grid(self.items(pairs), width, self.st("panel--label"), room, 3 if width >= 60 else 2)
+        return fit_lines(lines, width, len(lines))

@@ -217,13 +217,19 @@ class Tape(BoxedLines):
         segments = [
             Segment(stamp, self._style("tape--time")),
             Segment((arrow + units(trade.price_units, pdec, True)).rjust(pw), side),
-            Segment(units(trade.qty_units, qdec).rjust(sw), side),
+            # Sizes with thousands separators, like prices; the leading space keeps a size wider than
+            # its column apart from the price (run together, the two would read as one number).
+            Segment((" " + units(trade.qty_units, qdec, True)).rjust(sw), side),
         ]
-        used = tw + pw + sw
+        used = sum(len(s.text) for s in segments)
         if vw:
             value = trade.price_units * trade.qty_units // SCALE  # exact to 1e-8 of the quote asset
-            # The value column takes the rest of the row: one segment fewer to compose.
-            segments.append(Segment(units(value, 2, True).rjust(vw).ljust(width - used), self._style("tape--value")))
+            value_txt = (" " + units(value, 2, True)).rjust(vw)
+            if used + len(value_txt) <= width:  # else left out whole, never cut at the edge
+                # The value column takes the rest of the row: one segment fewer to compose.
+                segments.append(Segment(value_txt.ljust(width - used), self._style("tape--value")))
+        if used > width:  # a size wider than the row: left out whole (the price says the trade happened)
+            segments.pop()
         return self._pad(Strip(segments), width)
 
     def _pad(self, strip: Strip, width: int) -> Strip:
