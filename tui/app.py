@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -368,7 +370,11 @@ def _is_unknown_symbol(e: Exception) -> bool:
 
 
 def run_app(args: argparse.Namespace, symbol: str) -> int:
-    """Run the TUI for the parsed command line; returns the process exit status."""
+    """Run the TUI for the parsed command line; returns the process exit status.
+
+    SIGTERM and SIGHUP end the app as ``q`` does (terminal restored, recording closed), with exit
+    status 128 + signum.
+    """
     if args.demo:
         return asyncio.run(_run_demo(args, symbol))
     recorder = None
@@ -384,11 +390,29 @@ def run_app(args: argparse.Namespace, symbol: str) -> int:
         session = LiveSession(symbol, args.ws_url, args.rest_url, recorder=recorder)
     app = ObtuiApp(session, max_fps=max_fps_from_env())
     try:
-        app.run()
+        asyncio.run(_run_until_signalled(app))
     finally:
         if recorder is not None:
             recorder.close()
     return _finish(app)
+
+
+END_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+async def _run_until_signalled(app: ObtuiApp) -> None:
+    """``app.run_async()``, with SIGTERM and SIGHUP turned into ``app.exit(128 + signum)``: the app
+    shuts down as on ``q`` and the caller's ``finally`` closes the recording."""
+    loop = asyncio.get_running_loop()
+    # A signal the parent ignores stays ignored (``nohup obtui ...`` ignores SIGHUP).
+    handled = [sig for sig in END_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN]
+    for sig in handled:
+        loop.add_signal_handler(sig, functools.partial(app.exit, None, 128 + sig))
+    try:
+        await app.run_async()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
 
 
 async def _run_demo(args: argparse.Namespace, symbol: str) -> int:
@@ -402,7 +426,7 @@ async def _run_demo(args: argparse.Namespace, symbol: str) -> int:
         async with SimServer(host="127.0.0.1", port=0, seed=args.seed) as sim:
             session = LiveSession(symbol, sim.ws_url, sim.rest_url, recorder=recorder)
             app = ObtuiApp(session, badge="DEMO · simulated exchange", max_fps=max_fps_from_env())
-            await app.run_async()
+            await _run_until_signalled(app)
     finally:
         if recorder is not None:
             recorder.close()

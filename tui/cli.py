@@ -6,25 +6,47 @@ Headless paths (``--ndjson``) import nothing from Textual: the TUI is imported o
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import io
+import math
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from typing import IO, Any, NoReturn, TextIO
+from urllib.parse import urlsplit
 
 DEFAULT_WS = "wss://stream.binance.com:9443"
 DEFAULT_REST = "https://api.binance.com"
 DEMO_SYMBOL = "BTCUSDT"
+DEFAULT_LEVELS = 20
+DEFAULT_SEED = 7
+# The replay speeds the TUI's +/- keys move between (tui/app.py MIN_SPEED, MAX_SPEED; not imported: Textual).
+MIN_SPEED = 1 / 64
+MAX_SPEED = 1024.0
+EXAMPLES = "Examples:  obtui --demo   |   obtui btcusdt   |   obtui btcusdt --ndjson --levels 5"
+# Bindings that only act in a replay (ObtuiApp.check_action); --help lists them apart.
+REPLAY_ACTIONS = frozenset({"pause", "faster", "slower"})
+# Signals that end a run like Ctrl-C does (the recording is closed), with exit status 128 + signum.
+END_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class UsageError(Exception):
+    """A command line obtui refuses: the message is the whole explanation (one line, exit status 2)."""
 
 
 def _speed(text: str) -> str:
     """Validate --speed; the value is resolved after parsing, since its default depends on --ndjson."""
     if text == "max":
         return text
+    hint = f"takes 'max' or a number from 1/64 to 1024 (times real time), not {text!r}"
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--speed takes 'max' or a positive number, not {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"--speed must be positive, not {text!r}")
+        raise argparse.ArgumentTypeError(hint) from None
+    if not (math.isfinite(value) and MIN_SPEED <= value <= MAX_SPEED):
+        raise argparse.ArgumentTypeError(hint)
     return text
 
 
@@ -38,12 +60,63 @@ def _levels(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, and the TUI's keys in --help (read from the app only then)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"obtui: {message} (obtui --help lists the options)\n")
+
+    def format_help(self) -> str:
+        if self.epilog == EXAMPLES:
+            self.epilog = f"{tui_keys_help()}\n\n{EXAMPLES}"
+        return super().format_help()
+
+
+def tui_keys_help() -> str:
+    """The TUI's keys, from ``ObtuiApp.BINDINGS`` (this imports Textual: call it for --help only)."""
+    from textual.binding import Binding
+
+    from tui.app import ObtuiApp
+
+    always: list[str] = []
+    replay: list[str] = []
+    for b in ObtuiApp.BINDINGS:
+        if not isinstance(b, Binding) or not b.show:
+            continue
+        key = b.key_display or b.key.split(",")[0]
+        line = f"  {key:<6} {b.description.lower()}: {b.tooltip or b.description}"
+        (replay if b.action in REPLAY_ACTIONS else always).append(line)
+    always.append(f"  {'ctrl+c':<6} interrupt: quit (exit status 130)")
+    return "\n".join(["Keys in the TUI:", *always, "In a replay:", *replay])
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("obtui")
+    except PackageNotFoundError:  # a source checkout that is not installed
+        import tomllib
+        from pathlib import Path
+
+        with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as f:
+            return str(tomllib.load(f)["project"]["version"])
+
+
+class _VersionAction(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kw: Any) -> NoReturn:
+        print(f"obtui {_version()}")
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="obtui",
         description="Watch a live Binance order book in the terminal, exact to the last update id.",
-        epilog="Examples:  obtui --demo   |   obtui btcusdt   |   obtui btcusdt --ndjson --levels 5",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action=_VersionAction, nargs=0, help="print obtui's version and exit")
     p.add_argument("symbol", nargs="?", help="exchange symbol, any case (btcusdt, BTCUSDT)")
     p.add_argument("--demo", action="store_true", help="run on the built-in simulated exchange (no network)")
     p.add_argument("--replay", metavar="FILE", help="replay a recording instead of connecting")
@@ -52,62 +125,254 @@ def build_parser() -> argparse.ArgumentParser:
         type=_speed,
         default=None,
         metavar="max|N",
-        help="replay speed: 'max' or N times real time (default 1 in the TUI, max with --ndjson)",
+        help="replay speed: 'max' or N (1/64 to 1024) times real time (default 1 in the TUI, max with --ndjson)",
     )
-    p.add_argument("--record", metavar="FILE", help="record the raw feed ('-' = stdout, '.gz' = gzip)")
+    p.add_argument("--record", metavar="FILE", help="record the raw feed to FILE ('.gz' = gzip)")
     p.add_argument("--ndjson", action="store_true", help="headless: one JSON line per book change on stdout")
-    p.add_argument("--levels", type=_levels, default=20, metavar="N", help="levels per side in --ndjson (20)")
+    p.add_argument("--levels", type=_levels, default=None, metavar="N", help="levels per side in --ndjson (20)")
     p.add_argument("--ws-url", default=DEFAULT_WS, metavar="URL", help=f"WebSocket base URL ({DEFAULT_WS})")
     p.add_argument("--rest-url", default=DEFAULT_REST, metavar="URL", help=f"REST base URL ({DEFAULT_REST})")
-    p.add_argument("--seed", type=int, default=7, help="simulator seed for --demo (7)")
+    p.add_argument("--seed", type=int, default=None, help="simulator seed for --demo (7)")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse what cannot work or means nothing in the chosen mode; raises UsageError (one line)."""
     if args.symbol is None and not args.demo:
-        print("obtui: name a symbol (obtui btcusdt), or try the simulator: obtui --demo", file=sys.stderr)
+        raise UsageError("name a symbol (obtui btcusdt), or try the simulator: obtui --demo")
+    if args.demo and args.replay:
+        raise UsageError("--demo and --replay are two different feeds: choose one")
+    if args.record and args.replay:
+        raise UsageError("--record with --replay: a replay is already a recording, drop --record")
+    if args.record == "-":
+        where = "the --ndjson lines" if args.ndjson else "the TUI"
+        raise UsageError(f"--record - would mix the recording with {where} on stdout: record to a file instead")
+    if args.speed is not None and not args.replay:
+        raise UsageError("--speed paces a replay: use it with --replay FILE (a live feed runs in real time)")
+    if args.seed is not None and not args.demo:
+        raise UsageError("--seed seeds the simulator: use it with --demo")
+    if args.levels is not None and not args.ndjson:
+        raise UsageError("--levels sets the depth of the --ndjson lines: use it with --ndjson")
+    _check_url("--ws-url", args.ws_url, ("ws", "wss"))
+    _check_url("--rest-url", args.rest_url, ("http", "https"))
+    if args.replay and args.replay != "-":
+        _check_readable(args.replay)
+    if args.ndjson and not _stdout_open():
+        raise UsageError("--ndjson writes to stdout, which is closed: redirect it (> book.ndjson, or | a reader)")
+    if args.record:
+        _check_writable(args.record)  # last: it creates the file
+
+
+def _check_url(flag: str, url: str, schemes: tuple[str, ...]) -> None:
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme.lower() in schemes and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        want = " or ".join(f"{s}://" for s in schemes)
+        raise UsageError(f"{flag} {url!r} must be a {want} URL with a host, e.g. {schemes[0]}://127.0.0.1:9000")
+
+
+def _check_readable(path: str) -> None:
+    if not os.path.exists(path):
+        raise UsageError(f"no recording at {path!r}: check the path")
+    if os.path.isdir(path):
+        raise UsageError(f"--replay {path!r} is a directory: name a recording file in it")
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        raise UsageError(f"cannot read the recording {path!r}: {e.strerror}: check its permissions") from None
+
+
+def _check_writable(path: str) -> None:
+    if os.path.isdir(path):
+        raise UsageError(
+            f"--record {path!r} is a directory: name a file in it (e.g. {path.rstrip('/')}/feed.ndjson.gz)"
+        )
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise UsageError(f"cannot record to {path!r}: the directory {parent!r} does not exist: create it first")
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as e:
+        raise UsageError(f"cannot record to {path!r}: {e.strerror}: choose a file you can write") from None
+
+
+def _stdout_open() -> bool:
+    """False when stdout was closed before obtui started (``obtui ... --ndjson >&-``)."""
+    if sys.stdout is None:
+        return False
+    try:
+        os.fstat(sys.stdout.fileno())
+    except io.UnsupportedOperation:
+        return True  # a stream without a descriptor (tests capture stdout so): it is open
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+class _StdoutFailed(BaseException):
+    """stdout cannot be written (ENOSPC, EIO): the run must end. A BaseException so that no retry loop in
+    the engine takes it for a network error."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class _GuardedBinary:
+    """stdout's byte stream: a failed write or flush raises _StdoutFailed; a closed pipe stays BrokenPipeError."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._raw.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise _StdoutFailed(e) from e
+
+    def flush(self) -> None:
+        try:
+            self._raw.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise _StdoutFailed(e) from e
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+class _GuardedStdout:
+    """``sys.stdout`` while --ndjson runs; ``.buffer`` is what the ndjson writer writes to."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.buffer = _GuardedBinary(stream.buffer)
+
+    def write(self, text: str) -> int:
+        return self.buffer.write(text.encode(self._stream.encoding or "utf-8"))
+
+    def flush(self) -> None:
+        self.buffer.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null, so that the interpreter's last flush of what is left cannot fail again."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, 1)
+        os.close(fd)
+    except OSError:
+        pass
+
+
+_ended_by: int | None = None  # the END_SIGNALS number that ended the run, if one did
+
+
+def _end_like_ctrl_c(signum: int, frame: Any) -> None:
+    """SIGTERM or SIGHUP in the headless modes: end as Ctrl-C does, then exit 128 + signum. In a live run
+    asyncio.run's SIGINT handler cancels the main task, so the recording is closed between two writes."""
+    global _ended_by
+    _ended_by = signum
+    on_sigint = signal.getsignal(signal.SIGINT)
+    if callable(on_sigint):
+        on_sigint(signal.SIGINT, frame)
+    else:  # not reached: _headless_signals installs a callable SIGINT handler
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _headless_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP end a headless run through _end_like_ctrl_c while the block runs.
+
+    A signal the parent ignores stays ignored (``nohup`` ignores SIGHUP). If SIGINT is ignored (a
+    script's ``obtui ... &``), it stays so in effect: it is blocked, and the default handler is put
+    back only so that asyncio.run installs the handler that _end_like_ctrl_c calls directly.
+    """
+    global _ended_by
+    _ended_by = None
+    saved = {
+        sig: signal.signal(sig, _end_like_ctrl_c) for sig in END_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN
+    }
+    sigint_ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if sigint_ignored:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        if sigint_ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def main(argv: list[str] | None = None) -> int:
+    global _ended_by
+    args = build_parser().parse_args(argv)
+    try:
+        check_args(args)
+    except UsageError as e:
+        print(f"obtui: {e}", file=sys.stderr)
         return 2
     symbol = (args.symbol or DEMO_SYMBOL).upper()
     if args.speed is None:
         args.speed = None if args.ndjson else 1.0
     else:
         args.speed = None if args.speed == "max" else float(args.speed)
-    try:
-        if args.replay:
-            if not os.path.exists(args.replay) and args.replay != "-":
-                print(f"obtui: no recording at {args.replay!r}: check the path", file=sys.stderr)
-                return 2
-            from engine.replay import nothing_to_replay
+    if args.levels is None:
+        args.levels = DEFAULT_LEVELS
+    if args.seed is None:
+        args.seed = DEFAULT_SEED
+    if args.replay:
+        from engine.replay import nothing_to_replay
 
-            why = nothing_to_replay(args.replay, symbol)
-            if why is not None:
-                print(f"obtui: {why}", file=sys.stderr)
-                return 1
-            if args.ndjson:
+        why = nothing_to_replay(args.replay, symbol)
+        if why is not None:
+            print(f"obtui: {why}", file=sys.stderr)
+            return 1
+    if not args.ndjson:
+        try:
+            return _run_tui(args, symbol)  # the TUI handles SIGTERM and SIGHUP itself (tui/app.py run_app)
+        except KeyboardInterrupt:
+            return 130
+    stdout = sys.stdout
+    sys.stdout = _GuardedStdout(stdout)  # type: ignore[assignment]
+    try:
+        with _headless_signals():
+            if args.replay:
                 from engine.headless import replay_ndjson
 
                 replay_ndjson(args.replay, symbol, args.levels, args.speed)
                 return 0
-            return _run_tui(args, symbol)
-        if args.ndjson:
             from engine.headless import live_ndjson
 
-            # A supervisor's SIGTERM ends the run like Ctrl-C: tasks unwind, the recording is closed.
-            signal.signal(signal.SIGTERM, _terminate)
-
             return live_ndjson(args, symbol)
-        return _run_tui(args, symbol)
     except KeyboardInterrupt:
-        return 130
+        return 130 if _ended_by is None else 128 + _ended_by
     except BrokenPipeError:
         # `obtui ... --ndjson | head` closed the pipe: that is the reader's choice, not an error.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return 0
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+    except _StdoutFailed as e:
+        _silence_stdout()
+        reason = e.error.strerror or type(e.error).__name__
+        hint = "free some space, or send the lines elsewhere" if e.error.errno == errno.ENOSPC else "check it"
+        print(f"obtui: cannot write the --ndjson lines to stdout: {reason}: {hint}", file=sys.stderr)
+        return 2
+    finally:
+        sys.stdout = stdout
 
 
 def _run_tui(args: argparse.Namespace, symbol: str) -> int:
