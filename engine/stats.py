@@ -41,15 +41,18 @@ class RateMeter:
         self.total = 0
 
     def tick(self, now_s: float, n: int = 1) -> None:
+        """Count ``n`` events at ``now_s``. O(1); at most ``window_s`` buckets are kept."""
         self.total += n
         sec = float(int(now_s))
         buckets = self._buckets
         if buckets and buckets[-1][0] == sec:
             buckets[-1][1] += n
-        else:
-            buckets.append([sec, n])
-            while buckets and buckets[0][0] <= sec - self.window_s:
-                buckets.popleft()
+            return
+        if buckets and sec < buckets[-1][0]:
+            buckets.clear()  # the clock went back (a clock step, a replay from an earlier point): start afresh
+        buckets.append([sec, n])
+        while buckets[0][0] <= sec - self.window_s:
+            buckets.popleft()
 
     def rate(self, now_s: float) -> float:
         """Events per second over the last complete ``window_s`` seconds before ``now_s``."""
