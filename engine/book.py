@@ -1,22 +1,30 @@
 """The order book of one symbol, keyed exactly.
 
 Each side is a dict from price (integer units of 1e-8, see ``engine.num``) to a ``Level`` tuple, plus a
-``SortedList`` of the prices for ordering. A level carries both the exact integers (for sums and
-comparisons) and the exchange's own strings (so output is byte-exact without formatting).
+sorted list of the prices that are known to be right. A level carries both the exact integers (for sums
+and comparisons) and the exchange's own strings (so output is byte-exact without formatting).
 
-Costs, with n levels on a side:
+The reach. A snapshot of ``limit`` levels a side says nothing of the prices beyond its deepest level: a
+level resting there that no diff has touched since is unknown, not absent. So every read stops at the
+snapshot's deepest bid (``bid_floor``) and ask (``ask_ceiling``), and only the prices within that reach
+are kept sorted; a diff beyond it updates the dict alone. Binance sends many of those (about one add or
+remove in seven on BTCUSDT), and the sorted index stays as small as the snapshot.
+
+The index is a plain list kept in order with ``bisect``, best price last on both sides (asks are stored
+negated): an insert or delete near the touch moves a few pointers, in C.
+
+Costs, with n levels on a side within the reach:
 - updating an existing level: O(1) (a dict store)
-- adding or removing a level: O(log n) (``SortedList.add`` / ``remove``)
+- adding or removing a level within the reach: O(log n) to find, O(distance from the end) to move
+  (small near the touch); beyond the reach: O(1)
 - removing an absent level: O(1), a no-op, which Binance sends all the time
-- best bid/ask, spread: O(1); top N: O(N); grouped top N: O(levels walked)
+- best bid/ask, spread, known depth: O(1); top N: O(N); grouped top N: O(levels walked)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left, insort
 from typing import NamedTuple
-
-from sortedcontainers import SortedList
 
 from engine.num import SCALE, parse
 
@@ -30,22 +38,36 @@ class Level(NamedTuple):
     qty_str: str
 
 
+_NO_BOUND = 1 << 126  # beyond any price: a side with no floor/ceiling keeps every price in its index
+
+
 class Book:
     """A local copy of one symbol's order book at update id ``last_update_id``."""
 
-    __slots__ = ("_ask_keys", "_asks", "_bid_keys", "_bids", "ask_ceiling", "bid_floor", "last_update_id", "symbol")
+    __slots__ = (
+        "_ask_keys",
+        "_asks",
+        "_bid_keys",
+        "_bids",
+        "_reach",
+        "ask_ceiling",
+        "bid_floor",
+        "last_update_id",
+        "symbol",
+    )
 
     def __init__(self, symbol: str = "") -> None:
         self.symbol = symbol
         self.last_update_id = 0
-        # How deep the book is known: the snapshot's deepest bid and ask. A level beyond them that no diff
-        # touched since is unknown (not absent), so reads stop there. None: the snapshot held the whole side.
-        self.bid_floor: int | None = None
-        self.ask_ceiling: int | None = None
         self._bids: dict[int, Level] = {}
         self._asks: dict[int, Level] = {}
-        self._bid_keys = SortedList()
-        self._ask_keys = SortedList()
+        self._bid_keys: list[int] = []  # bid prices within the reach, ascending: best last
+        self._ask_keys: list[int] = []  # ask prices within the reach, negated and ascending: best last
+        # How deep the book is known: the snapshot's deepest bid and ask, or None when the snapshot held
+        # the whole side. ``_reach`` is the same as (lowest bid, highest ask) for the hot loop.
+        self.bid_floor: int | None = None
+        self.ask_ceiling: int | None = None
+        self._reach = (-_NO_BOUND, _NO_BOUND)
 
     def __len__(self) -> int:
         return len(self._bids) + len(self._asks)
@@ -53,11 +75,12 @@ class Book:
     def clear(self) -> None:
         """Forget every level (the book is no longer known)."""
         self.last_update_id = 0
-        self.bid_floor = self.ask_ceiling = None
         self._bids.clear()
         self._asks.clear()
         self._bid_keys.clear()
         self._ask_keys.clear()
+        self.bid_floor = self.ask_ceiling = None
+        self._reach = (-_NO_BOUND, _NO_BOUND)
 
     def load(self, last_update_id: int, bids: list[Level], asks: list[Level], limit: int | None = None) -> None:
         """Replace the book by a snapshot of at most ``limit`` levels a side. O(n log n).
@@ -67,86 +90,93 @@ class Book:
         """
         self._bids = {lv.price: lv for lv in bids if lv.qty}
         self._asks = {lv.price: lv for lv in asks if lv.qty}
-        self._bid_keys = SortedList(self._bids)
-        self._ask_keys = SortedList(self._asks)
+        self._bid_keys = sorted(self._bids)
+        self._ask_keys = sorted(-p for p in self._asks)
         self.last_update_id = last_update_id
         partial_bids = bids and (limit is None or len(bids) >= limit)
         partial_asks = asks and (limit is None or len(asks) >= limit)
         self.bid_floor = min(lv.price for lv in bids) if partial_bids else None
         self.ask_ceiling = max(lv.price for lv in asks) if partial_asks else None
+        self._reach = (
+            -_NO_BOUND if self.bid_floor is None else self.bid_floor,
+            _NO_BOUND if self.ask_ceiling is None else self.ask_ceiling,
+        )
 
-    def apply(self, bids: Iterable[Level], asks: Iterable[Level], update_id: int) -> None:
+    def apply(self, bids: list[Level], asks: list[Level], update_id: int) -> None:
         """Set each level to its absolute quantity (zero removes), then move to ``update_id``.
 
-        O(1) per changed level, O(log n) per level added or removed.
+        O(1) per changed level; a level added or removed within the reach also moves the sorted index.
         """
-        self._apply_side(bids, self._bids, self._bid_keys)
-        self._apply_side(asks, self._asks, self._ask_keys)
-        self.last_update_id = update_id
-
-    @staticmethod
-    def _apply_side(levels: Iterable[Level], side: dict[int, Level], keys: SortedList) -> None:
-        # The hottest loop of the program: locals only, one branch per case.
-        for lv in levels:
+        floor, ceiling = self._reach
+        # The hottest loops of the program: locals only, one branch per case, one per side.
+        side, keys = self._bids, self._bid_keys
+        for lv in bids:
             price = lv[0]
             if lv[1]:
-                if price not in side:
-                    keys.add(price)
+                if price not in side and price >= floor:
+                    insort(keys, price)
                 side[price] = lv
             elif price in side:
                 del side[price]
-                keys.remove(price)
+                if price >= floor:
+                    del keys[bisect_left(keys, price)]
+        side, keys = self._asks, self._ask_keys
+        for lv in asks:
+            price = lv[0]
+            if lv[1]:
+                if price not in side and price <= ceiling:
+                    insort(keys, -price)
+                side[price] = lv
+            elif price in side:
+                del side[price]
+                if price <= ceiling:
+                    del keys[bisect_left(keys, -price)]
+        self.last_update_id = update_id
 
     # -- reading -------------------------------------------------------------------------------
 
     def best_bid(self) -> Level | None:
-        """Highest bid, O(1)."""
+        """Highest bid known to be right, O(1)."""
         return self._bids[self._bid_keys[-1]] if self._bid_keys else None
 
     def best_ask(self) -> Level | None:
-        """Lowest ask, O(1)."""
-        return self._asks[self._ask_keys[0]] if self._ask_keys else None
+        """Lowest ask known to be right, O(1)."""
+        return self._asks[-self._ask_keys[-1]] if self._ask_keys else None
 
     def is_crossed(self) -> bool:
         """True when best bid >= best ask: a book in that state is corrupt, never real."""
-        return bool(self._bid_keys and self._ask_keys and self._bid_keys[-1] >= self._ask_keys[0])
+        return bool(self._bid_keys and self._ask_keys and self._bid_keys[-1] >= -self._ask_keys[-1])
 
     def spread(self) -> int | None:
         """Best ask minus best bid in units of 1e-8, or None when a side is empty. O(1)."""
         if not self._bid_keys or not self._ask_keys:
             return None
-        return self._ask_keys[0] - self._bid_keys[-1]
+        return -self._ask_keys[-1] - self._bid_keys[-1]
 
     def mid_str(self) -> str | None:
         """The exact mid price as a decimal string (it may need one more digit than the prices)."""
         if not self._bid_keys or not self._ask_keys:
             return None
         # (ask + bid) / 2 is exact in units of 1e-9: one digit more than the prices carry.
-        whole, frac = divmod((self._ask_keys[0] + self._bid_keys[-1]) * 5, SCALE * 10)
+        whole, frac = divmod((self._bid_keys[-1] - self._ask_keys[-1]) * 5, SCALE * 10)
         return f"{whole}.{frac:09d}".rstrip("0").rstrip(".")
 
     def bids(self, n: int) -> list[Level]:
-        """The n best bids known to be right, high to low: O(n + log n)."""
-        n = min(n, self.known_depth(True))
+        """The n best bids known to be right, high to low: O(n)."""
         side = self._bids
         return [side[k] for k in reversed(self._bid_keys[-n:])] if n > 0 else []
 
     def asks(self, n: int) -> list[Level]:
-        """The n best asks known to be right, low to high: O(n + log n)."""
-        n = min(n, self.known_depth(False))
+        """The n best asks known to be right, low to high: O(n)."""
         side = self._asks
-        return [side[k] for k in self._ask_keys[:n]] if n > 0 else []
+        return [side[-k] for k in reversed(self._ask_keys[-n:])] if n > 0 else []
 
     def known_depth(self, is_bid: bool) -> int:
-        """How many levels of a side are known to be right (within the snapshot's reach). O(log n)."""
-        if is_bid:
-            keys, floor = self._bid_keys, self.bid_floor
-            return len(keys) if floor is None else len(keys) - keys.bisect_left(floor)
-        keys, ceiling = self._ask_keys, self.ask_ceiling
-        return len(keys) if ceiling is None else keys.bisect_right(ceiling)
+        """How many levels of a side are known to be right (within the snapshot's reach). O(1)."""
+        return len(self._bid_keys if is_bid else self._ask_keys)
 
     def depth(self) -> tuple[int, int]:
-        """Number of (bid, ask) levels held (known or not)."""
+        """Number of (bid, ask) levels held, known or not (beyond the reach too)."""
         return len(self._bids), len(self._asks)
 
     def grouped(self, is_bid: bool, n: int, step: int) -> list[tuple[int, int]]:
@@ -159,11 +189,9 @@ class Book:
             levels = self.bids(n) if is_bid else self.asks(n)
             return [(lv.price, lv.qty) for lv in levels]
         out: list[tuple[int, int]] = []
-        if is_bid:
-            side, keys = self._bids, self._bid_keys.irange(self.bid_floor, None, reverse=True)
-        else:
-            side, keys = self._asks, self._ask_keys.irange(None, self.ask_ceiling)
-        for price in keys:
+        side, keys = (self._bids, self._bid_keys) if is_bid else (self._asks, self._ask_keys)
+        for i in range(len(keys) - 1, -1, -1):
+            price = keys[i] if is_bid else -keys[i]
             bucket = (price // step) * step if is_bid else -((-price) // step) * step
             if out and out[-1][0] == bucket:
                 out[-1] = (bucket, out[-1][1] + side[price].qty)
@@ -174,7 +202,8 @@ class Book:
         return out
 
     def as_dicts(self) -> tuple[dict[int, int], dict[int, int]]:
-        """The whole book as {price: qty} per side, for checks against a reference. O(n)."""
+        """The whole book as {price: qty} per side, beyond the reach too, for checks against a reference.
+        O(n)."""
         return ({k: v.qty for k, v in self._bids.items()}, {k: v.qty for k, v in self._asks.items()})
 
 

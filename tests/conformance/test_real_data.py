@@ -41,8 +41,10 @@ class Recording:
 
 
 RECORDINGS = {
-    # 5 of the 564 checkpoints fall where the bid side has moved past the 1000-level snapshot: not printed.
-    "BTCUSDT": Recording("BTCUSDT", "binance-spot-btcusdt-20240808.ndjson.gz", 3451, 9757, 28040, 564, 559),
+    # Near its end the BTCUSDT market falls below the 1000-level snapshot's deepest bid: from there the best
+    # bid is unknown (a level resting below that no diff touched would be missing), so 5 of the 564
+    # bookTicker checkpoints in the file (data/README.md) are not claimed: 559 are checked.
+    "BTCUSDT": Recording("BTCUSDT", "binance-spot-btcusdt-20240808.ndjson.gz", 3451, 9757, 28040, 559, 559),
     "ETHUSDT": Recording("ETHUSDT", "binance-spot-ethusdt-20240808.ndjson.gz", 3434, 6106, 24077, 577, 570),
 }
 
@@ -63,6 +65,7 @@ class Run:
     checkpoints: int = 0
     mismatches: list[str] = field(default_factory=list)
     live_applied: int = 0
+    beyond_reach: int = 0  # applied events after which a side's best level lay past the snapshot's reach
     ids: list[int] = field(default_factory=list)  # book id after every applied event
 
 
@@ -79,9 +82,12 @@ def drive(rec: Recording) -> Run:
     tops: dict[int, Top] = {}  # applied event u -> top of book right after it
     run = Run(sync.stats, sync.state, counts)
 
-    def top() -> Top:
+    def top() -> Top | None:
+        """The top of the book, or None when a side has moved past the snapshot's reach (unknown)."""
         bid, ask = sync.book.best_bid(), sync.book.best_ask()
-        assert bid is not None and ask is not None
+        if bid is None or ask is None:
+            run.beyond_reach += 1
+            return None
         return (bid.price, bid.qty, ask.price, ask.qty)
 
     for r in read_records(str(path_of(rec))):
@@ -90,12 +96,13 @@ def drive(rec: Recording) -> Run:
             counts["depth"] += 1
             if sync.depth(msg):
                 run.live_applied += 1
-                tops[sync.book.last_update_id] = top()
+                if (t := top()) is not None:
+                    tops[sync.book.last_update_id] = t
                 run.ids.append(sync.book.last_update_id)
         elif isinstance(msg, Snapshot):
             counts["snapshot"] += 1
-            if sync.snapshot(msg) and sync.book.last_update_id != msg.last_update_id:
-                tops[sync.book.last_update_id] = top()  # the last buffered event applied
+            if sync.snapshot(msg) and sync.book.last_update_id != msg.last_update_id and (t := top()) is not None:
+                tops[sync.book.last_update_id] = t  # the last buffered event applied
         elif isinstance(msg, BookTicker):
             counts["ticker"] += 1
             run.tickers.setdefault(msg.update_id, []).append((msg.bid.price, msg.bid.qty, msg.ask.price, msg.ask.qty))
@@ -179,7 +186,7 @@ def test_headless_cli_prints_the_verified_book(recording: Recording) -> None:
     assert lines, "no output"
     assert lines[0]["state"] == "syncing"
     assert lines[0]["bids"] == [] and lines[0]["asks"] == []
-    matches = beyond_reach = 0
+    matches = 0
     last_id = 0
     synced = 0
     for line in lines:
@@ -209,12 +216,10 @@ def test_headless_cli_prints_the_verified_book(recording: Recording) -> None:
                 assert asks[0] == want[2:], f"u={uid}"
             if bids and asks:
                 matches += 1
-            else:
-                beyond_reach += 1
     assert {line["state"] for line in lines} == {"syncing", "synced"}
     assert synced == run.live_applied + 1  # one line at the snapshot, then one per applied event
     assert matches >= recording.min_cli_matches
-    assert matches + beyond_reach == recording.checkpoints
+    assert matches == recording.checkpoints
     assert lines[-1]["verified"] == recording.checkpoints and lines[-1]["mismatches"] == 0
 
 
