@@ -112,51 +112,47 @@ def _int(data: Any, key: str) -> int:
     return v
 
 
-def _levels(raw: Any, side: str) -> list[Level]:
-    if type(raw) is not list:
-        raise _Bad(f"side {side!r} is not a list")
-    out = []
-    append = out.append
+def _levels(raw: list[list[Any]], side: str) -> list[Level]:
+    """Key and check one side's levels: ``raw`` is a list of lists (msgspec checked that much)."""
     # Prices and quantities recur all day (half the quantities are "0.00000000"): a hit in the parse
-    # cache, inlined here, skips two function calls per level. Only valid strings are ever cached, and
-    # a non-string never equals a cached key, so a miss falls through to the strict parser.
+    # cache skips the parser. Only valid strings are ever cached, and a non-string never equals a cached
+    # key, so a miss falls through to the strict parser. A comprehension, not a loop: a third faster.
     cached = parse_cache.get
     try:
-        for lv in raw:
-            if type(lv) is not list:  # a string would index too: "15" is not price 1, qty 5
-                raise TypeError(f"level is not a list: {lv!r}")
-            p = lv[0]
-            q = lv[1]
-            k = cached(p)
-            if k is None:
-                k = parse_price(p)
-            qk = cached(q)
-            if qk is None:
-                qk = parse_price(q) if type(q) is str else parse(q)
-            append(_new_level(Level, (k, qk, p, q)))
-    except (DecimalError, TypeError, IndexError, KeyError) as e:
+        return [
+            _new_level(
+                Level,
+                (
+                    k if (k := cached(p := lv[0])) is not None else parse_price(p),
+                    qk if (qk := cached(q := lv[1])) is not None else parse_price(q) if type(q) is str else parse(q),
+                    p,
+                    q,
+                ),
+            )
+            for lv in raw
+        ]
+    except (DecimalError, TypeError, IndexError) as e:
         raise _Bad(f"bad level in {side!r}: {e}") from None
-    return out
 
 
 # -- payload schemas ----------------------------------------------------------------------------------
-# msgspec checks the shape (required fields, integer ids) in C and names the field in its error; the
-# levels stay plain lists so that ``_levels`` can validate and key them in one pass. Unknown fields are
-# ignored. ``E``/``T`` are informative only, so any type is tolerated there (and read as 0).
+# msgspec checks the shape (required fields, sides as lists of lists) in C and names the field in its
+# error; ``_levels`` checks and keys each level in one pass. Unknown fields are ignored. ``E``/``T`` are
+# informative only, so any type is tolerated there (and read as 0).
 
 
 class _DepthBody(msgspec.Struct):
     U: Any
     u: Any
-    b: Any
-    a: Any
+    b: list[list[Any]]
+    a: list[list[Any]]
     E: Any = 0
 
 
 class _SnapshotBody(msgspec.Struct):
     lastUpdateId: Any
-    bids: Any
-    asks: Any
+    bids: list[list[Any]]
+    asks: list[list[Any]]
 
 
 class _TradeBody(msgspec.Struct):

@@ -6,7 +6,9 @@ relative to the repository root), and how:
 0. **Correctness gate** (before any timing): ``obtui SYMBOL --replay FILE --ndjson --levels N`` and
    ``python -m engine.bench.naive_peer SYMBOL --replay FILE --levels N`` are run once each; they must print the
    same number of lines, and every line must agree on state, ``last_update_id`` and every printed level
-   compared numerically (obtui's exact strings through ``float`` against the peer's floats). The first and
+   compared numerically (obtui's exact strings through ``float`` against the peer's floats). obtui stops a
+   side at the snapshot's deepest price (the peer prints unknown levels beyond it): there obtui's levels
+   must be the peer's best ones. The first and
    the last lines are shown. A mismatch stops the benchmark (exit status 1): speed of a wrong book is
    meaningless.
 1. **Engine alone**, in this process. Everything is read and decoded into memory first (not timed). Each
@@ -394,13 +396,18 @@ def compare_outputs(obtui_text: bytes, naive_text: bytes) -> tuple[list[str], di
     problems: list[str] = []
     if len(a) != len(b):
         problems.append(f"line count: obtui {len(a)}, naive peer {len(b)}")
+    cut = 0
     for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        # obtui stops a side at the snapshot's deepest price (beyond it the book is unknown); the peer
+        # prints on. So obtui's levels must be the peer's best levels: all of them, or a prefix.
+        xb, yb, xa, ya = _side(x["bids"]), _side(y["bids"]), _side(x["asks"]), _side(y["asks"])
         same = (
             x["state"] == y["state"]
             and x["last_update_id"] == y["last_update_id"]
-            and _side(x["bids"]) == _side(y["bids"])
-            and _side(x["asks"]) == _side(y["asks"])
+            and xb == yb[: len(xb)]
+            and xa == ya[: len(xa)]
         )
+        cut += len(xb) < len(yb) or len(xa) < len(ya)
         if not same:
             deeper = " (a level below the top differs)" if _top(x) == _top(y) else ""
             problems.append(
@@ -416,7 +423,7 @@ def compare_outputs(obtui_text: bytes, naive_text: bytes) -> tuple[list[str], di
         pick["last"] = lines[-1] if lines else None
         return {k: (v["state"], v["last_update_id"], _top(v)) if v else None for k, v in pick.items()}
 
-    summary = {"lines_obtui": len(a), "lines_naive": len(b), "obtui": ends(a), "naive": ends(b)}
+    summary = {"lines_obtui": len(a), "lines_naive": len(b), "obtui": ends(a), "naive": ends(b), "cut": cut}
     return problems, summary
 
 
@@ -588,7 +595,8 @@ def render(r: dict) -> str:
     lines.append(f"python {r['python']} on {r['platform']}; gc {r['gc']}")
     lines.append(
         f"gate: OK, {gate['lines_obtui']} lines each, every line equal numerically "
-        f"(first synced top {gate['obtui']['first_synced'][2]}, last top {gate['obtui']['last'][2]})"
+        f"({gate['cut']} with a side cut at the snapshot's reach, where the peer prints unknown levels; "
+        f"first synced top {gate['obtui']['first_synced'][2]}, last top {gate['obtui']['last'][2]})"
     )
     lines.append("")
     title = f"engine alone, in process ({r['rounds']} rounds)"
