@@ -1,12 +1,11 @@
 """Faults that only show over time: a book that stops moving, answers that never become usable, reconnect
 storms, errors that cannot clear by retrying ("Never silent, never wrong").
 
-Same harness as ``test_faults.py`` (a ``LiveSession`` on an in-process ``SimServer`` over loopback, or the
-CLI as a subprocess). Waits are on conditions with timeouts; where a test bounds a *rate* it counts events
-over a fixed window, which is the quantity under test.
+Same harness as ``test_faults.py`` (tests/integration/harness.py: a ``LiveSession`` on an in-process
+``SimServer`` over loopback, or the CLI as a subprocess). Waits are on conditions with timeouts; where a
+test bounds a *rate* it counts events over a fixed window, which is the quantity under test.
 """
 
-# ruff: noqa: F811  (the shared fixtures are imported from test_faults and named as parameters)
 from __future__ import annotations
 
 import asyncio
@@ -21,18 +20,14 @@ import pytest
 from engine.binance import Backoff, LiveSession
 from engine.sim.server import SimServer
 from engine.sync import State
-from tests.integration.test_faults import (  # noqa: F401
+from tests.integration.harness import (
     DEPTH,
     Capture,
-    Cli,
     Live,
     assert_rest_rules,
-    cli,
     depth_calls,
     finish,
     journal,
-    loop_errors,
-    sim,
     until,
 )
 
