@@ -37,6 +37,7 @@ class DepthUpdate:
     event_time: int  # E, in ms (or us with timeUnit=MICROSECOND)
     bids: list[Level]
     asks: list[Level]
+    prev_final_id: int | None = None  # pu: the previous event's u (futures only)
 
 
 @dataclass(slots=True)
@@ -147,6 +148,7 @@ class _DepthBody(msgspec.Struct):
     b: list[list[Any]]
     a: list[list[Any]]
     E: Any = 0
+    pu: Any = None  # futures: the previous event's u
 
 
 class _SnapshotBody(msgspec.Struct):
@@ -212,7 +214,10 @@ def decode_depth(symbol: str, payload: Payload) -> DepthUpdate:
         first, final = _int(data, "U"), _int(data, "u")
         if first > final:
             raise _Bad(f"U {first} > u {final}")
-        return DepthUpdate(symbol, first, final, _time(data.E), _levels(data.b, "b"), _levels(data.a, "a"))
+        pu = data.pu
+        if pu is not None and (type(pu) is not int or pu < -1):  # -1: the first event of a new stream
+            raise _Bad(f"field 'pu' is not an integer: {pu!r}")
+        return DepthUpdate(symbol, first, final, _time(data.E), _levels(data.b, "b"), _levels(data.a, "a"), pu)
     except _Bad as e:
         raise ValueError(str(e)) from None
     except msgspec.MsgspecError as e:

@@ -1,4 +1,4 @@
-"""Binance spot book sync as a sans-I/O state machine (binance-protocol.md §4).
+"""Binance book sync as a sans-I/O state machine (binance-protocol.md §4, §5).
 
 No sockets, clocks or asyncio here: the live client, replay, the benchmark and the tests all feed the
 same ``BookSync`` object and act on what it asks for. Inputs are method calls (``connection_opened``,
@@ -7,7 +7,9 @@ same ``BookSync`` object and act on what it asks for. Inputs are method calls (`
 driver drains with ``take()``. ``wants_snapshot`` is the level-triggered form of ``NeedSnapshot``: a
 driver that fetches while it is true can never miss a request.
 
-The rules, exactly as Binance documents them since 2025-11-12:
+What differs between spot and futures (how a buffered event is dropped at a snapshot, what is stale, what
+is a gap) is asked of a ``Rules`` object (engine/rules.py); the rest is one machine. The spot rules,
+exactly as Binance documents them since 2025-11-12:
 1. buffer diff events; a snapshot is requested once the first one is buffered;
 2. a snapshot whose ``lastUpdateId`` < the first buffered ``U`` is older than the stream: fetch again;
 3. drop buffered events with ``u <= lastUpdateId``; the book is the snapshot at id ``lastUpdateId``;
@@ -26,6 +28,7 @@ from enum import StrEnum
 
 from engine.book import Book
 from engine.events import DepthUpdate, Snapshot
+from engine.rules import SPOT, Rules
 
 
 class State(StrEnum):
@@ -90,8 +93,10 @@ class BookSync:
     crossed-book check (O(1)), and queues nothing.
     """
 
-    def __init__(self, symbol: str, max_buffer: int = 1000) -> None:
+    def __init__(self, symbol: str, max_buffer: int = 1000, rules: Rules = SPOT) -> None:
         self.symbol = symbol.upper()
+        self.rules = rules
+        self._fresh = False  # the book is a snapshot no event has been applied to yet
         self.book = Book(self.symbol)
         self.state = State.CONNECTING
         self.stats = SyncStats()
@@ -196,14 +201,13 @@ class BookSync:
     def depth(self, ev: DepthUpdate) -> bool:
         """Feed one diff event. Returns True when it was applied to a synced book."""
         if self.state is State.SYNCED:
-            book = self.book
-            book_id = book.last_update_id
-            if ev.final_id < book_id:
+            book_id, fresh, rules = self.book.last_update_id, self._fresh, self.rules
+            if rules.stale(ev, book_id, fresh):
                 self.stats.stale += 1
                 return False
-            if ev.first_id > book_id + 1:
+            if rules.gap(ev, book_id, fresh):
                 self.stats.gaps += 1
-                self._start_over(f"gap: expected update {book_id + 1}, got {ev.first_id}", ev)
+                self._start_over(f"gap: expected {rules.expected(book_id, fresh)}, got {rules.got(ev, fresh)}", ev)
                 return False
             return self._apply(ev)
         if self.state in _WAITING:
@@ -222,6 +226,7 @@ class BookSync:
     def _apply(self, ev: DepthUpdate) -> bool:
         book = self.book
         book.apply(ev.bids, ev.asks, ev.final_id)
+        self._fresh = False
         if book.is_crossed():
             self.stats.crossed += 1
             bid, ask = book.best_bid(), book.best_ask()
@@ -258,10 +263,12 @@ class BookSync:
             self.stats.snapshots_too_old += 1
             self._request(f"snapshot {last_id} is older than the first buffered event {buf[0].first_id}")
             return False
-        while buf and buf[0].final_id <= last_id:
+        rules = self.rules
+        while buf and rules.drop(buf[0], last_id):
             buf.popleft()
             self.stats.dropped_at_snapshot += 1
         self.book.load(last_id, snap.bids, snap.asks, snap.limit)
+        self._fresh = True
         self.stats.snapshots += 1
         if self.book.is_crossed():
             self.stats.crossed += 1
@@ -271,13 +278,14 @@ class BookSync:
         pending = list(buf)
         buf.clear()
         for i, ev in enumerate(pending):
-            book_id = self.book.last_update_id
-            if ev.final_id < book_id:
+            book_id, fresh = self.book.last_update_id, self._fresh
+            if rules.stale(ev, book_id, fresh):
                 self.stats.stale += 1
                 continue
-            if ev.first_id > book_id + 1:
+            if rules.gap(ev, book_id, fresh):
                 self.stats.gaps += 1
-                self._start_over(f"gap after snapshot: expected update {book_id + 1}, got {ev.first_id}", ev)
+                what = f"expected {rules.expected(book_id, fresh)}, got {rules.got(ev, fresh)}"
+                self._start_over(f"gap after snapshot: {what}", ev)
                 buf.extend(pending[i + 1 :])
                 return False
             if not self._apply(ev):
