@@ -80,6 +80,12 @@ class ReplaySession(Session):
             self.notice(f"replay finished{self.damage()}: the book stays as of the last recorded event")
         return None
 
+    def now(self) -> float:
+        """The replayed time: the receive time of the current record (the wall clock before the first).
+        A replay's ages and rates are in data time, so pausing or replaying at ×64 changes nothing."""
+        last = self.last_recv_ms
+        return last / 1000.0 if last is not None else self.clock()
+
     def damage(self) -> str:
         """What went wrong with the file as read so far, as a clause (empty when nothing did)."""
         rec, parts = self.recording, []

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import median
 
 from engine.events import (
     BookTicker,
@@ -37,6 +38,9 @@ from engine.sync import BookSync, NeedSnapshot, State, StateChanged
 from engine.verify import TickerCheck
 
 TAPE_SIZE = 500
+STALE_FLOOR_S = 2.0  # a book is never called stale sooner than this after its last update
+STALE_FACTOR = 10  # ... nor sooner than this many typical intervals between depth events
+_INTERVALS = 64  # depth inter-arrival times kept for the typical interval
 
 
 def _ticker_top(symbol: str, payload: bytes) -> tuple[int, int, int, int]:
@@ -122,6 +126,11 @@ class Session:
         self.notice_error = False
         self.retry_at: float | None = None  # monotonic deadline of the next retry, for a countdown
         self.last_recv_ms: float | None = None  # receive time of the latest frame (data time in replay)
+        # Freshness: when the book last changed (an applied depth event, or becoming synced), and the
+        # recent gaps between depth events, in seconds of receive time (data time in replay).
+        self.fresh_at: float | None = None
+        self._last_depth_s: float | None = None
+        self._intervals: deque[float] = deque(maxlen=_INTERVALS)
 
     # -- helpers for drivers --------------------------------------------------------------------
 
@@ -140,6 +149,8 @@ class Session:
         self.last_trade = None
         self.info = None
         self.ticker_24h = None
+        self.fresh_at = self._last_depth_s = None
+        self._intervals.clear()
         self.listener.symbol_changed(self)
 
     def snapshot_needed(self, reason: str) -> None:
@@ -151,6 +162,8 @@ class Session:
             if isinstance(out, StateChanged):
                 if out.new is State.SYNCED:
                     self.notice_text, self.notice_error = "", False
+                    if self.last_recv_ms is not None:
+                        self.fresh_at = self.last_recv_ms / 1000.0
                 else:
                     self.check.reset()
                 self.listener.state_changed(self, out)
@@ -165,10 +178,16 @@ class Session:
             if msg.symbol != self.symbol:
                 self.other_symbol_frames += 1  # the old symbol's frames after a switch
                 return
-            self.depth_rate.tick(recv_ms / 1000.0)
+            now_s = recv_ms / 1000.0
+            self.depth_rate.tick(now_s)
+            last = self._last_depth_s
+            if last is not None and now_s >= last:  # a clock that went back measures nothing
+                self._intervals.append(now_s - last)
+            self._last_depth_s = now_s
             if latency_ms is not None:
                 self.latency.add(latency_ms)
             if sync.depth(msg):
+                self.fresh_at = now_s
                 self.check.applied(sync.book)
                 self.listener.book_changed(self)
         elif isinstance(msg, Trade):
@@ -227,9 +246,51 @@ class Session:
     def state(self) -> State:
         return self.sync.state
 
-    def events_per_second(self) -> float:
-        ref = self.last_recv_ms / 1000.0 if self.last_recv_ms is not None else self.clock()
-        return self.depth_rate.rate(ref + 1)
+    def now(self) -> float:
+        """The session's present, in seconds: the wall clock live (a replay overrides it with the
+        time of the current record). Ages and rates are measured against it, so they move on when
+        nothing arrives."""
+        return self.clock()
+
+    def events_per_second(self, now: float | None = None) -> float:
+        """Depth events a second over the last few seconds before ``now``: falls to 0 when the feed
+        goes quiet (it is measured against the clock, not against the last frame)."""
+        return self.depth_rate.rate((self.now() if now is None else now) + 1)
+
+    def book_age(self, now: float | None = None) -> float | None:
+        """Seconds since the book last changed (an applied depth event, or becoming synced); None
+        before the first sync."""
+        if self.fresh_at is None:
+            return None
+        return max(0.0, (self.now() if now is None else now) - self.fresh_at)
+
+    def typical_interval(self) -> float | None:
+        """The median gap between the symbol's last 64 depth events (s), None before two arrived.
+        O(64 log 64): called by the staleness check a few times a second, never per event."""
+        return median(self._intervals) if self._intervals else None
+
+    def stale_threshold(self) -> float:
+        """How long the book may go without an update before it is called stale: the longer of
+        ``STALE_FLOOR_S`` and ``STALE_FACTOR`` typical intervals (2 s for the 100 ms stream, 10 s
+        for the 1000 ms one), so the rule fits the stream, not one constant."""
+        typical = self.typical_interval()
+        return max(STALE_FLOOR_S, STALE_FACTOR * typical) if typical is not None else STALE_FLOOR_S
+
+    def stale_reason(self, now: float | None = None) -> str | None:
+        """Why the synced book is stale ("no book update for 2.4 s (typical interval 0.1 s)"), or
+        None while it is fresh (or not synced: then the state itself says the book is unknown).
+        Fresh again at the next applied event. O(64 log 64)."""
+        if self.sync.state is not State.SYNCED:
+            return None
+        age = self.book_age(now)
+        if age is None or age <= self.stale_threshold():
+            return None
+        typical = self.typical_interval()
+        why = f"no book update for {age:.1f} s"
+        return why + (f" (typical interval {typical:.1f} s)" if typical is not None else "")
+
+    def is_stale(self, now: float | None = None) -> bool:
+        return self.stale_reason(now) is not None
 
     def force_resync(self) -> None:
         """Throw the book away and resync from a fresh snapshot."""
