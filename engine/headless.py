@@ -12,6 +12,7 @@ from typing import IO, Any
 
 import orjson
 
+from engine.events import Kind
 from engine.record import Recorder
 from engine.session import Listener, Session
 from engine.sync import BookSync, State, StateChanged
@@ -101,7 +102,7 @@ class _NdjsonListener(Listener):
     ``"stale_book": false`` (the next applied event, or the state change that ended it).
     """
 
-    wants_trades = False
+    skips = frozenset({Kind.TRADE, Kind.MINI_TICKER})  # a headless book prints neither
 
     def __init__(self, writer: NdjsonWriter) -> None:
         self.writer = writer

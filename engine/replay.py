@@ -17,7 +17,13 @@ from engine.events import Frame, Kind, Reject, read_record, route
 from engine.record import Recording
 from engine.session import Listener, Session
 
-_KIND_NAMES = {Kind.DEPTH: "depth", Kind.SNAPSHOT: "snapshot", Kind.TRADE: "trade", Kind.TICKER: "bookTicker"}
+_KIND_NAMES = {
+    Kind.DEPTH: "depth",
+    Kind.SNAPSHOT: "snapshot",
+    Kind.TRADE: "trade",
+    Kind.TICKER: "bookTicker",
+    Kind.MINI_TICKER: "miniTicker",
+}
 MAX_WAIT_S = 5.0  # longest pause between two records when paced: a recorder that slept must not freeze a replay
 
 

@@ -23,6 +23,7 @@ from engine.events import (
     Frame,
     Kind,
     Message,
+    MiniTicker,
     Reject,
     ServerShutdown,
     Snapshot,
@@ -51,7 +52,10 @@ def _ticker_top(symbol: str, payload: bytes) -> tuple[int, int, int, int]:
 class Listener:
     """What a session tells its user. Every method is optional and must return quickly."""
 
-    wants_trades = True  # False: trade frames are not even decoded (a headless book needs none)
+    # Stream kinds this listener has no use for: their frames are not even decoded (a headless book
+    # needs no trades and no 24 h figures). Depth, snapshots and tickers are always decoded: the book
+    # and its checks depend on them.
+    skips: frozenset[Kind] = frozenset()
 
     def book_changed(self, session: Session) -> None:
         """The synced book changed (called per applied event: coalesce before drawing)."""
@@ -119,7 +123,9 @@ class Session:
         self.depth_rate = RateMeter()
         self.trades: deque[Trade] = deque(maxlen=TAPE_SIZE)
         self.info: SymbolInfo | None = None
-        self.ticker_24h: dict | None = None
+        # The 24 h figures: the REST ticker at start, then every <sym>@miniTicker frame (once a second).
+        self.ticker_24h: MiniTicker | None = None
+        self.ticker_24h_at: float | None = None  # when they were received (seconds, the session's clock)
         self.last_trade: Trade | None = None
         self.other_symbol_frames = 0
         self.notice_text = ""
@@ -148,7 +154,7 @@ class Session:
         self.trades.clear()
         self.last_trade = None
         self.info = None
-        self.ticker_24h = None
+        self.ticker_24h = self.ticker_24h_at = None
         self.fresh_at = self._last_depth_s = None
         self._intervals.clear()
         self.listener.symbol_changed(self)
@@ -204,6 +210,11 @@ class Session:
             if msg.symbol == self.symbol and sync.snapshot(msg):
                 self.check.applied(sync.book)
                 self.listener.book_changed(self)
+        elif isinstance(msg, MiniTicker):
+            if msg.symbol == self.symbol:
+                self.ticker_24h, self.ticker_24h_at = msg, recv_ms / 1000.0
+            else:
+                self.other_symbol_frames += 1
         elif isinstance(msg, Reject):
             sync.reject(f"{msg.stream}: {msg.reason}" if msg.stream else msg.reason)
         elif isinstance(msg, (ControlReply, ServerShutdown)):
@@ -215,8 +226,8 @@ class Session:
         """Decode and apply one frame of the one reader (``engine.events.read_frame``/``read_record``).
 
         A bookTicker is read for its ``u`` only; the rest of it is decoded when that id lands on an
-        applied event (about one in fifty), which keeps a replay's cost in the depth events. Trades are
-        not decoded for a listener that wants none.
+        applied event (about one in fifty), which keeps a replay's cost in the depth events. Kinds the
+        listener ``skips`` (trades, 24 h figures for a headless book) are not decoded at all.
         """
         if type(frame) is not Frame:
             self.process(frame, recv_ms, latency_ms)
@@ -224,7 +235,7 @@ class Session:
         stream = frame.stream
         assert stream is not None
         kind, symbol = route(stream)
-        if kind is Kind.TICKER or (kind is Kind.TRADE and not self.listener.wants_trades):
+        if kind is Kind.TICKER or kind in self.listener.skips:
             self.last_recv_ms = recv_ms
             if kind is Kind.TICKER and symbol == self.symbol:
                 payload = frame.payload

@@ -848,6 +848,23 @@ async def test_cli_silence_prints_a_stale_line_then_a_fresh_one(sim, cli) -> Non
     cli.check(await cli.stop())
 
 
+async def test_the_24h_figures_follow_the_mini_ticker(sim, loop_errors) -> None:
+    async with Live(sim) as live:
+        await live.synced()
+        s = live.session
+        # E in microseconds (timeUnit=MICROSECOND): from the stream, not the REST ticker of the start.
+        await live.until(lambda: s.ticker_24h is not None and s.ticker_24h.event_time > 10**14, "a miniTicker", 5)
+        first = s.ticker_24h
+        assert first is not None
+        # Once a simulated second (a tenth of a wall second at SPEED): new figures, and the simulator's.
+        await live.until(lambda: s.ticker_24h is not first and s.ticker_24h.event_time > first.event_time, "another")
+        await live.until(lambda: s.ticker_24h.volume_units > first.volume_units, "the volume to grow", 10)
+        t = s.ticker_24h
+        assert t.symbol == "BTCUSDT" and t.low_units <= t.last_units <= t.high_units
+        await live.stop()
+    finish(live, loop_errors)
+
+
 async def test_cli_disconnect_tcp_cut(sim, cli) -> None:
     await cli.start()
     await cli.synced()
