@@ -290,11 +290,13 @@ class Session:
     def stale_reason(self, now: float | None = None) -> str | None:
         """Why the synced book is stale ("no book update for 2.4 s (typical interval 0.1 s)"), or
         None while it is fresh (or not synced: then the state itself says the book is unknown).
-        Fresh again at the next applied event. O(64 log 64)."""
+        Fresh again at the next applied event. O(1) while younger than 2 s, else O(64 log 64): the
+        header and the ladder ask once per paint."""
         if self.sync.state is not State.SYNCED:
             return None
         age = self.book_age(now)
-        if age is None or age <= self.stale_threshold():
+        # The floor first: a fresh book (nearly always) costs no median.
+        if age is None or age <= STALE_FLOOR_S or age <= self.stale_threshold():
             return None
         typical = self.typical_interval()
         why = f"no book update for {age:.1f} s"
