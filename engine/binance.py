@@ -2,8 +2,9 @@
 
 Behaviour (binance-protocol.md §1, §3):
 - the symbol is validated over REST (exchangeInfo) before anything else; unknown -> ``UnknownSymbol``;
-- one combined connection for ``<sym>@depth@100ms``, ``<sym>@trade`` and ``<sym>@bookTicker`` (the
-  ticker verifies the book), with ``timeUnit=MICROSECOND``;
+- one combined connection for ``<sym>@depth@100ms``, ``<sym>@trade``, ``<sym>@bookTicker`` (the
+  ticker verifies the book) and ``<sym>@miniTicker`` (the 24 h figures, once a second), with
+  ``timeUnit=MICROSECOND``;
 - any disconnect: reconnect with exponential backoff and jitter, then a full resync;
 - ``serverShutdown``: a new connection is opened while the old one keeps feeding the book, then the
   session moves to it and resyncs there;
@@ -42,6 +43,7 @@ from websockets.asyncio.client import ClientConnection
 from engine.events import (
     DepthUpdate,
     Frame,
+    MiniTicker,
     ServerShutdown,
     Snapshot,
     Trade,
@@ -249,7 +251,7 @@ class RestClient:
 
 def stream_names(symbol: str) -> list[str]:
     s = symbol.lower()
-    return [f"{s}@depth@100ms", f"{s}@trade", f"{s}@bookTicker"]
+    return [f"{s}@depth@100ms", f"{s}@trade", f"{s}@bookTicker", f"{s}@miniTicker"]
 
 
 def stream_url(ws_url: str, symbol: str) -> str:
@@ -356,8 +358,24 @@ class LiveSession(Session):
         return self._symbols
 
     async def _load_ticker(self) -> None:
-        with contextlib.suppress(RestError, httpx.HTTPError, ValueError):
-            self.ticker_24h = await self.rest.ticker_24h(self.symbol)
+        """The 24 h figures over REST, shown until the first miniTicker frame (a second later) replaces them."""
+        symbol = self.symbol
+        with contextlib.suppress(RestError, httpx.HTTPError, ValueError, KeyError, TypeError):
+            t = await self.rest.ticker_24h(symbol)
+            if symbol != self.symbol or self.ticker_24h is not None:
+                return  # switched meanwhile, or the stream was quicker
+            close = t.get("closeTime")
+            self.ticker_24h = MiniTicker.of(
+                symbol,
+                close if type(close) is int else 0,
+                t["lastPrice"],
+                t["openPrice"],
+                t["highPrice"],
+                t["lowPrice"],
+                t["volume"],
+                t["quoteVolume"],
+            )
+            self.ticker_24h_at = self.clock()
 
     def snapshot_needed(self, reason: str) -> None:
         self._snapshot_wanted.set()

@@ -75,6 +75,44 @@ class BookTicker:
 
 
 @dataclass(slots=True)
+class MiniTicker:
+    """The rolling 24 h figures of ``<sym>@miniTicker`` (once a second): exact strings as sent, and
+    the same in integer units of 1e-8 (``volume`` in base units; ``quote_volume`` in quote units)."""
+
+    symbol: str
+    event_time: int  # E (ms, or us with timeUnit=MICROSECOND); 0 when not known
+    last: str  # c
+    open: str  # o
+    high: str  # h
+    low: str  # l
+    volume: str  # v
+    quote_volume: str  # q
+    last_units: int
+    open_units: int
+    high_units: int
+    low_units: int
+    volume_units: int
+    quote_volume_units: int
+
+    @classmethod
+    def of(cls, symbol: str, event_time: int, c: str, o: str, h: str, lo: str, v: str, q: str) -> MiniTicker:
+        """Build from the six decimal strings; ``ValueError`` names a bad one and its field."""
+        values = []
+        for key, text in (("c", c), ("o", o), ("h", h), ("l", lo), ("v", v), ("q", q)):
+            try:
+                values.append(parse(text))
+            except DecimalError as e:
+                raise ValueError(f"field {key!r}: {e}") from None
+        return cls(symbol, event_time, c, o, h, lo, v, q, *values)
+
+    def change_percent(self) -> float | None:
+        """(last − open) / open × 100; None when the open is 0 (no trade in the window)."""
+        if not self.open_units:
+            return None
+        return (self.last_units - self.open_units) * 100 / self.open_units
+
+
+@dataclass(slots=True)
 class ServerShutdown:
     """The server will close this connection soon: open a new one and resync on it."""
 
@@ -98,7 +136,7 @@ class Reject:
     stream: str | None = None
 
 
-Message = DepthUpdate | Snapshot | Trade | BookTicker | ServerShutdown | ControlReply | Reject
+Message = DepthUpdate | Snapshot | Trade | BookTicker | MiniTicker | ServerShutdown | ControlReply | Reject
 
 
 class _Bad(ValueError):
@@ -174,6 +212,16 @@ class _TickerBody(msgspec.Struct):
     A: str
 
 
+class _MiniTickerBody(msgspec.Struct):
+    c: str
+    o: str
+    h: str
+    l: str  # noqa: E741 - Binance's name
+    v: str
+    q: str
+    E: Any = 0
+
+
 class _TickerId(msgspec.Struct):
     u: int
 
@@ -187,6 +235,7 @@ _snapshot_body = msgspec.json.Decoder(_SnapshotBody).decode
 _trade_body = msgspec.json.Decoder(_TradeBody).decode
 _ticker_body = msgspec.json.Decoder(_TickerBody).decode
 _ticker_id = msgspec.json.Decoder(_TickerId).decode
+_mini_ticker_body = msgspec.json.Decoder(_MiniTickerBody).decode
 _shutdown_body = msgspec.json.Decoder(_ShutdownBody).decode
 
 
@@ -260,6 +309,16 @@ def decode_ticker(symbol: str, payload: Payload) -> BookTicker:
         raise ValueError(_why(e)) from None
 
 
+def decode_mini_ticker(symbol: str, payload: Payload) -> MiniTicker:
+    """Decode a 24hrMiniTicker payload (one C pass, six decimal parses). Raises ``ValueError`` with a
+    reason when it is unusable."""
+    try:
+        d = _mini_ticker_body(payload)
+        return MiniTicker.of(symbol, _time(d.E), d.c, d.o, d.h, d.l, d.v, d.q)
+    except msgspec.MsgspecError as e:
+        raise ValueError(_why(e)) from None
+
+
 def ticker_update_id(payload: Payload) -> int:
     """Just the ``u`` of a bookTicker payload (a fraction of a microsecond): most tickers are never
     compared with the book, so the rest is decoded only for those that are. Raises ``ValueError``."""
@@ -287,6 +346,7 @@ class Kind(IntEnum):
     TICKER = 4
     SHUTDOWN = 5
     UNSUPPORTED_DEPTH = 6  # partial depth (depth5, ...) and other depth streams we do not keep a book from
+    MINI_TICKER = 7  # the rolling 24 h figures, once a second
 
 
 _routes: dict[str, tuple[Kind, str]] = {}
@@ -309,6 +369,8 @@ def route(stream: str) -> tuple[Kind, str]:
             r = (Kind.TRADE, name.upper())
         elif kind == "bookTicker":
             r = (Kind.TICKER, name.upper())
+        elif kind == "miniTicker":
+            r = (Kind.MINI_TICKER, name.upper())
         else:
             r = (Kind.UNKNOWN, name.upper())
         if len(_routes) < 4096:  # a hostile feed could send endless names
@@ -328,6 +390,8 @@ def decode_payload(stream: str, payload: Payload) -> Message:
             return decode_trade(symbol, payload)
         if kind is Kind.TICKER:
             return decode_ticker(symbol, payload)
+        if kind is Kind.MINI_TICKER:
+            return decode_mini_ticker(symbol, payload)
         if kind is Kind.SHUTDOWN:
             return ServerShutdown(_time(_shutdown_body(payload).E))
     except ValueError as e:

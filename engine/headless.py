@@ -5,12 +5,14 @@ This module and everything it imports stay free of Textual, so ``obtui SYMBOL --
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 from typing import IO, Any
 
 import orjson
 
+from engine.events import Kind
 from engine.record import Recorder
 from engine.session import Listener, Session
 from engine.sync import BookSync, State, StateChanged
@@ -82,8 +84,6 @@ def replay_ndjson(
         while step() is not None:
             pass
     else:
-        import asyncio
-
         asyncio.run(session.run())
     damage = session.damage()
     if damage:
@@ -91,14 +91,23 @@ def replay_ndjson(
     return session.sync
 
 
-class _NdjsonListener(Listener):
-    """Writes a line per applied event while synced and one per state change, never the same twice."""
+STALE_CHECK_S = 0.25  # how often a live --ndjson session looks at the age of its book
 
-    wants_trades = False
+
+class _NdjsonListener(Listener):
+    """Writes a line per applied event while synced and one per state change, never the same twice.
+
+    Live, ``check_stale`` (on a timer: a silent feed sends nothing to react to) adds a line when the
+    synced book goes stale, ``"stale_book": true`` with its age and why; the next line after it says
+    ``"stale_book": false`` (the next applied event, or the state change that ended it).
+    """
+
+    skips = frozenset({Kind.TRADE, Kind.MINI_TICKER})  # a headless book prints neither
 
     def __init__(self, writer: NdjsonWriter) -> None:
         self.writer = writer
         self._last: tuple[State, int] | None = None
+        self.stale = False  # a stale line was the last line written
 
     def _write(self, session: Session) -> None:
         sync = session.sync
@@ -106,7 +115,32 @@ class _NdjsonListener(Listener):
         if key == self._last:
             return
         self._last = key
+        if self.stale:
+            self.stale = False
+            age = session.book_age()
+            self.writer.write(
+                sync,
+                session.last_recv_ms or session.clock() * 1000.0,
+                session.check,
+                stale_book=False,
+                age_ms=round(age * 1000) if age is not None else None,
+            )
+            return
         self.writer.write(sync, session.last_recv_ms or session.clock() * 1000.0, session.check)
+
+    def check_stale(self, session: Session) -> None:
+        """Write a stale line if the synced book has just gone stale. O(64 log 64)."""
+        if self.stale:
+            return
+        now = session.now()
+        reason = session.stale_reason(now)
+        if reason is None:
+            return
+        self.stale = True
+        age = session.book_age(now) or 0.0
+        self.writer.write(
+            session.sync, now * 1000.0, session.check, stale_book=True, age_ms=round(age * 1000), reason=reason
+        )
 
     def book_changed(self, session: Session) -> None:
         self._write(session)
@@ -127,9 +161,15 @@ def snapshot_limit_for(levels: int) -> int:
 
 def live_ndjson(args: Any, symbol: str) -> int:
     """``obtui SYMBOL --ndjson`` against a live exchange (or ``--demo``'s simulator): exit status."""
-    import asyncio
-
     return asyncio.run(_live_ndjson(args, symbol))
+
+
+async def _watch_stale(listener: _NdjsonListener, session: Session) -> None:
+    """Every ``STALE_CHECK_S``: a silent feed delivers nothing that would make the session look at
+    the age of its book, so a timer does."""
+    while True:
+        await asyncio.sleep(STALE_CHECK_S)
+        listener.check_stale(session)
 
 
 async def _live_ndjson(args: Any, symbol: str) -> int:
@@ -150,7 +190,11 @@ async def _live_ndjson(args: Any, symbol: str) -> int:
             )
             session.sync.min_known = args.levels
             listener.book_changed(session)  # the first line says "connecting" before any network wait
-            await session.run()
+            watch = asyncio.ensure_future(_watch_stale(listener, session))
+            try:
+                await session.run()
+            finally:
+                watch.cancel()
     except UnknownSymbol:
         # The session has already said so through the listener, in one line on stderr.
         return 2

@@ -20,7 +20,13 @@ from engine.session import Listener, Session
 if TYPE_CHECKING:
     import asyncio
 
-_KIND_NAMES = {Kind.DEPTH: "depth", Kind.SNAPSHOT: "snapshot", Kind.TRADE: "trade", Kind.TICKER: "bookTicker"}
+_KIND_NAMES = {
+    Kind.DEPTH: "depth",
+    Kind.SNAPSHOT: "snapshot",
+    Kind.TRADE: "trade",
+    Kind.TICKER: "bookTicker",
+    Kind.MINI_TICKER: "miniTicker",
+}
 MAX_WAIT_S = 5.0  # longest pause between two records when paced: a recorder that slept must not freeze a replay
 
 
@@ -83,6 +89,12 @@ class ReplaySession(Session):
             self.drain()
             self.notice(f"replay finished{self.damage()}: the book stays as of the last recorded event")
         return None
+
+    def now(self) -> float:
+        """The replayed time: the receive time of the current record (the wall clock before the first).
+        A replay's ages and rates are in data time, so pausing or replaying at ×64 changes nothing."""
+        last = self.last_recv_ms
+        return last / 1000.0 if last is not None else self.clock()
 
     def damage(self) -> str:
         """What went wrong with the file as read so far, as a clause (empty when nothing did)."""

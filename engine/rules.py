@@ -1,7 +1,7 @@
 """How a diff event joins a book: the sync rules of a market, as small objects (binance-protocol.md §4, §5).
 
-``BookSync`` (engine/sync.py) is the one state machine; it asks its ``Rules`` two questions about each
-event against the book's update id, and nothing else differs between markets (three, with the one about the buffer at a snapshot):
+``BookSync`` (engine/sync.py) is the one state machine; it asks its ``Rules`` three questions about an
+event against the book's (or the snapshot's) update id, and nothing else differs between markets:
 
 - ``drop``: a buffered event that the snapshot already holds;
 - ``stale``: the event is already in the book (ignore it);

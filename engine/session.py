@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import median
 
 from engine.events import (
     BookTicker,
@@ -22,6 +23,7 @@ from engine.events import (
     Frame,
     Kind,
     Message,
+    MiniTicker,
     Reject,
     ServerShutdown,
     Snapshot,
@@ -37,6 +39,9 @@ from engine.sync import BookSync, NeedSnapshot, State, StateChanged
 from engine.verify import TickerCheck
 
 TAPE_SIZE = 500
+STALE_FLOOR_S = 2.0  # a book is never called stale sooner than this after its last update
+STALE_FACTOR = 10  # ... nor sooner than this many typical intervals between depth events
+_INTERVALS = 64  # depth inter-arrival times kept for the typical interval
 
 
 def _ticker_top(symbol: str, payload: bytes) -> tuple[int, int, int, int]:
@@ -47,7 +52,10 @@ def _ticker_top(symbol: str, payload: bytes) -> tuple[int, int, int, int]:
 class Listener:
     """What a session tells its user. Every method is optional and must return quickly."""
 
-    wants_trades = True  # False: trade frames are not even decoded (a headless book needs none)
+    # Stream kinds this listener has no use for: their frames are not even decoded (a headless book
+    # needs no trades and no 24 h figures). Depth, snapshots and tickers are always decoded: the book
+    # and its checks depend on them.
+    skips: frozenset[Kind] = frozenset()
 
     def book_changed(self, session: Session) -> None:
         """The synced book changed (called per applied event: coalesce before drawing)."""
@@ -115,13 +123,20 @@ class Session:
         self.depth_rate = RateMeter()
         self.trades: deque[Trade] = deque(maxlen=TAPE_SIZE)
         self.info: SymbolInfo | None = None
-        self.ticker_24h: dict | None = None
+        # The 24 h figures: the REST ticker at start, then every <sym>@miniTicker frame (once a second).
+        self.ticker_24h: MiniTicker | None = None
+        self.ticker_24h_at: float | None = None  # when they were received (seconds, the session's clock)
         self.last_trade: Trade | None = None
         self.other_symbol_frames = 0
         self.notice_text = ""
         self.notice_error = False
         self.retry_at: float | None = None  # monotonic deadline of the next retry, for a countdown
         self.last_recv_ms: float | None = None  # receive time of the latest frame (data time in replay)
+        # Freshness: when the book last changed (an applied depth event, or becoming synced), and the
+        # recent gaps between depth events, in seconds of receive time (data time in replay).
+        self.fresh_at: float | None = None
+        self._last_depth_s: float | None = None
+        self._intervals: deque[float] = deque(maxlen=_INTERVALS)
 
     # -- helpers for drivers --------------------------------------------------------------------
 
@@ -139,7 +154,9 @@ class Session:
         self.trades.clear()
         self.last_trade = None
         self.info = None
-        self.ticker_24h = None
+        self.ticker_24h = self.ticker_24h_at = None
+        self.fresh_at = self._last_depth_s = None
+        self._intervals.clear()
         self.listener.symbol_changed(self)
 
     def snapshot_needed(self, reason: str) -> None:
@@ -151,6 +168,8 @@ class Session:
             if isinstance(out, StateChanged):
                 if out.new is State.SYNCED:
                     self.notice_text, self.notice_error = "", False
+                    if self.last_recv_ms is not None:
+                        self.fresh_at = self.last_recv_ms / 1000.0
                 else:
                     self.check.reset()
                 self.listener.state_changed(self, out)
@@ -165,10 +184,16 @@ class Session:
             if msg.symbol != self.symbol:
                 self.other_symbol_frames += 1  # the old symbol's frames after a switch
                 return
-            self.depth_rate.tick(recv_ms / 1000.0)
+            now_s = recv_ms / 1000.0
+            self.depth_rate.tick(now_s)
+            last = self._last_depth_s
+            if last is not None and now_s >= last:  # a clock that went back measures nothing
+                self._intervals.append(now_s - last)
+            self._last_depth_s = now_s
             if latency_ms is not None:
                 self.latency.add(latency_ms)
             if sync.depth(msg):
+                self.fresh_at = now_s
                 self.check.applied(sync.book)
                 self.listener.book_changed(self)
         elif isinstance(msg, Trade):
@@ -185,6 +210,11 @@ class Session:
             if msg.symbol == self.symbol and sync.snapshot(msg):
                 self.check.applied(sync.book)
                 self.listener.book_changed(self)
+        elif isinstance(msg, MiniTicker):
+            if msg.symbol == self.symbol:
+                self.ticker_24h, self.ticker_24h_at = msg, recv_ms / 1000.0
+            else:
+                self.other_symbol_frames += 1
         elif isinstance(msg, Reject):
             sync.reject(f"{msg.stream}: {msg.reason}" if msg.stream else msg.reason)
         elif isinstance(msg, (ControlReply, ServerShutdown)):
@@ -196,8 +226,8 @@ class Session:
         """Decode and apply one frame of the one reader (``engine.events.read_frame``/``read_record``).
 
         A bookTicker is read for its ``u`` only; the rest of it is decoded when that id lands on an
-        applied event (about one in fifty), which keeps a replay's cost in the depth events. Trades are
-        not decoded for a listener that wants none.
+        applied event (about one in fifty), which keeps a replay's cost in the depth events. Kinds the
+        listener ``skips`` (trades, 24 h figures for a headless book) are not decoded at all.
         """
         if type(frame) is not Frame:
             self.process(frame, recv_ms, latency_ms)
@@ -205,7 +235,7 @@ class Session:
         stream = frame.stream
         assert stream is not None
         kind, symbol = route(stream)
-        if kind is Kind.TICKER or (kind is Kind.TRADE and not self.listener.wants_trades):
+        if kind is Kind.TICKER or kind in self.listener.skips:
             self.last_recv_ms = recv_ms
             if kind is Kind.TICKER and symbol == self.symbol:
                 payload = frame.payload
@@ -227,9 +257,53 @@ class Session:
     def state(self) -> State:
         return self.sync.state
 
-    def events_per_second(self) -> float:
-        ref = self.last_recv_ms / 1000.0 if self.last_recv_ms is not None else self.clock()
-        return self.depth_rate.rate(ref + 1)
+    def now(self) -> float:
+        """The session's present, in seconds: the wall clock live (a replay overrides it with the
+        time of the current record). Ages and rates are measured against it, so they move on when
+        nothing arrives."""
+        return self.clock()
+
+    def events_per_second(self, now: float | None = None) -> float:
+        """Depth events a second over the last few seconds before ``now``: falls to 0 when the feed
+        goes quiet (it is measured against the clock, not against the last frame)."""
+        return self.depth_rate.rate((self.now() if now is None else now) + 1)
+
+    def book_age(self, now: float | None = None) -> float | None:
+        """Seconds since the book last changed (an applied depth event, or becoming synced); None
+        before the first sync."""
+        if self.fresh_at is None:
+            return None
+        return max(0.0, (self.now() if now is None else now) - self.fresh_at)
+
+    def typical_interval(self) -> float | None:
+        """The median gap between the symbol's last 64 depth events (s), None before two arrived.
+        O(64 log 64): called by the staleness check a few times a second, never per event."""
+        return median(self._intervals) if self._intervals else None
+
+    def stale_threshold(self) -> float:
+        """How long the book may go without an update before it is called stale: the longer of
+        ``STALE_FLOOR_S`` and ``STALE_FACTOR`` typical intervals (2 s for the 100 ms stream, 10 s
+        for the 1000 ms one), so the rule fits the stream, not one constant."""
+        typical = self.typical_interval()
+        return max(STALE_FLOOR_S, STALE_FACTOR * typical) if typical is not None else STALE_FLOOR_S
+
+    def stale_reason(self, now: float | None = None) -> str | None:
+        """Why the synced book is stale ("no book update for 2.4 s (typical interval 0.1 s)"), or
+        None while it is fresh (or not synced: then the state itself says the book is unknown).
+        Fresh again at the next applied event. O(1) while younger than 2 s, else O(64 log 64): the
+        header and the ladder ask once per paint."""
+        if self.sync.state is not State.SYNCED:
+            return None
+        age = self.book_age(now)
+        # The floor first: a fresh book (nearly always) costs no median.
+        if age is None or age <= STALE_FLOOR_S or age <= self.stale_threshold():
+            return None
+        typical = self.typical_interval()
+        why = f"no book update for {age:.1f} s"
+        return why + (f" (typical interval {typical:.1f} s)" if typical is not None else "")
+
+    def is_stale(self, now: float | None = None) -> bool:
+        return self.stale_reason(now) is not None
 
     def force_resync(self) -> None:
         """Throw the book away and resync from a fresh snapshot."""

@@ -51,6 +51,8 @@ class FeedListener(Listener):
     def book_changed(self, session: Session) -> None:
         self.app.ladder.mark_dirty()
         self.app.market.mark_dirty()
+        if self.app.ladder.stale_shown:
+            self.app.refresh_panels()  # fresh again: say so now, not at the next panel tick
 
     def trade(self, session: Session, trade: Trade) -> None:
         self.app.tape.mark_dirty()

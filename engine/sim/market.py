@@ -216,6 +216,23 @@ class BookTickerEvent(SimEvent):
         }
 
 
+class MiniTickerEvent(SimEvent):
+    """``<sym>@miniTicker``: the rolling 24 h figures, once a second (from ``Market.ticker_24hr``)."""
+
+    __slots__ = ("figures", "time_ms")
+    kind = "miniTicker"
+
+    def __init__(self, symbol: str, stream: str, time_ms: int, figures: tuple[str, str, str, str, str, str]) -> None:
+        super().__init__(symbol, stream)
+        self.time_ms = time_ms
+        self.figures = figures  # (c, o, h, l, v, q) as Binance renders them
+
+    def payload(self, micro: bool = False) -> dict[str, Any]:
+        c, o, h, lo, v, q = self.figures
+        t = self.time_ms * 1000 if micro else self.time_ms
+        return {"e": "24hrMiniTicker", "E": t, "s": self.symbol, "c": c, "o": o, "h": h, "l": lo, "v": v, "q": q}
+
+
 @dataclass(slots=True)
 class _Minute:
     minute: int
@@ -472,6 +489,8 @@ class Market:
                     self._tick(st, now, out)
                 if second_done:
                     self._flush_second(st, now, out)
+                    if st.status == "TRADING":  # a halted symbol trades no more: its figures stand still
+                        self._mini_ticker(st, now, out)
         return out
 
     def advance(self, seconds: float) -> list[SimEvent]:
@@ -734,6 +753,13 @@ class Market:
         out.append(DepthEvent(spec, spec.stream_prefix + "@depth", st.sec_first, st.last_id, now, bl, al))
         st.sec_levels = ({}, {})
 
+    def _mini_ticker(self, st: _State, now: int, out: list[SimEvent]) -> None:
+        # ticker_24hr walks up to 1440 minute buckets: once a second per symbol, ~50 µs.
+        spec = st.spec
+        t = self.ticker_24hr(spec.symbol)
+        figures = (t["lastPrice"], t["openPrice"], t["highPrice"], t["lowPrice"], t["volume"], t["quoteVolume"])
+        out.append(MiniTickerEvent(spec.symbol, spec.stream_prefix + "@miniTicker", now, figures))
+
 
 def _lookup(name: str) -> SymbolSpec:
     spec = CATALOG.get(name) or CATALOG.get(name.upper())
@@ -744,4 +770,4 @@ def _lookup(name: str) -> SymbolSpec:
 
 def stream_suffixes() -> Sequence[str]:
     """Stream kinds this simulator produces (after ``<symbol>@``)."""
-    return ("depth@100ms", "depth", "trade", "bookTicker")
+    return ("depth@100ms", "depth", "trade", "bookTicker", "miniTicker")

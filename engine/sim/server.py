@@ -4,6 +4,7 @@ Usage::
 
     async with SimServer(port=0, seed=1, speed=10.0) as sim:
         sim.ws_url    # "ws://127.0.0.1:PORT"   -> /stream?streams=btcusdt@depth@100ms/btcusdt@trade, /ws/<name>
+                      #   streams: <sym>@depth@100ms, @depth, @trade, @bookTicker, @miniTicker (once a second)
         sim.rest_url  # "http://127.0.0.1:PORT" -> /api/v3/depth, /api/v3/exchangeInfo, /api/v3/ticker/24hr
         sim.market    # the engine.sim.market.Market being served (book_at, snapshot, ...)
         sim.faults    # the fault API below

@@ -331,3 +331,81 @@ def test_a_rejected_frame_shows_up_as_a_gap_never_as_a_hole_in_the_book() -> Non
     assert s.stats.rejects == 1 and "bad level" in s.last_reject
     assert s.stats.gaps == 1 and len(s.book) == 0
     assert s.buffered == 1 and s.wants_snapshot
+
+
+# -- miniTicker: the 24 h figures ---------------------------------------------------------------------
+
+MINI = {
+    "e": "24hrMiniTicker",
+    "E": 123456789,
+    "s": "BNBBTC",
+    "c": "0.0025",
+    "o": "0.0010",
+    "h": "0.0025",
+    "l": "0.0010",
+    "v": "10000",
+    "q": "18",
+}
+
+
+def test_mini_ticker_decodes_exactly() -> None:
+    from engine.events import MiniTicker
+
+    msg = decode({"stream": "bnbbtc@miniTicker", "data": MINI})
+    assert isinstance(msg, MiniTicker)
+    assert (msg.symbol, msg.event_time, msg.last, msg.open, msg.high, msg.low) == (
+        "BNBBTC",
+        123456789,
+        "0.0025",
+        "0.0010",
+        "0.0025",
+        "0.0010",
+    )
+    assert (msg.volume, msg.quote_volume) == ("10000", "18")
+    assert msg.last_units == u("0.0025") and msg.volume_units == u("10000") and msg.quote_volume_units == u("18")
+    assert msg.change_percent() == 150.0
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"c": "abc"}, "field 'c': "),
+        ({"h": "-1"}, "field 'h': "),
+        ({"v": 10000}, "expected 'str', got 'int' in field 'v'"),
+        ({"q": None}, "expected 'str', got 'null' in field 'q'"),
+        ({"l": "1e5"}, "field 'l': "),
+    ],
+)
+def test_bad_mini_tickers_are_rejected_with_a_reason(change: dict[str, Any], reason: str) -> None:
+    msg = decode({"stream": "bnbbtc@miniTicker", "data": {**MINI, **change}})
+    assert isinstance(msg, Reject) and msg.stream == "bnbbtc@miniTicker"
+    assert msg.reason.startswith(reason), msg.reason
+
+
+def test_mini_ticker_missing_field_and_not_an_object() -> None:
+    missing = {k: v for k, v in MINI.items() if k != "o"}
+    msg = decode({"stream": "bnbbtc@miniTicker", "data": missing})
+    assert isinstance(msg, Reject) and msg.reason == "object missing required field 'o'"
+    msg = decode({"stream": "bnbbtc@miniTicker", "data": [1, 2]})
+    assert isinstance(msg, Reject) and "not a JSON object" in msg.reason
+
+
+def test_session_keeps_the_latest_mini_ticker_and_a_headless_listener_skips_decoding_it() -> None:
+    from engine.events import Kind, read_frame
+    from engine.session import Listener, Session
+
+    frame = read_frame(orjson.dumps({"stream": "bnbbtc@miniTicker", "data": MINI}))
+    s = Session("BNBBTC", clock=lambda: 1.0)
+    s.feed(frame, 5000.0)  # type: ignore[arg-type]
+    assert s.ticker_24h is not None and s.ticker_24h.last == "0.0025" and s.ticker_24h_at == 5.0
+
+    class Headless(Listener):
+        skips = frozenset({Kind.TRADE, Kind.MINI_TICKER})
+
+    bad = read_frame(orjson.dumps({"stream": "bnbbtc@miniTicker", "data": {**MINI, "c": "x"}}))
+    h = Session("BNBBTC", Headless(), clock=lambda: 1.0)
+    h.feed(bad, 5000.0)  # type: ignore[arg-type]
+    # Not decoded at all: not kept, and not even counted as a reject.
+    assert h.ticker_24h is None and h.sync.stats.rejects == 0 and h.last_recv_ms == 5000.0
+    s.feed(bad, 6000.0)  # type: ignore[arg-type]
+    assert s.sync.stats.rejects == 1 and s.ticker_24h.last == "0.0025"  # the good one stays

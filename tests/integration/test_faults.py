@@ -468,6 +468,45 @@ async def test_cli_gap_over_http_one_snapshot_same_connection_and_ctrl_c(sim, cl
     cli.check(await cli.stop(signal.SIGINT), expected=130)
 
 
+async def test_cli_silence_prints_a_stale_line_then_a_fresh_one(sim, cli) -> None:
+    """A silent feed: a synced line saying ``"stale_book": true`` within ~3 s (long before the 10 s
+    watchdog), and once the feed is back, a line saying ``"stale_book": false``."""
+    await cli.start()
+    await cli.synced()
+    since = len(cli.lines)
+    await sim_fault(sim, kind="silence")
+    silenced = time.monotonic()
+    await cli.until(lambda: any(o.get("stale_book") for o in cli.lines[since:]), "a stale line", 4)
+    assert time.monotonic() - silenced < 3.5
+    stale = next(o for o in cli.lines[since:] if o.get("stale_book"))
+    assert stale["state"] == "synced" and stale["age_ms"] > 2000 and stale["bids"]
+    assert stale["reason"].startswith("no book update for ") and "typical interval" in stale["reason"]
+    at = cli.lines.index(stale)
+    sim.faults.resume()
+    await cli.until(lambda: any(o.get("stale_book") is False for o in cli.lines[at:]), "a fresh line", 10)
+    await cli.synced(at)
+    # One stale line per silent spell, whatever the timer ticks in between.
+    assert sum(bool(o.get("stale_book")) for o in cli.lines) == 1
+    cli.check(await cli.stop())
+
+
+async def test_the_24h_figures_follow_the_mini_ticker(sim, loop_errors) -> None:
+    async with Live(sim) as live:
+        await live.synced()
+        s = live.session
+        # E in microseconds (timeUnit=MICROSECOND): from the stream, not the REST ticker of the start.
+        await live.until(lambda: s.ticker_24h is not None and s.ticker_24h.event_time > 10**14, "a miniTicker", 5)
+        first = s.ticker_24h
+        assert first is not None
+        # Once a simulated second (a tenth of a wall second at SPEED): new figures, and the simulator's.
+        await live.until(lambda: s.ticker_24h is not first and s.ticker_24h.event_time > first.event_time, "another")
+        await live.until(lambda: s.ticker_24h.volume_units > first.volume_units, "the volume to grow", 10)
+        t = s.ticker_24h
+        assert t.symbol == "BTCUSDT" and t.low_units <= t.last_units <= t.high_units
+        await live.stop()
+    finish(live, loop_errors)
+
+
 async def test_cli_disconnect_tcp_cut(sim, cli) -> None:
     await cli.start()
     await cli.synced()

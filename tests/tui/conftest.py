@@ -58,6 +58,14 @@ class StubLiveSession(ReplaySession):
         super().force_resync()
 
 
+class WallClockSession(StubLiveSession):
+    """Ages and rates against the session's clock (a live session's wall clock), not the data's time:
+    a test freezes that clock at the data's time and moves it on to make the feed look silent."""
+
+    def now(self) -> float:
+        return self.clock()
+
+
 class SnapApp(ObtuiApp):
     """The app with the live worker switched off, a frozen clock, and no cursor blink."""
 

@@ -15,7 +15,7 @@ from tui.widgets.ladder import Ladder, layout_for, mid_text
 
 def book_session(info: SymbolInfo | None = None) -> Session:
     """A session synced on a small hand-made book: 4 asks, 4 bids, a 0.01 spread."""
-    s = Session("BTCUSDT")
+    s = Session("BTCUSDT", clock=lambda: 0.0)  # the clock of the data: the book was updated just now
     s.info = info
     s.sync.connection_opened()
     s.process(DepthUpdate("BTCUSDT", 100, 101, 0, [], []), 0.0)

@@ -54,6 +54,24 @@ def test_resyncing(snap_compare, size: tuple[int, int]) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_stale(snap_compare, size: tuple[int, int]) -> None:
+    """Synced, but no book update for 3.2 s (a silent feed): greyed, STALE with the age, clock moved."""
+    from tests.tui.conftest import WallClockSession
+
+    session = synced_session(cls=WallClockSession)
+    assert session.last_recv_ms is not None
+    t = session.last_recv_ms / 1000.0 + 3.2
+    session.clock = lambda: t
+
+    async def run_before(pilot: Pilot) -> None:
+        await _settle(pilot)
+        pilot.app.refresh_panels()
+        await _settle(pilot)
+
+    assert snap_compare(SnapApp(session), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_disconnected(snap_compare, size: tuple[int, int]) -> None:
     """The connection dropped: NOT LIVE with the retry countdown (frozen clock: 'in 4 s')."""
     session = synced_session()

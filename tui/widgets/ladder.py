@@ -9,7 +9,9 @@ How it stays cheap (style.md §3-4):
 - Colours come from ``COMPONENT_CLASSES`` (styled in app.tcss), resolved once per style change.
 
 A book that is not known to be right is never drawn as live: outside ``synced`` the last good book is
-greyed out under a "NOT LIVE" banner, or the state is shown instead of levels.
+greyed out under a "NOT LIVE" banner, or the state is shown instead of levels. A synced book that has
+not changed for too long (``Session.stale_reason``: a silent feed, a halted symbol) is greyed the same
+way under a "STALE" banner with its age, until the next applied event.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class Ladder(BoxedLines):
         self._row_styles: dict[tuple, tuple[Style, ...]] = {}
         self._last_good: Frame | None = None
         self._shown_not_live: tuple[State, str, str] | None = None
+        self._shown_stale: str | None = None  # the STALE banner drawn, None while the book is fresh
         # The border is drawn into the row strips (tui/widgets/box.py says why): its title, its
         # subtitle (FROZEN / NOT LIVE) and its state colours; rows with the border, by row key.
         self.box_title = ""
@@ -155,8 +158,25 @@ class Ladder(BoxedLines):
     def poll(self) -> None:
         """Repaint if the not-live text (retry countdown, events buffered) moved; a timer calls this.
         A synced book repaints on its own changes, so this costs nothing then."""
-        if self._source_book() is None and self._not_live_text() != self._shown_not_live:
+        if self._source_book() is None:
+            if self._not_live_text() != self._shown_not_live:
+                self.mark_dirty()
+        elif self._stale_banner() != self._shown_stale:  # gone stale, older, or fresh again
             self.mark_dirty()
+
+    @property
+    def stale_shown(self) -> bool:
+        """The ladder shows the book as STALE (so the next applied event should be shown at once)."""
+        return self._shown_stale is not None or self.box_subtitle == "STALE"
+
+    def _stale_banner(self) -> str | None:
+        """The STALE banner ("STALE — no book update for 2.4 s ...") while the synced book is stale; None otherwise
+        (a frozen view is the user's, not the feed's)."""
+        session = self.session
+        if self.frozen or session is None:
+            return None
+        reason = session.stale_reason()
+        return None if reason is None else f"STALE — {reason}"
 
     def reset(self) -> None:
         """Forget the last good book (the symbol changed: its levels mean nothing now)."""
@@ -226,9 +246,12 @@ class Ladder(BoxedLines):
         title = f"Order book · step {units(step, SymbolInfo.decimals(step))}"
         state = self.session.sync.state if self.session is not None else State.CONNECTING
         live = self.frozen or state is State.SYNCED
-        subtitle = "FROZEN — p to resume" if self.frozen else ("" if live else "NOT LIVE")
+        stale = live and self._stale_banner() is not None
+        subtitle = "FROZEN — p to resume" if self.frozen else ("STALE" if stale else "" if live else "NOT LIVE")
         if self.frozen:
             box_state = "frozen"
+        elif stale:
+            box_state = "not-live"
         elif live:
             box_state = ""
         else:
@@ -350,12 +373,14 @@ class Ladder(BoxedLines):
             self._price_txt.clear()
         per_side = max(0, (height - 2) // 2)
         book = self._source_book()
+        self._shown_stale = None
         if book is not None:
             frame = self._frame(book, per_side, step, pdec_shown, qdec)
             if not self.frozen:
                 self._last_good = frame
             if frame.asks or frame.bids:
-                self._rows = self._level_rows(frame, height, None)
+                self._shown_stale = self._stale_banner()
+                self._rows = self._level_rows(frame, height, self._shown_stale)
             else:
                 self._rows = self._message_rows(height, "BOOK EMPTY", "the exchange lists no orders on either side")
             return
@@ -403,6 +428,8 @@ class Ladder(BoxedLines):
         units_key = (info.base, info.quote) if info is not None else ("", "")
         down = self.session is not None and self.session.sync.state in (State.DISCONNECTED, State.ERROR)
         mode = "frozen" if self.frozen else ("live" if not stale else ("down" if down else "stale"))
+        if stale and self._shown_stale is not None:
+            mode = "old"  # synced but not updated for too long
         rows: list[tuple] = [("h", mode, *units_key)]
         rows.extend([("b",)] * (per_side - len(asks)))
         for i in range(len(asks) - 1, -1, -1):
@@ -562,7 +589,7 @@ class Ladder(BoxedLines):
             segments.append(Segment("  Depth (cumulative)" if layout.bar_w >= 18 else "  Depth", style))
         strip = Strip(segments)
         if mode != "live":
-            tag = " FROZEN " if mode == "frozen" else " NOT LIVE "
+            tag = {"frozen": " FROZEN ", "old": " STALE "}.get(mode, " NOT LIVE ")
             tag_name = {"frozen": "ladder--frozen", "down": "ladder--banner-down"}.get(mode, "ladder--banner")
             tag_style = self._style(tag_name)
             room = layout.width - len(tag) - 1

@@ -37,6 +37,18 @@ from tui.widgets.fields import Field, Item, Line, fit_line, fit_lines, grid, wra
 from tui.widgets.ladder import mid_text
 from tui.widgets.pump import FramePump, repaint
 
+TICKER_OLD_S = 3.0  # 24 h figures come once a second: older than this, the header shows their age
+
+
+def age_text(seconds: float) -> str:
+    """'0.4 s', '12 s', '3 min': an age for humans, with a decimal only where it means something."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"
+
+
 STATE_CLASS = {
     State.SYNCED: "panel--good",
     State.CONNECTING: "panel--warn",
@@ -187,11 +199,27 @@ class HeaderBar(Panel):
             return fit_line(fields, width)
         fields.append(Field(f" {session.symbol} ", self.st("panel--symbol")))
         state = session.sync.state
-        fields.append(Field(f"● {state.value.upper()}", self.st(STATE_CLASS[state]), sep="  "))
+        now = session.now()
+        stale = session.is_stale(now)
+        if stale:  # synced, but nothing has changed the book for too long: not a green SYNCED
+            fields.append(Field("● STALE", self.st("panel--warn"), sep="  "))
+        else:
+            fields.append(Field(f"● {state.value.upper()}", self.st(STATE_CLASS[state]), sep="  "))
         if state is not State.SYNCED and session.retry_at is not None:
             fields.append(Field(f"· retry {countdown(session.retry_at, clock())}", self.st(STATE_CLASS[state]), rank=1))
-        pdec, _ = decimals_of(session)
+        age = session.book_age(now) if state is State.SYNCED else None
+        if age is not None:
+            fields.append(
+                Field(
+                    f"last update {age_text(age)} ago",
+                    self.st("panel--warn" if stale else "panel--dim"),
+                    rank=2,
+                    sep="  ",
+                )
+            )
+        pdec, qdec = decimals_of(session)
         trade = session.last_trade
+        ticker = session.ticker_24h
         if trade is not None:
             direction = "panel--down" if trade.is_sell else "panel--up"
             # Text() then append: a style given to Text(...) would be the base of every later span too.
@@ -199,30 +227,56 @@ class HeaderBar(Panel):
             last.append(units(trade.price_units, pdec, True), self.st(direction) + Style(bold=True))
             last.append(" ▼" if trade.is_sell else " ▲", self.st(direction))
             fields.append(Field(last, rank=1, sep="   "))
-        change = Text()
-        change.append("24h ", self.st("panel--label"))
-        ticker = session.ticker_24h
-        pct = ticker.get("priceChangePercent") if isinstance(ticker, dict) else None
-        if isinstance(pct, str) and pct:
-            down = pct.startswith("-")
-            shown = (MINUS + pct[1:]) if down else ("+" + pct if pct[0] != "+" else pct)
-            change.append(f"{shown}%", self.st("panel--down" if down else "panel--up"))
-        else:
-            change.append("—", self.st("panel--dim"))
-        fields.append(Field(change, rank=4, sep="   "))
+        elif ticker is not None:
+            fields.append(Field(units(ticker.last_units, pdec, True), self.st("panel--value"), rank=1, sep="   "))
+        fields.extend(self._figures_24h(session, now, pdec, qdec))
         if extra:
             fields.append(Field(f" {extra} ", self.st("panel--badge"), rank=3, sep="   "))
         if frozen:
             fields.append(Field(" ❄ FROZEN · p to resume ", self.st("panel--frozen"), rank=2, sep="   ", cut=True))
         t = fit_line(fields, width)
-        if session.last_recv_ms is not None and width >= 100:
-            # The data time, right-aligned, only where it fits beside everything else.
-            stamp = clock_of(session.last_recv_ms)[:8] + " UTC "
+        if width >= 100:
+            # The time, right-aligned, only where it fits beside everything else: the wall clock
+            # live, the replayed time in a replay (labelled: it is not now).
+            stamp = clock_of(now * 1000.0)[:8] + " UTC "
+            if session.kind == "replay":
+                stamp = "replay " + stamp
             pad = width - t.cell_len - len(stamp)
             if pad > 2:
                 t.append(" " * pad)
                 t.append(stamp, self.st("panel--dim"))
         return t
+
+    def _figures_24h(self, session: Session, now: float, pdec: int, qdec: int) -> list[Field]:
+        """24 h change, high, low and volume from the latest miniTicker (or the REST ticker before
+        it), with their age once they are older than ``TICKER_OLD_S``: figures that stopped coming
+        must not pass for current ones."""
+        change = Text()
+        change.append("24h ", self.st("panel--label"))
+        ticker = session.ticker_24h
+        pct = ticker.change_percent() if ticker is not None else None
+        if pct is None:
+            change.append("—", self.st("panel--dim"))
+            return [Field(change, rank=4, sep="   ")]
+        down = pct < 0
+        change.append(f"{MINUS if down else '+'}{abs(pct):.2f}%", self.st("panel--down" if down else "panel--up"))
+        assert ticker is not None
+        at = session.ticker_24h_at
+        if at is not None and now - at > TICKER_OLD_S:  # one field with the change: never apart from it
+            change.append(f" ({age_text(now - at)} old)", self.st("panel--warn"))
+        label, value = self.st("panel--label"), self.st("panel--value")
+        out = [Field(change, rank=4, sep="   ")]
+        for name, amount, dec, rank in (("H", ticker.high_units, pdec, 7), ("L", ticker.low_units, pdec, 7)):
+            pair = Text()
+            pair.append(f"{name} ", label)
+            pair.append(units(amount, dec, True), value)
+            out.append(Field(pair, rank=rank, sep="  "))
+        volume = Text()
+        volume.append("Vol ", label)
+        base = session.info.base if session.info is not None else ""
+        volume.append(units(ticker.volume_units, qdec, True) + (f" {base}" if base else ""), value)
+        out.append(Field(volume, rank=8, sep="  "))
+        return out
 
 
 class MarketPanel(Panel):
@@ -315,8 +369,13 @@ class LatencyPanel(Panel):
             self.show(fit_lines(empty, width, height))
             return
         now, p50, p99 = window.last, window.percentile(50), window.percentile(99)
+        age = session.book_age() if session is not None and session.is_stale() else None
+        # Stale: the last latency is not "now"; say how long nothing has come instead.
+        now_text: Text | str = (
+            latency(now) if age is None else Text(f"none for {age_text(age)}", self.st("panel--warn"))
+        )
         if height >= 3:
-            lines = self.grid([("now", latency(now)), ("p50", latency(p50)), ("p99", latency(p99))], max_columns=1)
+            lines = self.grid([("now", now_text), ("p50", latency(p50)), ("p99", latency(p99))], max_columns=1)
             dim = self.st("panel--dim")
             if (p50 or 0) < 0:  # in whole words: "local clock behind" still says which way the skew goes
                 note = [Field("local clock behind", dim), Field("the exchange", dim, rank=1)]
@@ -325,7 +384,7 @@ class LatencyPanel(Panel):
             lines.append(Line(note, rank=1))
         else:
             # Two rows: the skew label once on the first row; the percentiles share the second.
-            lines = self.grid([("now", latency(now))], max_rows=1)
+            lines = self.grid([("now", now_text)], max_rows=1)
             lines += self.grid([("p50", latency(p50, short=True)), ("p99", latency(p99, short=True))], max_rows=1)
         self.show(fit_lines(lines, width, height))
 
@@ -383,9 +442,14 @@ class SyncPanel(Panel):
             reason = session.notice_text
         if state is not State.SYNCED and session.retry_at is not None:
             reason += f" · retry {countdown(session.retry_at, clock())}"
+        stale = session.stale_reason()
         head = Text()  # not Text(state, style): that style would be the base of the reason too
-        head.append(state.value.upper(), self.st(STATE_CLASS[state]) + Style(bold=True))
-        head.append(" · " + reason, self.st("panel--dim"))
+        if stale is not None:
+            head.append("STALE", self.st("panel--warn") + Style(bold=True))
+            head.append(" · " + stale, self.st("panel--dim"))
+        else:
+            head.append(state.value.upper(), self.st(STATE_CLASS[state]) + Style(bold=True))
+            head.append(" · " + reason, self.st("panel--dim"))
         lines = wrap(head, width)
         last_reject = stats.rejects and sync.last_reject
         if last_reject:
