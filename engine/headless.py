@@ -13,6 +13,7 @@ from typing import IO, Any
 import orjson
 
 from engine.events import Kind
+from engine.markets import Market
 from engine.record import Recorder
 from engine.session import Listener, Session
 from engine.sync import BookSync, State, StateChanged
@@ -68,7 +69,12 @@ class NdjsonWriter:
 
 
 def replay_ndjson(
-    path: str, symbol: str, levels: int = 20, speed: float | None = None, out: IO[bytes] | None = None
+    path: str,
+    symbol: str,
+    levels: int = 20,
+    speed: float | None = None,
+    out: IO[bytes] | None = None,
+    market: Market | None = None,
 ) -> BookSync:
     """Replay a recording and print ``--ndjson`` lines; returns the final sync.
 
@@ -78,7 +84,7 @@ def replay_ndjson(
     """
     from engine.replay import ReplaySession
 
-    session = ReplaySession(path, symbol, speed, _NdjsonListener(NdjsonWriter(symbol, levels, out)))
+    session = ReplaySession(path, symbol, speed, _NdjsonListener(NdjsonWriter(symbol, levels, out)), market=market)
     if speed is None:
         step = session.step
         while step() is not None:
@@ -153,12 +159,6 @@ class _NdjsonListener(Listener):
             print(f"obtui: {text}", file=sys.stderr, flush=True)
 
 
-def snapshot_limit_for(levels: int) -> int:
-    """The snapshot depth for ``levels`` shown a side: margin for the market to move before the shown
-    levels reach past the snapshot (spot allows 5000 at most: weight 250, against 50 for 1000)."""
-    return 1000 if levels <= 500 else 5000
-
-
 def live_ndjson(args: Any, symbol: str) -> int:
     """``obtui SYMBOL --ndjson`` against a live exchange (or ``--demo``'s simulator): exit status."""
     return asyncio.run(_live_ndjson(args, symbol))
@@ -186,7 +186,7 @@ async def _live_ndjson(args: Any, symbol: str) -> int:
                 sim = await stack.enter_async_context(SimServer(seed=args.seed))
                 ws_url, rest_url = sim.ws_url, sim.rest_url
             session = LiveSession(
-                symbol, ws_url, rest_url, listener, recorder, snapshot_limit=snapshot_limit_for(args.levels)
+                symbol, ws_url, rest_url, listener, recorder, snapshot_limit=args.market.snapshot_limit(args.levels)
             )
             session.sync.min_known = args.levels
             listener.book_changed(session)  # the first line says "connecting" before any network wait

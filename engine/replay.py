@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from engine.events import Frame, Kind, Reject, read_record, route
+from engine.markets import COINM_MARKET, MARKETS, SPOT_MARKET, USDM_MARKET, Market
 from engine.record import Recording
 from engine.session import Listener, Session
 
@@ -43,8 +44,12 @@ class ReplaySession(Session):
         speed: float | None = 1.0,
         listener: Listener | None = None,
         clock: Callable[[], float] = time.time,
+        market: Market | None = None,
     ) -> None:
-        super().__init__(symbol, listener, clock)
+        """``market`` None: read it from the recording (futures depth events carry ``pu``)."""
+        if market is None:
+            market = SPOT_MARKET if path == "-" else find_replayable(path, symbol)[0] or SPOT_MARKET
+        super().__init__(symbol, listener, clock, market)
         self.path = path
         self.speed = speed
         self.paused = False
@@ -175,7 +180,7 @@ class Contents:
     unreadable: int = 0
     first_unreadable: str = ""
     streams: Counter[str] = field(default_factory=Counter)
-    futures_symbols: set[str] = field(default_factory=set)
+    markets: dict[str, str] = field(default_factory=dict)  # symbol -> market of its first depth event
     cut_at: int | None = None
     tears: list[int] = field(default_factory=list)
 
@@ -197,8 +202,9 @@ class Contents:
             what = f"{self.records:,} records: " + "; ".join(
                 f"{sym} ({', '.join(f'{k} {n:,}' for k, n in kinds.most_common())})" for sym, kinds in shown
             )
-            if self.futures_symbols:
-                what += f"; futures depth events (they carry 'pu') for {', '.join(sorted(self.futures_symbols))}"
+            futures = sorted(sym for sym, m in self.markets.items() if m != "spot")
+            if futures:
+                what += f"; futures depth events (they carry 'pu') for {', '.join(futures)}"
             if self.unreadable:
                 what += f"; {self.unreadable:,} unreadable lines"
         if self.cut_at is not None:
@@ -208,8 +214,16 @@ class Contents:
         return what
 
 
-def find_replayable(path: str, symbol: str) -> tuple[bool, Contents]:
-    """Read ``path`` until a spot depth event of ``symbol`` turns up: (found, contents).
+def market_of(payload: bytes) -> Market:
+    """The market a depth event comes from: futures events carry ``pu``, COIN-M ones also ``ps``."""
+    if b'"pu"' not in payload:
+        return SPOT_MARKET
+    return COINM_MARKET if b'"ps"' in payload else USDM_MARKET
+
+
+def find_replayable(path: str, symbol: str, market: Market | None = None) -> tuple[Market | None, Contents]:
+    """Read ``path`` until a depth event of ``symbol`` turns up: (its market, contents), or (None, contents)
+    when there is none, or none of ``market``'s rules (a futures file replayed as spot).
 
     Stops at the first one, so a good file costs a few lines; a file with nothing to replay for the
     symbol is read to the end to say what it does hold (envelopes only: about 0.5 µs a line).
@@ -229,30 +243,33 @@ def find_replayable(path: str, symbol: str) -> tuple[bool, Contents]:
         c.records += 1
         c.streams[f.stream] += 1
         kind, s = route(f.stream)
-        if kind is Kind.DEPTH and b'"pu"' in bytes(f.payload):
-            c.futures_symbols.add(s)
-        elif s == sym and kind is Kind.DEPTH:
-            return True, c
+        if kind is Kind.DEPTH:
+            found = market_of(bytes(f.payload))
+            c.markets.setdefault(s, found.name)
+            if s == sym and (market is None or market.rules is found.rules):
+                return market or found, c
     c.cut_at, c.tears = rec.cut_at, rec.tears
-    return False, c
+    return None, c
 
 
-def nothing_to_replay(path: str, symbol: str) -> str | None:
-    """None when ``path`` holds a spot depth event of ``symbol``; else the one line to print,
-    naming what the file does hold and what to do (cli.md, "Replay input")."""
+def nothing_to_replay(path: str, symbol: str, market: Market | None = None) -> tuple[str | None, Market]:
+    """(None, the market to replay it as) when ``path`` holds depth events of ``symbol`` (of ``market``'s
+    kind, if given); else (the one line to print, naming what the file holds and what to do (cli.md,
+    "Replay input"), spot)."""
     if path == "-":
-        return None  # standard input can be read once only: the replay itself says what it found
-    found, c = find_replayable(path, symbol)
-    if found:
-        return None
+        return None, market or SPOT_MARKET  # standard input can be read once only: the replay says the rest
+    found, c = find_replayable(path, symbol, market)
+    if found is not None:
+        return None, found
     sym = symbol.upper()
-    others = [s for s in c.symbols() if s != sym and s not in c.futures_symbols]
-    if c.futures_symbols:
-        hint = "it is a futures recording; obtui replays spot recordings only for now"
+    others = [s for s in c.symbols() if s != sym and s in c.markets]
+    if market is not None and c.markets.get(sym):
+        held = MARKETS[c.markets[sym]]
+        hint = f"it is a {held.title} recording, not {market.title}: replay it with --market {held.name} (or drop it)"
     elif others:
         hint = f"replay one of them: obtui {others[0]} --replay {path}"
     elif c.records:
-        hint = f"it has no depth events or snapshots of {sym}: record one with obtui {sym} --record FILE"
+        hint = f"it has no depth events of {sym}: record one with obtui {sym} --record FILE"
     else:
         hint = f"record one with obtui {sym} --record FILE"
-    return f"nothing to replay for {sym} in {path}: it holds {c.describe()}; {hint}"
+    return f"nothing to replay for {sym} in {path}: it holds {c.describe()}; {hint}", SPOT_MARKET

@@ -33,6 +33,7 @@ from engine.events import (
     route,
     ticker_update_id,
 )
+from engine.markets import SPOT_MARKET, Market
 from engine.num import parse
 from engine.stats import LatencyWindow, RateMeter
 from engine.sync import BookSync, NeedSnapshot, State, StateChanged
@@ -113,11 +114,18 @@ class Session:
 
     kind = "session"
 
-    def __init__(self, symbol: str, listener: Listener | None = None, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        symbol: str,
+        listener: Listener | None = None,
+        clock: Callable[[], float] = time.time,
+        market: Market = SPOT_MARKET,
+    ):
         self.symbol = symbol.upper()
         self.listener = listener or Listener()
         self.clock = clock  # seconds; frozen in tests
-        self.sync = BookSync(self.symbol)
+        self.market = market
+        self.sync = BookSync(self.symbol, rules=market.rules)
         self.check = TickerCheck()
         self.latency = LatencyWindow()
         self.depth_rate = RateMeter()
@@ -147,7 +155,7 @@ class Session:
     def reset_symbol(self, symbol: str) -> None:
         """Follow another symbol from scratch: a new sync, checks and tape; the connection stays."""
         self.symbol = symbol.upper()
-        min_known, self.sync = self.sync.min_known, BookSync(self.symbol)
+        min_known, self.sync = self.sync.min_known, BookSync(self.symbol, rules=self.market.rules)
         self.sync.min_known = min_known
         self.check = TickerCheck()
         self.latency.clear()

@@ -123,6 +123,12 @@ class BookSync:
         return self.state in _WAITING and bool(self._buffer)
 
     @property
+    def fresh(self) -> bool:
+        """True while the synced book is a snapshot no event has been applied to yet (the futures rules
+        treat that first event differently)."""
+        return self._fresh
+
+    @property
     def buffered(self) -> int:
         return len(self._buffer)
 

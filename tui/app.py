@@ -383,7 +383,7 @@ def run_app(args: argparse.Namespace, symbol: str) -> int:
     if args.replay:
         from engine.replay import ReplaySession
 
-        session: Session = ReplaySession(args.replay, symbol, speed=args.speed)
+        session: Session = ReplaySession(args.replay, symbol, speed=args.speed, market=args.market)
     else:
         from engine.binance import LiveSession
         from engine.record import Recorder

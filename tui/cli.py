@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from typing import IO, Any, NoReturn, TextIO
 from urllib.parse import urlsplit
 
-DEFAULT_WS = "wss://stream.binance.com:9443"
-DEFAULT_REST = "https://api.binance.com"
+MARKET_NAMES = ("spot", "usdm", "coinm")  # engine/markets.py has the tables; named here so --help imports nothing
 DEMO_SYMBOL = "BTCUSDT"
 DEFAULT_LEVELS = 20
 DEFAULT_SEED = 7
@@ -130,8 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", metavar="FILE", help="record the raw feed to FILE ('.gz' = gzip)")
     p.add_argument("--ndjson", action="store_true", help="headless: one JSON line per book change on stdout")
     p.add_argument("--levels", type=_levels, default=None, metavar="N", help="levels per side in --ndjson (20)")
-    p.add_argument("--ws-url", default=DEFAULT_WS, metavar="URL", help=f"WebSocket base URL ({DEFAULT_WS})")
-    p.add_argument("--rest-url", default=DEFAULT_REST, metavar="URL", help=f"REST base URL ({DEFAULT_REST})")
+    p.add_argument(
+        "--market",
+        choices=MARKET_NAMES,
+        default=None,
+        help="spot (default), usdm = USDⓈ-M futures, coinm = COIN-M futures; a replay reads it from the recording",
+    )
+    p.add_argument(
+        "--ws-url", default=None, metavar="URL", help="WebSocket base (the market's; spot: wss://stream.binance.com:9443)"
+    )
+    p.add_argument(
+        "--rest-url", default=None, metavar="URL", help="REST base URL (the market's: https://api.binance.com on spot)"
+    )
     p.add_argument("--seed", type=int, default=None, help="simulator seed for --demo (7)")
     return p
 
@@ -153,8 +162,15 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("--seed seeds the simulator: use it with --demo")
     if args.levels is not None and not args.ndjson:
         raise UsageError("--levels sets the depth of the --ndjson lines: use it with --ndjson")
-    _check_url("--ws-url", args.ws_url, ("ws", "wss"))
-    _check_url("--rest-url", args.rest_url, ("http", "https"))
+    if args.market in ("usdm", "coinm") and not args.replay:
+        raise UsageError(
+            f"--market {args.market} live is not built yet: replay a futures recording (--replay FILE), "
+            "or watch spot (drop --market)"
+        )
+    if args.ws_url is not None:
+        _check_url("--ws-url", args.ws_url, ("ws", "wss"))
+    if args.rest_url is not None:
+        _check_url("--rest-url", args.rest_url, ("http", "https"))
     if args.replay and args.replay != "-":
         _check_readable(args.replay)
     if args.ndjson and not _stdout_open():
@@ -335,13 +351,19 @@ def main(argv: list[str] | None = None) -> int:
         args.levels = DEFAULT_LEVELS
     if args.seed is None:
         args.seed = DEFAULT_SEED
+    from engine.markets import MARKETS, SPOT_MARKET
+
+    market = MARKETS[args.market] if args.market else None
     if args.replay:
         from engine.replay import nothing_to_replay
 
-        why = nothing_to_replay(args.replay, symbol)
+        why, market = nothing_to_replay(args.replay, symbol, market)
         if why is not None:
             print(f"obtui: {why}", file=sys.stderr)
             return 1
+    args.market = market = market or SPOT_MARKET  # from here on the table, not its name
+    args.ws_url = args.ws_url or market.ws_url
+    args.rest_url = args.rest_url or market.rest_url
     if not args.ndjson:
         try:
             return _run_tui(args, symbol)  # the TUI handles SIGTERM and SIGHUP itself (tui/app.py run_app)
@@ -354,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.replay:
                 from engine.headless import replay_ndjson
 
-                replay_ndjson(args.replay, symbol, args.levels, args.speed)
+                replay_ndjson(args.replay, symbol, args.levels, args.speed, market=args.market)
                 return 0
             from engine.headless import live_ndjson
 

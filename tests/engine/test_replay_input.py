@@ -60,20 +60,37 @@ def test_a_file_of_another_symbol_names_it(tmp_path: Path) -> None:
     assert "ETHUSDT (depth 3, snapshot 1, trade 1)" in err and f"obtui ETHUSDT --replay {path}" in err
 
 
-def test_a_futures_file_replayed_as_spot_is_never_a_silent_syncing(tmp_path: Path) -> None:
+def test_a_futures_file_replays_by_the_futures_rules(tmp_path: Path) -> None:
     path = tmp_path / "perp.ndjson"
     record(path, "btcusdt", futures=True)
     proc = obtui("btcusdt", "--replay", str(path), "--ndjson")
+    assert proc.returncode == 0, proc.stderr
+    lines = [orjson.loads(x) for x in proc.stdout.splitlines()]
+    assert lines[-1]["state"] == "synced" and lines[-1]["last_update_id"] == 13
+
+
+def test_a_futures_file_replayed_as_spot_is_never_a_silent_syncing(tmp_path: Path) -> None:
+    path = tmp_path / "perp.ndjson"
+    record(path, "btcusdt", futures=True)
+    proc = obtui("btcusdt", "--replay", str(path), "--ndjson", "--market", "spot")
     assert proc.returncode == 1 and proc.stdout == b""
-    assert "futures" in proc.stderr.decode() and "'pu'" in proc.stderr.decode()
+    err = proc.stderr.decode()
+    assert "USDⓈ-M futures recording, not spot" in err and "--market usdm" in err and "'pu'" in err
+
+
+def test_a_spot_file_replayed_as_futures_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "spot.ndjson"
+    record(path, "btcusdt")
+    proc = obtui("btcusdt", "--replay", str(path), "--ndjson", "--market", "coinm")
+    assert proc.returncode == 1 and "spot recording, not COIN-M futures" in proc.stderr.decode()
 
 
 def test_the_real_futures_recordings_are_named_as_such() -> None:
     path = DATA / "binance-usdm-ethusdt-20240808.ndjson.gz"
     if not path.exists():
         pytest.skip("real data not present")
-    proc = obtui("ethusdt", "--replay", str(path), "--ndjson")
-    assert proc.returncode == 1 and "futures" in proc.stderr.decode()
+    proc = obtui("ethusdt", "--replay", str(path), "--ndjson", "--market", "spot")
+    assert proc.returncode == 1 and "USDⓈ-M futures recording" in proc.stderr.decode()
 
 
 def test_a_cut_gzip_replays_what_it_holds_and_says_where_it_was_cut(tmp_path: Path) -> None:

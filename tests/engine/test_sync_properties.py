@@ -150,7 +150,7 @@ class Harness:
         self.fetch_no = 0
         self.in_flight: list[int | str] | None = None  # [steps left, kind, k]
         self.depth_limit = depth
-        self.sync = BookSync("testusdt", max_buffer=max_buffer)
+        self.sync = self.make_sync(max_buffer)
         self.cursor = 0  # next true event the exchange will publish
         self.delivered: list[DepthUpdate] = []
         self.pending = False  # a NeedSnapshot came out since the driver last gave a snapshot
@@ -160,6 +160,9 @@ class Harness:
         self.synced_ever = False
         self.sync.connection_opened()
         self.after()
+
+    def make_sync(self, max_buffer: int) -> BookSync:
+        return BookSync("testusdt", max_buffer=max_buffer)
 
     @property
     def released_id(self) -> int:

@@ -53,7 +53,7 @@ async def test_live_session_matches_every_bookticker_checkpoint() -> None:
         session = LiveSession("btcusdt", ex.ws_url, ex.rest_url)
         await run_until(session, last)
     assert session.check.mismatches == 0, session.check.last_mismatch
-    assert session.check.ok >= 560
+    assert session.check.ok >= 559  # every checkpoint within the snapshot's reach (tests/conformance)
     assert session.sync.stats.snapshots == 1
     assert session.sync.stats.gaps == 0
     assert session.info is not None and session.info.tick_size == 1_000_000
@@ -163,7 +163,7 @@ async def test_record_then_replay_reproduces_the_book(tmp_path, layout: str) -> 
     replay.step_until(lambda r: r.sync.last_update_id == last)
     assert replay.sync.last_update_id == last
     assert replay.sync.book.as_dicts() == live_book
-    assert replay.check.mismatches == 0 and replay.check.ok >= 560
+    assert replay.check.mismatches == 0 and replay.check.ok >= 559
     recorder.close()
     streams = {r.stream for r in read_records(str(path))}
     assert streams == {"btcusdt@depth@100ms", "btcusdt@trade", "btcusdt@bookTicker", "btcusdt@depthSnapshot"}

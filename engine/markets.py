@@ -1,0 +1,115 @@
+"""Binance's markets as data: one frozen table per market (binance-protocol.md §1, §3, §5; cli.md).
+
+Everything that differs between spot, USDⓈ-M and COIN-M futures and is not a sync rule lives here:
+URLs, REST paths, snapshot limits and their weights, stream names and which WebSocket path carries them.
+The sync rules themselves are ``Market.rules`` (engine/rules.py). Code asks the table; it never branches
+on a market's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.rules import FUTURES, SPOT, Rules
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """One Binance market. Paths are relative to ``rest_url``/``ws_url`` (or a --rest-url/--ws-url base)."""
+
+    name: str  # as on the command line: spot, usdm, coinm
+    title: str  # for people: "spot", "USDⓈ-M futures", "COIN-M futures"
+    rules: Rules
+    rest_url: str
+    ws_url: str
+    api: str  # REST prefix: /api/v3, /fapi/v1, /dapi/v1
+    # Snapshot sizes the exchange accepts (None: any from 1 to max_limit) and their request weights, as
+    # (largest limit, weight) steps.
+    depth_limits: tuple[int, ...] | None
+    max_limit: int
+    depth_weights: tuple[tuple[int, int], ...]
+    depth_stream: str  # the diff stream's suffix: <sym>@depth@100ms
+    trade_stream: str  # trade on spot, aggTrade on futures
+    # Which WebSocket path carries a stream suffix (the rest go on ``ws_paths[""]``). USDⓈ-M splits its
+    # streams over two connections since 2026-04; a stream on the wrong path fails silently.
+    ws_paths: dict[str, str] = field(default_factory=lambda: {"": "/stream"})
+    control_per_s: int = 5  # incoming messages a second a connection allows (control messages count)
+
+    def depth_path(self) -> str:
+        return f"{self.api}/depth"
+
+    def exchange_info_path(self) -> str:
+        return f"{self.api}/exchangeInfo"
+
+    def ticker_path(self) -> str:
+        return f"{self.api}/ticker/24hr"
+
+    def snapshot_limit(self, levels: int) -> int:
+        """The smallest snapshot the exchange accepts that leaves room to move past ``levels`` shown
+        (twice as many, at least 1000 where the market allows it)."""
+        want = min(max(2 * levels, 1000), self.max_limit)
+        if self.depth_limits is None:
+            return want if want <= 1000 else self.max_limit
+        return next((n for n in self.depth_limits if n >= want), self.depth_limits[-1])
+
+    def depth_weight(self, limit: int) -> int:
+        """The request weight of a snapshot of ``limit`` levels."""
+        for top, weight in self.depth_weights:
+            if limit <= top:
+                return weight
+        return self.depth_weights[-1][1]
+
+    def ws_path(self, stream_suffix: str) -> str:
+        """The WebSocket path that carries streams ending in ``stream_suffix`` (``depth@100ms``, ...)."""
+        return self.ws_paths.get(stream_suffix, self.ws_paths[""])
+
+
+SPOT_MARKET = Market(
+    name="spot",
+    title="spot",
+    rules=SPOT,
+    rest_url="https://api.binance.com",
+    ws_url="wss://stream.binance.com:9443",
+    api="/api/v3",
+    depth_limits=None,
+    max_limit=5000,
+    depth_weights=((100, 5), (500, 25), (1000, 50), (5000, 250)),
+    depth_stream="depth@100ms",
+    trade_stream="trade",
+)
+
+_FUTURES_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+_FUTURES_WEIGHTS = ((50, 2), (100, 5), (500, 10), (1000, 20))
+
+USDM_MARKET = Market(
+    name="usdm",
+    title="USDⓈ-M futures",
+    rules=FUTURES,
+    rest_url="https://fapi.binance.com",
+    ws_url="wss://fstream.binance.com",
+    api="/fapi/v1",
+    depth_limits=_FUTURES_LIMITS,
+    max_limit=1000,
+    depth_weights=_FUTURES_WEIGHTS,
+    depth_stream="depth@100ms",
+    trade_stream="aggTrade",
+    ws_paths={"": "/public/stream", "aggTrade": "/market/stream", "miniTicker": "/market/stream"},
+    control_per_s=10,
+)
+
+COINM_MARKET = Market(
+    name="coinm",
+    title="COIN-M futures",
+    rules=FUTURES,
+    rest_url="https://dapi.binance.com",
+    ws_url="wss://dstream.binance.com",
+    api="/dapi/v1",
+    depth_limits=_FUTURES_LIMITS,
+    max_limit=1000,
+    depth_weights=_FUTURES_WEIGHTS,
+    depth_stream="depth@100ms",
+    trade_stream="aggTrade",
+    control_per_s=10,
+)
+
+MARKETS: dict[str, Market] = {m.name: m for m in (SPOT_MARKET, USDM_MARKET, COINM_MARKET)}
