@@ -245,6 +245,8 @@ class ObtuiApp(App[int]):
         return notification
 
     def _withdraw(self, notification: Notification | None) -> None:
+        # Textual 8.2 has no public call to withdraw one toast (only clear_notifications, which would
+        # also take the user's own "now following ..."): _unnotify is what a toast's timeout uses.
         if notification is not None and notification in self._notifications:
             self._unnotify(notification)
 
