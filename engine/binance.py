@@ -307,6 +307,9 @@ class LiveSession(Session):
         self._control_id = 0
         self._symbols: list[str] | None = None
         self._background: set[asyncio.Future[Any]] = set()  # fire-and-forget tasks, kept from the GC
+        self._reconnect_wanted = asyncio.Event()  # set by reconnect_now: cut a reconnect backoff short
+        self._reconnect_waiting = False  # a reconnect backoff is being waited out
+        self.reconnects_requested = 0  # backoffs cut short by the user
 
     def _spawn(self, aw: Any) -> None:
         fut = asyncio.ensure_future(aw)
@@ -485,8 +488,32 @@ class LiveSession(Session):
                     "check the network or --ws-url",
                     error=True,
                 )
-                await asyncio.sleep(delay)
+                await self._backoff_sleep(delay)
                 self.retry_at = None
+
+    async def _backoff_sleep(self, delay: float) -> None:
+        """Wait out a reconnect backoff, or less if the user asks (``reconnect_now``)."""
+        self._reconnect_wanted.clear()
+        self._reconnect_waiting = True
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reconnect_wanted.wait(), delay)
+        finally:
+            self._reconnect_waiting = False
+
+    def reconnect_now(self) -> bool:
+        """Skip the rest of the current reconnect backoff; False when none is being waited out.
+
+        For a user who knows the network is back: the wait protects the exchange from a storm of
+        attempts, and one attempt per key press (still inside the attempt budget) is no storm.
+        """
+        if not self._reconnect_waiting or self._reconnect_wanted.is_set():
+            return False
+        self.reconnects_requested += 1
+        self.retry_at = None
+        self.notice(f"reconnecting now, at your request (request {self.reconnects_requested})")
+        self._reconnect_wanted.set()
+        return True
 
     def control(self, msg: Any) -> None:
         if isinstance(msg, ServerShutdown) and self._handover is None:
@@ -689,7 +716,7 @@ class LiveSession(Session):
             self.sync.connection_lost(text)
             self.drain()
             self.notice(text, error=True)
-            await asyncio.sleep(delay)
+            await self._backoff_sleep(delay)
             self.retry_at = None
 
     # -- user actions ---------------------------------------------------------------------------

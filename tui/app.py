@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import Notification, Notify, SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -29,6 +30,7 @@ from engine.book import Book
 from engine.events import Trade
 from engine.session import Listener, Session
 from engine.sync import State, StateChanged
+from tui.speed import SPEED_STEPS, speed_label, step_speed
 from tui.widgets.help import HelpScreen
 from tui.widgets.ladder import Ladder
 from tui.widgets.panels import HeaderBar, LatencyPanel, MarketPanel, SyncPanel
@@ -36,10 +38,16 @@ from tui.widgets.pump import FramePump
 from tui.widgets.symbol_picker import SymbolPicker
 from tui.widgets.tape import Tape
 
-MIN_SPEED = 1 / 64
-MAX_SPEED = 1024.0
 DEFAULT_MAX_FPS = 8.0  # repaints a second at most; see max_fps_from_env
-NOTICE_TOAST_GAP = 30.0  # seconds between toasts while error notices keep coming (retries repeat them)
+SWITCH_TIMEOUT = 10.0  # seconds a symbol switch may take before the picker gives up on it
+RESYNC_TOAST_LINGER = 3.0  # seconds the "resyncing" toast stays once the book is synced again
+TOAST_CHARS = 72  # longer notices are cut in their toast (see _toast)
+PROBLEM_TOAST_TIMEOUT = 8.0  # seconds at most; a problem's toast also goes as soon as the book is synced
+_STEPS_UP = " ".join(speed_label(s).lstrip("×") for s in (*SPEED_STEPS, None))
+_STEPS_DOWN = " ".join(reversed(_STEPS_UP.split()))
+# Keys that mean something in one kind of session only: hidden (footer, palette, help) in the other.
+REPLAY_ACTIONS = frozenset({"pause", "faster", "slower"})
+LIVE_ACTIONS = frozenset({"resync", "reconnect", "switch_symbol"})
 
 
 class FeedListener(Listener):
@@ -107,13 +115,19 @@ class ObtuiApp(App[int]):
         Binding("q", "quit_app", "Quit", id="quit", tooltip="quit obtui (exit status 0)"),
         Binding("question_mark", "help", "Help", key_display="?", id="help", tooltip="show this help"),
         Binding("r", "resync", "Resync", id="resync", tooltip="throw the book away and re-snapshot it"),
+        # Same key, shown instead of Resync while a live session waits out a reconnect backoff.
+        Binding(
+            "r", "reconnect", "Reconnect", id="reconnect", tooltip="while disconnected: reconnect now, skip the wait"
+        ),
         Binding("s", "switch_symbol", "Symbol", id="switch-symbol", tooltip="follow another symbol"),
         Binding("g", "coarser", "Coarser", id="group-coarser", tooltip="group prices 10x coarser"),
         Binding("G", "finer", "Finer", key_display="G", id="group-finer", tooltip="group prices 10x finer"),
         Binding("p", "freeze", "Freeze", id="freeze", tooltip="freeze the view; the feed runs on"),
         Binding("space", "pause", "Pause", id="pause", tooltip="pause or resume the replay"),
-        Binding("plus,equals_sign", "faster", "Faster", key_display="+", id="faster", tooltip="replay 2x faster"),
-        Binding("minus", "slower", "Slower", key_display="-", id="slower", tooltip="replay 2x slower"),
+        Binding(
+            "plus,equals_sign", "faster", "Faster", key_display="+", id="faster", tooltip="replay faster: " + _STEPS_UP
+        ),
+        Binding("minus", "slower", "Slower", key_display="-", id="slower", tooltip="replay slower: " + _STEPS_DOWN),
         Binding("ctrl+c", "interrupt", "Interrupt", show=False, priority=True, id="interrupt"),
     ]
 
@@ -126,6 +140,8 @@ class ObtuiApp(App[int]):
         panel_interval: float = 0.5,
         badge: str = "",
         max_fps: float | None = DEFAULT_MAX_FPS,
+        switch_timeout: float = SWITCH_TIMEOUT,
+        resync_toast_linger: float = RESYNC_TOAST_LINGER,
     ) -> None:
         super().__init__()
         self.session = session
@@ -136,7 +152,11 @@ class ObtuiApp(App[int]):
         self.cursor_blink_enabled = True
         self.exit_message = ""  # printed on stderr by run_app after the terminal is restored
         self.frozen = False
-        self._last_toast = -1e9  # monotonic time of the last error toast
+        self.switch_timeout = switch_timeout
+        self.resync_toast_linger = resync_toast_linger
+        # The toasts that stand for a problem of the feed, withdrawn once the book is synced again.
+        self._problem_toast: Notification | None = None
+        self._resync_toast: Notification | None = None
         self.ladder = Ladder(session, clock=monotonic, id="ladder")
         self.tape = Tape(session, id="tape")
         self.header_bar = HeaderBar(
@@ -196,19 +216,41 @@ class ObtuiApp(App[int]):
 
     def feed_state_changed(self, change: StateChanged) -> None:
         if change.new is State.SYNCED:
-            self._last_toast = -1e9  # healthy again: the next problem deserves a toast at once
+            # The problem is over, so is its toast: a toast left saying "disconnected" over a synced
+            # book would be a lie. The resync toast lingers a moment, so the user sees it worked.
+            self._withdraw(self._problem_toast)
+            self._problem_toast = None
+            resync, self._resync_toast = self._resync_toast, None
+            if resync is not None:
+                self.set_timer(self.resync_toast_linger, functools.partial(self._withdraw, resync))
         self.ladder.mark_dirty()
         self.refresh_panels()  # also updates the ladder's border and NOT LIVE marks
+        self.refresh_bindings()  # "r" reads Reconnect while disconnected, Resync otherwise
 
     def feed_notice(self, text: str, error: bool) -> None:
         if not error:
             return  # shown in the sync panel; a toast per retry would bury the screen
-        # Retries repeat their notice with a new delay each time: one toast per problem (and a
-        # reminder now and then); the sync panel and the ladder show the latest text throughout.
-        now = self.monotonic()
-        if now - self._last_toast > NOTICE_TOAST_GAP:
-            self._last_toast = now
-            self.notify(text, severity="error", timeout=8)
+        # Retries repeat their notice with a new delay each time: one toast per problem, i.e. until
+        # the book is synced again; the sync panel and the ladder show the latest text throughout.
+        if self._problem_toast is None:
+            self._problem_toast = self._toast(text, severity="error", timeout=PROBLEM_TOAST_TIMEOUT)
+
+    def _toast(self, message: str, *, severity: SeverityLevel = "information", timeout: float = 5.0) -> Notification:
+        """``notify``, keeping the notification so that it can be withdrawn before its timeout.
+
+        Long texts are cut: a tall toast would climb over the spread panel, and the whole text is in
+        the sync panel and the ladder anyway. No markup: notices quote errors such as "[Errno 111]"."""
+        if len(message) > TOAST_CHARS:
+            message = message[: TOAST_CHARS - 1].rstrip() + "…"
+        notification = Notification(message, "", severity, timeout, markup=False)
+        self.post_message(Notify(notification))
+        return notification
+
+    def _withdraw(self, notification: Notification | None) -> None:
+        # Textual 8.2 has no public call to withdraw one toast (only clear_notifications, which would
+        # also take the user's own "now following ..."): _unnotify is what a toast's timeout uses.
+        if notification is not None and notification in self._notifications:
+            self._unnotify(notification)
 
     def feed_symbol_changed(self) -> None:
         self.frozen = False
@@ -226,8 +268,7 @@ class ObtuiApp(App[int]):
             return "REPLAY · END"
         if getattr(session, "paused", False):
             return "REPLAY · PAUSED"
-        speed = getattr(session, "speed", None)
-        return "REPLAY · max" if speed is None else f"REPLAY · ×{speed:g}"
+        return f"REPLAY · {speed_label(getattr(session, 'speed', None))}"
 
     def shown_book(self) -> Book | None:
         """The book the ladder draws as live (a frozen copy while frozen), or None."""
@@ -246,11 +287,34 @@ class ObtuiApp(App[int]):
 
     # -- actions ----------------------------------------------------------------------------------
 
+    def offered(self, action: str) -> bool:
+        """Whether ``action`` means anything for this kind of session (live or replay); keys that do
+        not are hidden everywhere: footer, command palette, help."""
+        replay = self.session.kind == "replay"
+        if action in REPLAY_ACTIONS:
+            return replay
+        if action in LIVE_ACTIONS:
+            if replay:
+                # A replay has no snapshots but the recording's: a resync would leave the book
+                # unknown until the file's next snapshot, usually to the end.
+                return False
+            if action == "switch_symbol":
+                return hasattr(self.session, "switch_symbol")
+            if action == "reconnect":
+                return hasattr(self.session, "reconnect_now")
+        return True
+
+    def _reconnect_pending(self) -> bool:
+        """Disconnected, with a session that can cut its backoff short: "r" means reconnect now."""
+        return self.session.sync.state is State.DISCONNECTED and hasattr(self.session, "reconnect_now")
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("pause", "faster", "slower"):
-            return self.session.kind == "replay"
-        if action == "switch_symbol":
-            return hasattr(self.session, "switch_symbol")
+        if not self.offered(action):
+            return False
+        if action == "reconnect":
+            return self._reconnect_pending()
+        if action == "resync":
+            return not self._reconnect_pending()
         return True
 
     def action_quit_app(self) -> None:
@@ -268,7 +332,8 @@ class ObtuiApp(App[int]):
         """(key, what it does) for every binding that applies to this session, plus the palette."""
         out = []
         for b in self._bindings_list():
-            if not b.show or self.check_action(b.action, ()) is False:
+            # Every key of this mode, including those that apply in some states only (Reconnect).
+            if not b.show or not self.offered(b.action):
                 continue
             out.append((self.get_key_display(b), b.tooltip or b.description))
         out.append(("ctrl+p", "command palette: every action by name"))
@@ -285,15 +350,29 @@ class ObtuiApp(App[int]):
         return out
 
     def action_resync(self) -> None:
+        if not self.offered("resync"):
+            # Only reachable by name (the key and the palette entry are hidden in a replay).
+            self.notify("a replay cannot resync: it has no snapshots but the recording's", timeout=3)
+            return
+        if self._reconnect_pending():
+            self.action_reconnect()
+            return
         state = self.session.sync.state
         if state in (State.CONNECTING, State.DISCONNECTED, State.ERROR):
             self.notify(f"no connection to resync on ({state.value}): it resyncs by itself once connected")
             return
         self.session.force_resync()
-        if self.session.kind == "replay":
-            self.notify("resyncing: a replay waits for the next snapshot in the recording")
-        else:
-            self.notify("resyncing: fetching a fresh snapshot")
+        self._withdraw(self._resync_toast)
+        # Stays up until the book is synced again (plus a moment): see feed_state_changed.
+        self._resync_toast = self._toast("resyncing: fetching a fresh snapshot", timeout=60)
+
+    def action_reconnect(self) -> None:
+        reconnect_now: Callable[[], bool] | None = getattr(self.session, "reconnect_now", None)
+        if reconnect_now is None or not self.offered("reconnect"):
+            self.notify("this session cannot reconnect on request", timeout=3)
+            return
+        if not reconnect_now():
+            self.notify("already reconnecting: no wait to skip", timeout=3)
 
     def action_switch_symbol(self) -> None:
         switch: Callable[[str], Awaitable[None]] | None = getattr(self.session, "switch_symbol", None)
@@ -305,7 +384,12 @@ class ObtuiApp(App[int]):
             if symbol:
                 self.notify(f"now following {symbol}")
 
-        self.push_screen(SymbolPicker(self.session.symbol, switch, list_symbols), done)
+        def why() -> str:
+            # The session's latest complaint (a REST retry, say) is the likeliest reason a switch hangs.
+            return self.session.notice_text if self.session.notice_error else ""
+
+        picker = SymbolPicker(self.session.symbol, switch, list_symbols, timeout=self.switch_timeout, why=why)
+        self.push_screen(picker, done)
 
     def action_coarser(self) -> None:
         if not self.ladder.coarser():
@@ -327,27 +411,18 @@ class ObtuiApp(App[int]):
             toggle()
             self.refresh_panels()
 
-    def _set_speed(self, factor: float) -> None:
+    def _step_speed(self, up: bool) -> None:
         session: Any = self.session
         if not hasattr(session, "set_speed"):
             return
-        speed = session.speed
-        if speed is None:
-            speed = MAX_SPEED if factor > 1 else MAX_SPEED / 2
-            new: float | None = None if factor > 1 else speed
-        else:
-            new = speed * factor
-            if new > MAX_SPEED:
-                new = None  # past the top: as fast as possible
-            new = max(MIN_SPEED, new) if new is not None else None
-        session.set_speed(new)
+        session.set_speed(step_speed(session.speed, up))
         self.refresh_panels()
 
     def action_faster(self) -> None:
-        self._set_speed(2.0)
+        self._step_speed(up=True)
 
     def action_slower(self) -> None:
-        self._set_speed(0.5)
+        self._step_speed(up=False)
 
     # -- command palette --------------------------------------------------------------------------
 

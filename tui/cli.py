@@ -21,12 +21,11 @@ MARKET_NAMES = ("spot", "usdm", "coinm")  # engine/markets.py has the tables; na
 DEMO_SYMBOL = "BTCUSDT"
 DEFAULT_LEVELS = 20
 DEFAULT_SEED = 7
-# The replay speeds the TUI's +/- keys move between (tui/app.py MIN_SPEED, MAX_SPEED; not imported: Textual).
+# --speed's range. The TUI's +/- keys step through tui/speed.py SPEED_STEPS (¼ to 100, then max), which
+# lie inside it; a --speed off those steps moves to the nearest one on the first key.
 MIN_SPEED = 1 / 64
 MAX_SPEED = 1024.0
 EXAMPLES = "Examples:  obtui --demo   |   obtui btcusdt   |   obtui btcusdt --ndjson --levels 5"
-# Bindings that only act in a replay (ObtuiApp.check_action); --help lists them apart.
-REPLAY_ACTIONS = frozenset({"pause", "faster", "slower"})
 # Signals that end a run like Ctrl-C does (the recording is closed), with exit status 128 + signum.
 END_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -75,18 +74,20 @@ def tui_keys_help() -> str:
     """The TUI's keys, from ``ObtuiApp.BINDINGS`` (this imports Textual: call it for --help only)."""
     from textual.binding import Binding
 
-    from tui.app import ObtuiApp
+    from tui.app import LIVE_ACTIONS, REPLAY_ACTIONS, ObtuiApp
 
     always: list[str] = []
+    live: list[str] = []
     replay: list[str] = []
     for b in ObtuiApp.BINDINGS:
         if not isinstance(b, Binding) or not b.show:
             continue
         key = b.key_display or b.key.split(",")[0]
         line = f"  {key:<6} {b.description.lower()}: {b.tooltip or b.description}"
-        (replay if b.action in REPLAY_ACTIONS else always).append(line)
+        (replay if b.action in REPLAY_ACTIONS else live if b.action in LIVE_ACTIONS else always).append(line)
     always.append(f"  {'ctrl+c':<6} interrupt: quit (exit status 130)")
-    return "\n".join(["Keys in the TUI:", *always, "In a replay:", *replay])
+    # Mode sections in the app's own terms (ObtuiApp.offered): a key is offered in its mode only.
+    return "\n".join(["Keys in the TUI:", *always, "Live only:", *live, "In a replay:", *replay])
 
 
 def _version() -> str:

@@ -1,7 +1,10 @@
-"""The help screen: every key, read from the app's bindings so it can never drift from them."""
+"""The help screen: every key, read from the app's bindings so it can never drift from them, and what
+every mark on the screen means (a number the user cannot read right is as bad as a wrong one)."""
 
 from __future__ import annotations
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,6 +17,48 @@ ABOUT = (
     "Binance's bookTicker. A book that is not known to be right is never shown as live: outside SYNCED "
     "the ladder is greyed out and marked NOT LIVE."
 )
+
+# (what the screen shows, what it means). Keep in step with the widgets that draw them.
+INDICATORS: list[tuple[str, str]] = [
+    ("SYNCED", "the book is exact: a snapshot plus every update since, with no gap"),
+    (
+        "NOT LIVE",
+        "the book is not known to be right (connecting, syncing, resyncing, disconnected, error): "
+        "the ladder is greyed out and shows the last good book, or the state instead of levels",
+    ),
+    (
+        "STALE",
+        "no update has arrived for a while although the book claims to be synced: the numbers may be old",
+    ),
+    (
+        "verified ✓",
+        "how many times the book's best bid and ask matched Binance's bookTicker at the same update id; "
+        "mismatches counts the times they did not (the book is wrong somewhere: please report it)",
+    ),
+    ("buffered", "depth events held while waiting for a snapshot; they are applied once it arrives"),
+    (
+        "▲ / ▼",
+        "a trade where the taker bought (▲, green) or sold (▼, red); the last price in the header "
+        "has the same arrow and colour. In the ladder, bids are green and asks red",
+    ),
+    (
+        "skew",
+        "latency is our receive time minus the exchange's event time; a negative latency is clock skew "
+        "(this machine's clock is behind the exchange's), not data arriving early",
+    ),
+    (
+        "times",
+        "the header's time is when the data was received: in a replay, the recorder's clock at the time "
+        "(the replay clock); the tape's times are the exchange's trade times from the tape itself",
+    ),
+    (
+        "depth",
+        "a snapshot holds the best levels only (up to 1000 a side); levels beyond the snapshot's reach are "
+        "known only from the updates since, not exactly, and are not shown (see README, Depth)",
+    ),
+    ("REPLAY · ×¼ … max", "a replay: its speed (times real time, max = as fast as possible), PAUSED or END"),
+    ("FROZEN", "the view is frozen (p); the feed and the sync panel run on"),
+]
 
 
 class HelpScreen(ModalScreen[None]):
@@ -29,16 +74,28 @@ class HelpScreen(ModalScreen[None]):
         self.keys = keys
 
     def compose(self) -> ComposeResult:
-        text = Text()
-        text.append("Keys\n\n", style="bold")
-        width = max((len(k) for k, _ in self.keys), default=4) + 3
-        for key, what in self.keys:
-            text.append(key.ljust(width), style="bold")
-            text.append(what + "\n")
-        text.append("\n" + ABOUT + "\n", style="dim")
-        text.append("\nEsc, ? or q closes this screen.", style="italic")
         with VerticalScroll(id="help"):
-            yield Static(text, id="help-text")
+            yield Static(self.content(), id="help-text")
+
+    def content(self) -> Group:
+        # Two-column grids: an explanation that wraps stays in its column (hanging indent), so
+        # the key or mark on the left stays easy to find.
+        def grid(rows: list[tuple[str, str]]) -> Table:
+            table = Table.grid(padding=(0, 2))
+            table.add_column(style="bold", no_wrap=True)
+            table.add_column(ratio=1)
+            for left, right in rows:
+                table.add_row(left, right)
+            return table
+
+        return Group(
+            Text("Keys\n", style="bold"),
+            grid(self.keys),
+            Text("\nOn the screen\n", style="bold"),
+            grid(INDICATORS),
+            Text("\n" + ABOUT, style="dim"),
+            Text("\nEsc, ? or q closes this screen.", style="italic"),
+        )
 
     def action_close(self) -> None:
         self.dismiss(None)
