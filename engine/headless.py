@@ -5,7 +5,6 @@ This module and everything it imports stay free of Textual, so ``obtui SYMBOL --
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 from typing import IO, Any
@@ -90,6 +89,8 @@ def replay_ndjson(
         while step() is not None:
             pass
     else:
+        import asyncio  # here, not at the top: a replay at full speed never needs it (30 ms of start-up)
+
         asyncio.run(session.run())
     damage = session.damage()
     if damage:
@@ -161,18 +162,24 @@ class _NdjsonListener(Listener):
 
 def live_ndjson(args: Any, symbol: str) -> int:
     """``obtui SYMBOL --ndjson`` against a live exchange (or ``--demo``'s simulator): exit status."""
+    import asyncio
+
     return asyncio.run(_live_ndjson(args, symbol))
 
 
 async def _watch_stale(listener: _NdjsonListener, session: Session) -> None:
     """Every ``STALE_CHECK_S``: a silent feed delivers nothing that would make the session look at
     the age of its book, so a timer does."""
+    import asyncio
+
     while True:
         await asyncio.sleep(STALE_CHECK_S)
         listener.check_stale(session)
 
 
 async def _live_ndjson(args: Any, symbol: str) -> int:
+    import asyncio
+
     from engine.binance import LiveSession, Refused, UnknownSymbol
 
     recorder = Recorder(args.record) if getattr(args, "record", None) else None
