@@ -68,7 +68,9 @@ async def connect(name: str, sim: SimServer, session: LiveSession) -> None:
         if session.state is State.SYNCED:
             return
         await sim.advance(1)
-        await until(lambda: session.state is State.SYNCED or session.sync.buffered > 0, f"{name}: the tick's depth event")
+        await until(
+            lambda: session.state is State.SYNCED or session.sync.buffered > 0, f"{name}: the tick's depth event"
+        )
         await until(lambda: session.state is State.SYNCED or not session.sync.wants_snapshot, f"{name}: a snapshot")
     raise SystemExit(f"{name}: the session never synced with the simulator ({session.sync.reason})")
 
