@@ -48,6 +48,33 @@ async def caught_up(sim: SimServer, session: LiveSession) -> None:
         await asyncio.sleep(0 if i < 50 else 0.001)
 
 
+async def until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise SystemExit(f"gave up waiting for {what}")
+        await asyncio.sleep(0.002)
+
+
+async def connect(name: str, sim: SimServer, session: LiveSession) -> None:
+    """Connect and sync at the same simulated tick every run: the clock stands still while the
+    session connects, and after each tick the script waits until the session has taken the tick's
+    depth event and any snapshot it asked for, so how fast this machine is changes nothing."""
+    await until(lambda: session.state is State.SYNCING, f"{name}: the session to connect ({session.sync.reason})")
+    await sim.wait_for_connections(1)
+    await asyncio.sleep(0.2)  # the subscription settles; the clock is stopped, so nothing is missed
+    for _ in range(50):
+        if session.state is State.SYNCED:
+            return
+        await sim.advance(1)
+        await until(
+            lambda: session.state is State.SYNCED or session.sync.buffered > 0, f"{name}: the tick's depth event"
+        )
+        await until(lambda: session.state is State.SYNCED or not session.sync.wants_snapshot, f"{name}: a snapshot")
+    raise SystemExit(f"{name}: the session never synced with the simulator ({session.sync.reason})")
+
+
 async def drawn(pilot: Pilot) -> None:
     """Let the UI draw what the session holds now."""
     await pilot.pause()
@@ -89,6 +116,16 @@ async def resyncing(pilot: Pilot, sim: SimServer, session: LiveSession) -> None:
     await drawn(pilot)
 
 
+async def stale(pilot: Pilot, sim: SimServer, session: LiveSession) -> None:
+    """A silent connection: the market moves on (the simulated clock advances 3 s) but no frame
+    arrives, so the synced book stops changing and the screen says STALE, with its age."""
+    await asyncio.sleep(0.1)  # the clock stands still: frames still in flight (the miniTicker) land first
+    sim.faults.silence()
+    await sim.advance(30)
+    await asyncio.sleep(0.05)  # the silenced ticks reach nobody; let the app notice the time
+    await drawn(pilot)
+
+
 async def symbol_picker(pilot: Pilot, sim: SimServer, session: LiveSession) -> None:
     await press(pilot, "s")
     await asyncio.sleep(0.3)  # the symbol list (exchangeInfo) for completion
@@ -99,9 +136,11 @@ async def symbol_picker(pilot: Pilot, sim: SimServer, session: LiveSession) -> N
 
 SHOTS: list[tuple[str, tuple[int, int], Action | None]] = [
     ("obtui-160x48", (160, 48), None),
+    ("obtui-120x40", (120, 40), None),
     ("obtui-80x24", (80, 24), None),
     ("obtui-grouped", (160, 48), keys("g", "g")),
     ("obtui-resyncing", (160, 48), resyncing),
+    ("obtui-stale", (160, 48), stale),
     ("obtui-symbol-picker", (160, 48), symbol_picker),
     ("obtui-help", (160, 48), keys("question_mark")),
 ]
@@ -115,13 +154,7 @@ async def shoot(name: str, size: tuple[int, int], action: Action | None, out: Pa
         app = ObtuiApp(session, monotonic=lambda: MONO, max_fps=None, badge="DEMO · simulated exchange")
         app.cursor_blink_enabled = False
         async with app.run_test(size=size) as pilot:
-            for _ in range(500):  # connect, validate, subscribe; then each tick buffers, a snapshot syncs
-                if session.state is State.SYNCED:
-                    break
-                await sim.advance(1)
-                await asyncio.sleep(0.02)
-            if session.state is not State.SYNCED:
-                raise SystemExit(f"{name}: the session never synced with the simulator ({session.sync.reason})")
+            await connect(name, sim, session)
             await run_ticks(sim, session, pilot, WARMUP_TICKS)
             if action is not None:
                 await action(pilot, sim, session)
