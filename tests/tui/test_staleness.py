@@ -64,7 +64,7 @@ async def test_a_silent_feed_goes_stale_on_screen_and_fresh_at_the_next_event() 
         banner = [r for r in rows if "STALE — no book update for" in r]
         assert banner and re.search(r"no book update for 3\.\d s", banner[0]), rows
         assert app.ladder.box_subtitle == "STALE" and app.ladder.box_state == "not-live"
-        assert "none for 3." in app.latency_panel.text.plain  # no current latency is claimed
+        assert re.search(r"now\s+3\.\d s ago", app.latency_panel.text.plain)  # no current latency is claimed
         assert app.sync_panel.text.plain.startswith("STALE · no book update for")
 
         # The feed comes back: the data catches up with the clock, and the first event newer than
@@ -105,3 +105,17 @@ async def test_the_header_shows_the_24h_figures_and_their_age() -> None:
         # Left out whole where there is no room, never cut: a figure is there entirely or not at all.
         for figure in ("H 62,000.00", "L 59,000.50", "Vol 12,345.67891"):
             assert figure in header or figure.split()[0] + " " not in header, header
+
+
+async def test_no_current_latency_is_claimed_while_not_synced() -> None:
+    session = synced_session(cls=WallClockSession)
+    app = SnapApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(pilot)
+        assert re.search(r"now\s+-?[\d.]", app.latency_panel.text.plain) or "skew" in app.latency_panel.text.plain
+        session.sync.connection_lost("test: the connection dropped")
+        session.drain()
+        app.refresh_panels()
+        await _settle(pilot)
+        first = app.latency_panel.text.plain.splitlines()[0]
+        assert re.match(r"now\s+—", first), first  # the last value would read as current

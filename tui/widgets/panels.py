@@ -369,11 +369,17 @@ class LatencyPanel(Panel):
             self.show(fit_lines(empty, width, height))
             return
         now, p50, p99 = window.last, window.percentile(50), window.percentile(99)
-        age = session.book_age() if session is not None and session.is_stale() else None
-        # Stale: the last latency is not "now"; say how long nothing has come instead.
-        now_text: Text | str = (
-            latency(now) if age is None else Text(f"none for {age_text(age)}", self.st("panel--warn"))
-        )
+        assert session is not None
+        age = session.book_age() if session.is_stale() else None
+        # The last latency is "now" only while events flow into a synced book. Stale: say how long ago
+        # the last one came (short enough for the narrowest panel); not synced: there is no "now".
+        now_text: Text | str
+        if session.state is not State.SYNCED:
+            now_text = Text("—", self.st("panel--dim"))
+        elif age is not None:
+            now_text = Text(f"{age_text(age)} ago", self.st("panel--warn"))
+        else:
+            now_text = latency(now)
         if height >= 3:
             lines = self.grid([("now", now_text), ("p50", latency(p50)), ("p99", latency(p99))], max_columns=1)
             dim = self.st("panel--dim")
