@@ -464,7 +464,7 @@ class LiveSession(Session):
         body = await self._rest_retrying("checking the symbol", lambda: self.rest.exchange_info(symbol))
         for entry in body.get("symbols", ()) if isinstance(body, dict) else ():
             if isinstance(entry, dict) and entry.get("symbol") == symbol:
-                info = SymbolInfo.from_exchange_info(entry)
+                info = SymbolInfo.from_exchange_info(entry, self.market.qty_unit)
                 if not info.trading:
                     # Listed but not trading (HALT, BREAK; futures' SETTLING, DELIVERING, ...): the book
                     # may be empty or frozen. Said plainly, and watched all the same.

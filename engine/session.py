@@ -94,12 +94,14 @@ class SymbolInfo:
     delivery_ms: int = 0  # futures: when a delivery contract settles (ms); perpetuals carry a far-off date
     contract_size: int = 0  # COIN-M: the USD value of one contract, in units of 1e-8 (0: not given)
     pair: str = ""  # futures: the underlying pair (BTCUSD for BTCUSD_PERP)
+    qty_unit: str = ""  # what sizes count when not the base asset (the market's: "cont" on COIN-M)
 
     @classmethod
-    def from_exchange_info(cls, entry: dict) -> SymbolInfo:
+    def from_exchange_info(cls, entry: dict, qty_unit: str = "") -> SymbolInfo:
+        """``qty_unit``: the market's unit of sizes (``Market.qty_unit``), "" for the base asset."""
         # COIN-M names the status contractStatus; the others name it status.
         status = entry.get("status") or entry.get("contractStatus") or "TRADING"
-        info = cls(entry["symbol"], str(status))
+        info = cls(entry["symbol"], str(status), qty_unit=qty_unit)
         info.base, info.quote = entry.get("baseAsset", ""), entry.get("quoteAsset", "")
         info.contract_type = str(entry.get("contractType") or "")
         info.pair = str(entry.get("pair") or "")
@@ -120,6 +122,18 @@ class SymbolInfo:
             except (KeyError, ValueError):
                 continue
         return info
+
+    @property
+    def size_unit(self) -> str:
+        """The unit of the book's sizes and the 24 h volume: contracts on COIN-M, else the base asset."""
+        return self.qty_unit or self.base
+
+    def notional(self, qty_units: int) -> int | None:
+        """What ``qty_units`` contracts are worth (contracts × contractSize, in units of 1e-8 of the
+        quote), or None where a size is not a number of contracts."""
+        if not (self.qty_unit and self.contract_size):
+            return None
+        return qty_units * self.contract_size // 10**8
 
     @property
     def trading(self) -> bool:
