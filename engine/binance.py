@@ -722,7 +722,13 @@ class LiveSession(Session):
             return None if deadline is None else max(0.0, deadline - loop.time())
 
         recv = asyncio.ensure_future(ws.recv(decode=False))
-        done, _ = await asyncio.wait({recv, conn.handover}, timeout=left(), return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait({recv, conn.handover}, timeout=left(), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The session is stopping: a recv left behind would end with ConnectionClosed when the
+            # connection closes, and nobody would read it ("Task exception was never retrieved").
+            recv.cancel()
+            raise
         handover = conn.handover
         failed = handover in done and not handover.cancelled() and handover.exception()
         if isinstance(failed, (OSError, TimeoutError, websockets.InvalidHandshake)):
