@@ -1,23 +1,30 @@
-"""The live Binance session: one combined WebSocket plus REST, driving ``BookSync``.
+"""The live Binance session: WebSocket connections plus REST, driving ``BookSync``, on any market.
 
-Behaviour (binance-protocol.md §1, §3):
+Behaviour (binance-protocol.md §1, §3, §5); the market's table (engine/markets.py) gives every path,
+snapshot limit, weight and stream name, and nothing here branches on a market's name:
 - the symbol is validated over REST (exchangeInfo) before anything else; unknown -> ``UnknownSymbol``;
-- one combined connection for ``<sym>@depth@100ms``, ``<sym>@trade``, ``<sym>@bookTicker`` (the
-  ticker verifies the book) and ``<sym>@miniTicker`` (the 24 h figures, once a second), with
-  ``timeUnit=MICROSECOND``;
-- any disconnect: reconnect with exponential backoff and jitter, then a full resync;
-- ``serverShutdown``: a new connection is opened while the old one keeps feeding the book, then the
-  session moves to it and resyncs there;
-- no depth event for ``silence_timeout`` seconds: the connection is treated as dead; only stale events
-  for that long (a snapshot from another environment, one event with a huge ``u``): a resync on the same
-  connection, with a growing pause before each such snapshot;
+  listed but not trading: said plainly, then watched all the same;
+- the streams ``<sym>@<depth>``, ``<sym>@<trade or aggTrade>``, ``<sym>@bookTicker`` (verifies the book)
+  and ``<sym>@miniTicker`` (the 24 h figures, once a second), grouped into connections by the WebSocket
+  path the table gives each (``links``): one on spot and COIN-M, two on USDⓈ-M (depth + bookTicker on
+  /public, aggTrade + miniTicker on /market). Spot asks for ``timeUnit=MICROSECOND``;
+- every connection has its own loop, backoff, handover and reconnect-now; only the book's one
+  touches the sync. Any disconnect of it: reconnect with exponential backoff and jitter, then a full
+  resync; a drop of the trades connection: reconnect it, and the book carries on;
+- ``serverShutdown`` on a connection: a new one is opened while the old one keeps feeding, then the
+  session moves to it (and, for the book's, resyncs there);
+- no depth event for ``silence_timeout`` seconds on the book's connection: it is treated as dead; only
+  stale events for that long (a snapshot from another environment, one event with a huge ``u``): a
+  resync on the same connection, with a growing pause before each such snapshot. The trades
+  connection has no such watchdog (a quiet symbol trades rarely); websockets' pings find a dead one;
 - one backoff policy for every retry: exponential with jitter and a cap, reset only once the book has
   been synced for ``Backoff.healthy_after`` seconds (so connections that die young, and serverShutdown
-  on every new connection, slow down instead of storming); connection attempts also stay inside a
-  rolling budget (Binance bans an IP past 300 per 5 minutes);
+  on every new connection, slow down instead of storming); connection attempts of every connection
+  stay inside one rolling budget (Binance bans an IP past 300 per 5 minutes);
 - REST: 429/418 honour ``Retry-After`` (at least ``MIN_RETRY_AFTER``) before any further request; 5xx,
   timeouts and unusable answers (HTML, a crossed or malformed snapshot) back off; every request has an
-  overall deadline; ``X-MBX-USED-WEIGHT-1M`` is tracked so snapshot retries stay inside the weight budget;
+  overall deadline; ``X-MBX-USED-WEIGHT-1M`` is tracked so snapshot retries stay inside the market's
+  weight budget; a snapshot limit is always one the market accepts (futures: 5..1000 from a list);
 - answers that retrying cannot change (451, 403, a redirect) raise ``Refused``: the session ends with it;
 - a gap resyncs with a new snapshot on the same connection.
 Every one of these is a state change, a counter and a notice that says what happens next.
@@ -32,6 +39,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -51,14 +59,12 @@ from engine.events import (
     decode_snapshot,
     read_frame,
 )
+from engine.markets import SPOT_MARKET, Market
 from engine.record import Recorder
 from engine.session import Listener, Session, SymbolInfo
 from engine.sync import State
 
 SNAPSHOT_LIMIT = 1000
-WEIGHT_LIMIT = 6000
-_DEPTH_WEIGHT = ((100, 5), (500, 25), (1000, 50), (5000, 250))
-DEPTH_PATH = "/api/v3/depth"
 MIN_RETRY_AFTER = 1.0  # a "Retry-After: 0" must not turn into a burst of requests
 REST_DEADLINE = 10.0  # seconds for a whole REST answer: httpx's timeout is per read, a trickle never trips it
 ATTEMPT_BUDGET = (250, 300.0)  # connection attempts per window (s); Binance bans past 300 per 5 min per IP
@@ -100,14 +106,6 @@ def usable_snapshot(symbol: str, body: bytes, limit: int | None = None) -> Snaps
     return snap
 
 
-def depth_weight(limit: int) -> int:
-    """The request weight Binance charges for a depth snapshot of ``limit`` levels."""
-    for top, weight in _DEPTH_WEIGHT:
-        if limit <= top:
-            return weight
-    return 250
-
-
 class Backoff:
     """Exponential backoff with full jitter: base * 2^n capped, times a random factor in [0.5, 1].
 
@@ -137,17 +135,23 @@ class Backoff:
 
 
 class RestClient:
-    """Binance REST with the exchange's rate rules built in.
+    """Binance REST with the exchange's rate rules built in, on one market's paths and weights.
 
     Before each request it waits out any ``Retry-After`` and keeps the minute's weight (as the server
-    last reported it in ``X-MBX-USED-WEIGHT-1M``) under ``weight_limit``.
+    last reported it in ``X-MBX-USED-WEIGHT-1M``) under ``weight_limit`` (the market's by default).
     """
 
     def __init__(
-        self, base_url: str, timeout: float = 10.0, weight_limit: int = WEIGHT_LIMIT, deadline: float = REST_DEADLINE
+        self,
+        base_url: str,
+        timeout: float = 10.0,
+        weight_limit: int | None = None,
+        deadline: float = REST_DEADLINE,
+        market: Market = SPOT_MARKET,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.weight_limit = weight_limit
+        self.market = market
+        self.weight_limit = market.weight_limit if weight_limit is None else weight_limit
         self.deadline = deadline
         self.weight_used = 0
         self.not_before = 0.0  # monotonic time before which no request may be sent (Retry-After)
@@ -237,31 +241,118 @@ class RestClient:
             raise RestError(f"the answer to {resp.url.path} is not JSON ({e}): {one_line(resp.text, 60)!r}") from None
 
     async def exchange_info(self, symbol: str | None = None) -> dict:
+        # Futures' exchangeInfo takes no symbol and lists every one (an unknown symbol is then one
+        # missing from the list); the parameter is harmless there, and spot answers -1121 to it.
         params = {"symbol": symbol} if symbol else {}
-        return self.parse(await self.get("/api/v3/exchangeInfo", params, 20))
+        return self.parse(await self.get(self.market.exchange_info_path(), params, 20))
 
     async def depth(self, symbol: str, limit: int = SNAPSHOT_LIMIT) -> bytes:
-        """A depth answer's raw body (kept byte for byte for recordings; decoded by ``usable_snapshot``)."""
-        resp = await self.get(DEPTH_PATH, {"symbol": symbol, "limit": limit}, depth_weight(limit))
+        """A depth answer's raw body (kept byte for byte for recordings; decoded by ``usable_snapshot``).
+
+        ``limit`` is first made one the market accepts (futures take 5..1000 from a fixed list only)."""
+        market = self.market
+        limit = market.accepted_limit(limit)
+        resp = await self.get(market.depth_path(), {"symbol": symbol, "limit": limit}, market.depth_weight(limit))
         return self.not_html(resp)
 
     async def ticker_24h(self, symbol: str) -> dict:
-        return self.parse(await self.get("/api/v3/ticker/24hr", {"symbol": symbol}, 2))
+        return self.parse(await self.get(self.market.ticker_path(), {"symbol": symbol}, 2))
 
 
-def stream_names(symbol: str) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One WebSocket connection of a market's layout: its path and the streams it carries.
+
+    Built from the market table by ``links``, never by naming a market: USDⓈ-M puts depth and
+    bookTicker on ``/public/stream`` and aggTrade and miniTicker on ``/market/stream`` (two links);
+    spot and COIN-M carry everything on ``/stream`` (one link).
+    """
+
+    name: str  # "depth", "trades"; "stream" when one connection carries everything
+    path: str
+    suffixes: tuple[str, ...]  # stream suffixes: depth@100ms, bookTicker, ...
+    book: bool  # carries the diff depth stream: its drop resyncs the book, and its silence is a fault
+
+    def label(self, alone: bool) -> str:
+        """How notices name this connection: "this connection" when it is the only one."""
+        return "this connection" if alone else f"the {self.name} connection"
+
+
+def stream_suffixes(market: Market) -> tuple[str, ...]:
+    """The session's streams: diff depth, trades, bookTicker (verifies the book), miniTicker (24 h)."""
+    return (market.depth_stream, market.trade_stream, "bookTicker", "miniTicker")
+
+
+def links(market: Market) -> tuple[Link, ...]:
+    """The connections a session holds on ``market``, the book's first: streams grouped by the
+    WebSocket path the table puts them on (a stream on the wrong path fails silently on Binance)."""
+    by_path: dict[str, list[str]] = {}
+    for suffix in stream_suffixes(market):
+        by_path.setdefault(market.ws_path(suffix), []).append(suffix)
+    out = []
+    for path, suffixes in by_path.items():
+        book = market.depth_stream in suffixes
+        name = "stream" if len(by_path) == 1 else "depth" if book else "trades"
+        out.append(Link(name, path, tuple(suffixes), book))
+    out.sort(key=lambda link: not link.book)
+    return tuple(out)
+
+
+def stream_names(symbol: str, suffixes: tuple[str, ...] = stream_suffixes(SPOT_MARKET)) -> list[str]:
     s = symbol.lower()
-    return [f"{s}@depth@100ms", f"{s}@trade", f"{s}@bookTicker", f"{s}@miniTicker"]
+    return [f"{s}@{suffix}" for suffix in suffixes]
 
 
-def stream_url(ws_url: str, symbol: str) -> str:
-    """The combined-stream URL; names are percent-encoded (symbols may be non-ASCII since 2025-12)."""
-    names = "/".join(quote(n, safe="@") for n in stream_names(symbol))
-    return f"{ws_url.rstrip('/')}/stream?streams={names}&timeUnit=MICROSECOND"
+def stream_url(ws_url: str, symbol: str, link: Link | None = None, market: Market = SPOT_MARKET) -> str:
+    """The combined-stream URL of ``link`` (the market's first); names are percent-encoded (symbols
+    may be non-ASCII since 2025-12)."""
+    link = link or links(market)[0]
+    names = "/".join(quote(n, safe="@") for n in stream_names(symbol, link.suffixes))
+    unit = f"&timeUnit={market.time_unit}" if market.time_unit else ""
+    return f"{ws_url.rstrip('/')}{link.path}?streams={names}{unit}"
+
+
+class Connection:
+    """One of a session's WebSocket connections at run time: its link, its own backoff and handover,
+    and its status for the panels ("open", "connecting", "reconnecting", "handing over")."""
+
+    def __init__(self, link: Link, backoff: Backoff, alone: bool) -> None:
+        self.link = link
+        self.backoff = backoff
+        self.label = link.label(alone)
+        self.ws: ClientConnection | None = None
+        self.handover: asyncio.Future[ClientConnection] | None = None
+        self.status = "connecting"
+        self.reason = ""  # why it is not open, while it is not
+        self.retry_at: float | None = None  # monotonic: the end of its reconnect backoff
+        self.opened_at = 0.0  # when the current connection became the session's
+        self.synced_at: float | None = None  # the book's link: since when synced, while a backoff waits to reset
+        self.opened = 0  # connections opened on this link
+        self.drops = 0  # connections lost (handovers not counted)
+        self.handovers = 0
+        self.reconnect_wanted = asyncio.Event()  # set by reconnect_now: cut a reconnect backoff short
+        self.waiting = False  # a reconnect backoff is being waited out
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStatus:
+    """What the sync panel says of one connection."""
+
+    name: str
+    status: str
+    retry_at: float | None
+    book: bool
 
 
 class LiveSession(Session):
-    """A session on a live exchange (Binance or the simulator). ``run()`` runs until cancelled."""
+    """A session on a live exchange (Binance or the simulator). ``run()`` runs until cancelled.
+
+    ``market`` (engine/markets.py) decides every path, limit, weight and stream name, and how many
+    WebSocket connections the session holds (``links``): each runs its own loop with its own backoff,
+    handover and reconnect-now. Only the book's connection touches the sync: a drop there resyncs, and
+    its silence is a fault; the trades connection reconnects on its own and the book never notices
+    (its silence is allowed: a quiet symbol trades rarely; websockets' pings find a dead one).
+    """
 
     kind = "live"
 
@@ -273,7 +364,8 @@ class LiveSession(Session):
         listener: Listener | None = None,
         recorder: Recorder | None = None,
         *,
-        snapshot_limit: int = SNAPSHOT_LIMIT,
+        market: Market = SPOT_MARKET,
+        snapshot_limit: int | None = None,
         silence_timeout: float = 10.0,
         open_timeout: float = 10.0,
         backoff: Backoff | None = None,
@@ -281,35 +373,57 @@ class LiveSession(Session):
         rest_deadline: float = REST_DEADLINE,
         attempt_budget: tuple[int, float] = ATTEMPT_BUDGET,
     ) -> None:
-        super().__init__(symbol, listener, clock)
+        super().__init__(symbol, listener, clock, market)
         self.ws_url = ws_url
-        self.rest = RestClient(rest_url, deadline=rest_deadline)
+        self.rest = RestClient(rest_url, deadline=rest_deadline, market=market)
         self.recorder = recorder
-        self.snapshot_limit = snapshot_limit
+        # The market's own sizes only: futures answer any other limit with HTTP 400.
+        wanted = market.snapshot_limit(20) if snapshot_limit is None else snapshot_limit
+        self.snapshot_limit = market.accepted_limit(wanted)
         self.silence_timeout = silence_timeout
         self.open_timeout = open_timeout
         self.backoff = backoff or Backoff()
         self.attempt_budget = attempt_budget
-        self.connections = 0
-        self.handovers = 0
         self.stale_resyncs = 0  # resyncs because only stale events came for silence_timeout
         self.snapshot_failures = 0  # snapshot answers that could not be used (and were asked again)
         # The same policy paces resyncs against a snapshot that is ahead of the stream for good.
         self._stale_backoff = Backoff(self.backoff.base, self.backoff.cap)
         self._snapshot_not_before = 0.0  # monotonic; no snapshot request before it
+        # One budget for every connection: Binance counts attempts per IP, not per connection.
         self._attempts: deque[float] = deque()  # monotonic times of connection attempts in the budget window
-        self._opened_at = 0.0  # when the current connection became the session's
-        self._synced_at: float | None = None  # since when the book is synced, while a backoff waits to reset
         self._stream_id: int | None = None  # u of the latest stale depth event
-        self._ws: ClientConnection | None = None
-        self._handover: asyncio.Task[ClientConnection] | None = None
+        self.links = links(market)
+        alone = len(self.links) == 1
+        # The book's connection uses the given backoff (tests tune it); the others a copy of its policy.
+        p = self.backoff
+        self.conns = [
+            Connection(link, p if link.book else Backoff(p.base, p.cap, None, p.healthy_after), alone)
+            for link in self.links
+        ]
+        self._book = self.conns[0]
         self._snapshot_wanted = asyncio.Event()
         self._control_id = 0
         self._symbols: list[str] | None = None
         self._background: set[asyncio.Future[Any]] = set()  # fire-and-forget tasks, kept from the GC
-        self._reconnect_wanted = asyncio.Event()  # set by reconnect_now: cut a reconnect backoff short
-        self._reconnect_waiting = False  # a reconnect backoff is being waited out
         self.reconnects_requested = 0  # backoffs cut short by the user
+        self._us = 1000.0 if market.time_unit == "MICROSECOND" else 1.0  # E's units per ms
+
+    @property
+    def connections(self) -> int:
+        """Connections opened so far, on every link."""
+        return sum(c.opened for c in self.conns)
+
+    @property
+    def handovers(self) -> int:
+        return sum(c.handovers for c in self.conns)
+
+    @property
+    def _reconnect_waiting(self) -> bool:
+        return any(c.waiting for c in self.conns)
+
+    def link_status(self) -> list[LinkStatus]:
+        """Each connection's status, the book's first (for the panels; O(connections))."""
+        return [LinkStatus(c.link.name, c.status, c.retry_at, c.link.book) for c in self.conns]
 
     def _spawn(self, aw: Any) -> None:
         fut = asyncio.ensure_future(aw)
@@ -350,7 +464,16 @@ class LiveSession(Session):
         body = await self._rest_retrying("checking the symbol", lambda: self.rest.exchange_info(symbol))
         for entry in body.get("symbols", ()) if isinstance(body, dict) else ():
             if isinstance(entry, dict) and entry.get("symbol") == symbol:
-                return SymbolInfo.from_exchange_info(entry)
+                info = SymbolInfo.from_exchange_info(entry, self.market.qty_unit)
+                if not info.trading:
+                    # Listed but not trading (HALT, BREAK; futures' SETTLING, DELIVERING, ...): the book
+                    # may be empty or frozen. Said plainly, and watched all the same.
+                    self.notice(
+                        f"{symbol} is listed on {self.market.title} but not trading (status {info.status}): "
+                        "its book may stay empty or still",
+                        error=True,
+                    )
+                return info
         raise UnknownSymbol(symbol)
 
     async def list_symbols(self) -> list[str]:
@@ -389,7 +512,8 @@ class LiveSession(Session):
             try:
                 return body, usable_snapshot(symbol, body, self.snapshot_limit)
             except ValueError as e:
-                raise RestError(f"the snapshot from {DEPTH_PATH} is unusable: {one_line(str(e))}") from None
+                where = self.market.depth_path()
+                raise RestError(f"the snapshot from {where} is unusable: {one_line(str(e))}") from None
         except Exception:
             self.snapshot_failures += 1
             raise
@@ -453,100 +577,125 @@ class LiveSession(Session):
             self.retry_at = None
         self._attempts.append(time.monotonic())
 
-    async def _connect(self, delay: float = 0.0) -> ClientConnection:
+    def _url(self, conn: Connection) -> str:
+        return stream_url(self.ws_url, self.symbol, conn.link, self.market)
+
+    async def _connect(self, conn: Connection, delay: float = 0.0) -> ClientConnection:
         if delay > 0:
             await asyncio.sleep(delay)
         await self._attempt_slot()
         ws = await websockets.connect(
-            stream_url(self.ws_url, self.symbol),
+            self._url(conn),
             open_timeout=self.open_timeout,
             ping_interval=20,
             ping_timeout=20,
             max_size=2**24,
             compression=None,
         )
-        self.connections += 1
+        conn.opened += 1
         return ws
 
-    async def _connect_retrying(self) -> ClientConnection:
-        while True:
-            self.sync.connecting(f"connecting to {self.ws_url}")
+    def _lost(self, conn: Connection, text: str) -> None:
+        """``conn`` is down: the book's link takes the book with it; any other only says so."""
+        if conn.link.book:
+            self.sync.connection_lost(text)
             self.drain()
+
+    async def _connect_retrying(self, conn: Connection) -> ClientConnection:
+        where = self.ws_url if len(self.conns) == 1 else f"{self.ws_url}{conn.link.path}"
+        while True:
+            conn.status = "connecting"
+            if conn.link.book:
+                self.sync.connecting(f"connecting to {where}")
+                self.drain()
             try:
-                return await self._connect()
+                return await self._connect(conn)
             except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as e:
                 if isinstance(e, websockets.InvalidURI):
                     self.sync.fail(f"bad --ws-url {self.ws_url!r}: {e}")
                     self.drain()
                     raise
-                delay = self.backoff.next()
-                self.retry_at = time.monotonic() + delay
-                self.sync.connection_lost(f"cannot connect to {self.ws_url} ({e}); retrying in {delay:.1f} s")
-                self.drain()
+                delay = conn.backoff.next()
+                self._retry_at(conn, time.monotonic() + delay)
+                conn.status = "reconnecting"
+                self._lost(conn, f"cannot connect to {where} ({e}); retrying in {delay:.1f} s")
+                unaffected = "" if conn.link.book else " (the book is not affected)"
                 self.notice(
-                    f"cannot connect to {self.ws_url}: {e}. Retrying in {delay:.1f} s ({self._window_text()}) — "
+                    f"cannot connect to {where}: {e}. Retrying in {delay:.1f} s ({self._window_text()}){unaffected} — "
                     "check the network or --ws-url",
                     error=True,
                 )
-                await self._backoff_sleep(delay)
-                self.retry_at = None
+                await self._backoff_sleep(conn, delay)
+                self._retry_at(conn, None)
 
-    async def _backoff_sleep(self, delay: float) -> None:
+    def _retry_at(self, conn: Connection, when: float | None) -> None:
+        """The end of ``conn``'s backoff; the session's own countdown is the book's (the header's)."""
+        conn.retry_at = when
+        if conn.link.book:
+            self.retry_at = when
+
+    async def _backoff_sleep(self, conn: Connection, delay: float) -> None:
         """Wait out a reconnect backoff, or less if the user asks (``reconnect_now``)."""
-        self._reconnect_wanted.clear()
-        self._reconnect_waiting = True
+        conn.reconnect_wanted.clear()
+        conn.waiting = True
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reconnect_wanted.wait(), delay)
+                await asyncio.wait_for(conn.reconnect_wanted.wait(), delay)
         finally:
-            self._reconnect_waiting = False
+            conn.waiting = False
 
     def reconnect_now(self) -> bool:
-        """Skip the rest of the current reconnect backoff; False when none is being waited out.
+        """Skip the rest of every reconnect backoff being waited out; False when there is none.
 
         For a user who knows the network is back: the wait protects the exchange from a storm of
         attempts, and one attempt per key press (still inside the attempt budget) is no storm.
         """
-        if not self._reconnect_waiting or self._reconnect_wanted.is_set():
+        waiting = [c for c in self.conns if c.waiting and not c.reconnect_wanted.is_set()]
+        if not waiting:
             return False
         self.reconnects_requested += 1
         self.retry_at = None
+        for c in waiting:
+            self._retry_at(c, None)
+            c.reconnect_wanted.set()
         self.notice(f"reconnecting now, at your request (request {self.reconnects_requested})")
-        self._reconnect_wanted.set()
         return True
 
-    def control(self, msg: Any) -> None:
-        if isinstance(msg, ServerShutdown) and self._handover is None:
-            self.handovers += 1
-            lived = time.monotonic() - self._opened_at
-            # A handover ends a connection like any failure: a healthy one hands over at once (the server
-            # gives no lead time), one told to go soon after an earlier trouble waits like a reconnect.
-            first = not self.backoff.failures
-            delay = self.backoff.next()
-            if first:
-                delay = 0.0
-            when = f" in {delay:.1f} s" if delay else ""
-            self.notice(
-                f"server shutting this connection down: opening a new one{when} "
-                f"(connection lived {lived:.1f} s; {self._window_text()})",
-                error=not first,
-            )
-            self._handover = asyncio.ensure_future(self._connect(delay))
+    def _shutdown(self, conn: Connection) -> None:
+        """serverShutdown on ``conn``: open its successor while it keeps feeding."""
+        if conn.handover is not None:
+            return
+        conn.handovers += 1
+        lived = time.monotonic() - conn.opened_at
+        # A handover ends a connection like any failure: a healthy one hands over at once (the server
+        # gives no lead time), one told to go soon after an earlier trouble waits like a reconnect.
+        first = not conn.backoff.failures
+        delay = conn.backoff.next()
+        if first:
+            delay = 0.0
+        when = f" in {delay:.1f} s" if delay else ""
+        conn.status = "handing over"
+        self.notice(
+            f"server shutting {conn.label} down: opening a new one{when} "
+            f"(connection lived {lived:.1f} s; {self._window_text()})",
+            error=not first,
+        )
+        conn.handover = asyncio.ensure_future(self._connect(conn, delay))
 
-    def _healthy(self, now: float) -> None:
+    def _healthy(self, conn: Connection, now: float) -> None:
         """Per fed depth event while a backoff waits to reset: forget failures once synced long enough."""
         if self.sync.state is not State.SYNCED:
-            self._synced_at = None
-        elif self._synced_at is None:
-            self._synced_at = now
-        elif now - self._synced_at >= self.backoff.healthy_after:
-            self.backoff.reset()  # the next failure starts from a short wait
+            conn.synced_at = None
+        elif conn.synced_at is None:
+            conn.synced_at = now
+        elif now - conn.synced_at >= conn.backoff.healthy_after:
+            conn.backoff.reset()  # the next failure starts from a short wait
             self._stale_backoff.reset()
 
     def _stale_resync(self) -> None:
         """Only stale events for silence_timeout: the book stopped moving although the stream did not."""
         self.stale_resyncs += 1
-        self._synced_at = None
+        self._book.synced_at = None
         delay = self._stale_backoff.next()
         self._snapshot_not_before = time.monotonic() + delay
         reason = (
@@ -558,31 +707,41 @@ class LiveSession(Session):
         # A REST base of another environment stays ahead for good: each such snapshot waits longer.
         self.notice(f"{reason}; next snapshot in {delay:.1f} s (stale resync {self.stale_resyncs})", error=True)
 
-    async def _recv(self, ws: ClientConnection, deadline: float) -> bytes | str | None:
-        """The next frame; None once ``deadline`` (loop time) passes; "handover" when the new connection is ready."""
-        if self._handover is None:
+    async def _recv(self, conn: Connection, ws: ClientConnection, deadline: float | None) -> bytes | str | None:
+        """The next frame; None once ``deadline`` (loop time; None: never) passes; "handover" when the
+        new connection is ready."""
+        if conn.handover is None:
             try:
                 async with asyncio.timeout_at(deadline):
                     return await ws.recv(decode=False)
             except TimeoutError:
                 return None
         loop = asyncio.get_running_loop()
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - loop.time())
+
         recv = asyncio.ensure_future(ws.recv(decode=False))
-        done, _ = await asyncio.wait(
-            {recv, self._handover}, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED
-        )
-        handover = self._handover
+        try:
+            done, _ = await asyncio.wait({recv, conn.handover}, timeout=left(), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The session is stopping: a recv left behind would end with ConnectionClosed when the
+            # connection closes, and nobody would read it ("Task exception was never retrieved").
+            recv.cancel()
+            raise
+        handover = conn.handover
         failed = handover in done and not handover.cancelled() and handover.exception()
         if isinstance(failed, (OSError, TimeoutError, websockets.InvalidHandshake)):
-            # No new connection: this one still feeds the book, so stay on it until the server
-            # closes it (then the usual reconnect with backoff follows).
-            self._handover = None
+            # No new connection: this one still feeds, so stay on it until the server closes it
+            # (then the usual reconnect with backoff follows).
+            conn.handover = None
+            conn.status = "open"
             self.notice(
-                f"could not open a new connection ({failed}); staying on this one until the server closes it",
+                f"could not open a new connection ({failed}); staying on {conn.label} until the server closes it",
                 error=True,
             )
             if recv not in done:
-                done, _ = await asyncio.wait({recv}, timeout=max(0.0, deadline - loop.time()))
+                done, _ = await asyncio.wait({recv}, timeout=left())
         elif handover in done:
             # The book is resynced on the new connection, so a frame that raced it is not needed;
             # its outcome is still read so that asyncio does not report it as never retrieved.
@@ -595,18 +754,20 @@ class LiveSession(Session):
             return None
         return recv.result()
 
-    async def _read(self, ws: ClientConnection) -> str:
+    async def _read(self, conn: Connection, ws: ClientConnection) -> str:
         """Feed frames from ``ws`` until it closes, goes silent, or a handover connection is ready.
 
-        Only depth events that were applied or buffered feed the silence watchdog: a stream of stale
-        events (u < book id) means the book stopped moving, which is lost sync, not health.
+        The silence watchdog watches the book's connection only. There, only depth events that were
+        applied or buffered feed it: a stream of stale events (u < book id) means the book stopped
+        moving, which is lost sync, not health.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.silence_timeout
-        clock, recorder = self.clock, self.recorder
+        watch = conn.link.book
+        deadline = loop.time() + self.silence_timeout if watch else None
+        clock, recorder, us = self.clock, self.recorder, self._us
         stale_only = False  # every depth event since the watchdog was last fed was stale
         while True:
-            raw = await self._recv(ws, deadline)
+            raw = await self._recv(conn, ws, deadline)
             if isinstance(raw, str):  # "handover"
                 return "handover"
             if raw is None:
@@ -622,10 +783,16 @@ class LiveSession(Session):
             msg = decode_payload(frame.stream, frame.payload) if type(frame) is Frame else frame
             latency = None
             if isinstance(msg, (DepthUpdate, Trade)) and msg.event_time:
-                latency = recv_ms - msg.event_time / 1000.0  # E is in microseconds (timeUnit)
+                latency = recv_ms - msg.event_time / us  # E in µs on spot (timeUnit), in ms on futures
             if recorder is not None and type(frame) is Frame:
                 # The decoded stream name and the payload's exact bytes, whatever the frame's layout.
                 recorder.write(recv_ms, latency, frame.stream, frame.payload)
+            if isinstance(msg, ServerShutdown):
+                self._shutdown(conn)  # this connection's, whichever it is: not a matter for the sync
+                continue
+            if not watch:
+                self.process(msg, recv_ms, latency)
+                continue
             stats = self.sync.stats
             stale = stats.stale
             self.process(msg, recv_ms, latency)
@@ -633,8 +800,8 @@ class LiveSession(Session):
                 if stats.stale == stale:
                     deadline = loop.time() + self.silence_timeout
                     stale_only = False
-                    if self.backoff.failures or self._stale_backoff.failures:
-                        self._healthy(loop.time())
+                    if conn.backoff.failures or self._stale_backoff.failures:
+                        self._healthy(conn, loop.time())
                 else:
                     stale_only, self._stream_id = True, msg.final_id
 
@@ -649,16 +816,16 @@ class LiveSession(Session):
             try:
                 self.info = await self.validate(self.symbol)
                 await self._load_ticker()
-                tasks.append(asyncio.ensure_future(self._stream()))
-                # Both loop forever: one that ends met something retrying cannot fix (or a bug).
+                tasks.extend(asyncio.ensure_future(self._stream(c)) for c in self.conns)
+                # All loop forever: one that ends met something retrying cannot fix (or a bug).
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 done.pop().result()
             except UnknownSymbol:
                 self.sync.fail(f"unknown symbol {self.symbol}")
                 self.drain()
                 self.notice(
-                    f"{self.symbol} is not a symbol on {self.rest.base_url}: check the spelling "
-                    "(e.g. BTCUSDT) and try again",
+                    f"{self.symbol} is not a symbol on {self.rest.base_url} ({self.market.title}): check the "
+                    "spelling (e.g. BTCUSDT) and try again",
                     error=True,
                 )
                 raise
@@ -671,68 +838,81 @@ class LiveSession(Session):
             for t in tasks:
                 t.cancel()
             await asyncio.wait(tasks, timeout=2)
-            if self._handover is not None:
-                self._handover.cancel()
-            if self._ws is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._ws.close(), 2)
+            for c in self.conns:
+                if c.handover is not None:
+                    c.handover.cancel()
+                if c.ws is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(c.ws.close(), 2)
             await self.rest.aclose()
 
-    async def _stream(self) -> None:
+    async def _stream(self, conn: Connection) -> None:
+        """One connection's life, forever: open, read, and after a drop reconnect with its backoff.
+
+        The book's connection resyncs the book on every new connection; another one only reopens.
+        """
         ws: ClientConnection | None = None
+        book = conn.link.book
         while True:
             if ws is None:
-                ws = await self._connect_retrying()
-            self._ws = ws
-            self._opened_at, self._synced_at = time.monotonic(), None
-            self.sync.connection_opened()
-            self.drain()
+                ws = await self._connect_retrying(conn)
+            conn.ws, conn.status, conn.reason = ws, "open", ""
+            conn.opened_at, conn.synced_at = time.monotonic(), None
+            if book:
+                self.sync.connection_opened()
+                self.drain()
             try:
-                reason = await self._read(ws)
+                reason = await self._read(conn, ws)
             except websockets.ConnectionClosed as e:
                 reason = f"connection closed ({e.rcvd.code if e.rcvd else 'no close frame'})"
             except OSError as e:
                 reason = f"connection failed ({e})"
-            lived = time.monotonic() - self._opened_at
-            handover, self._handover = self._handover, None
+            lived = time.monotonic() - conn.opened_at
+            handover, conn.handover = conn.handover, None
             old, ws = ws, None
             if handover is not None:
                 if not handover.done():
-                    # The old connection is gone before the new one opened: the book is not live meanwhile.
-                    self.sync.connection_lost(f"{reason}; a new connection is opening")
-                    self.drain()
+                    # The old connection is gone before the new one opened: not live meanwhile.
+                    conn.status = "connecting"
+                    self._lost(conn, f"{reason}; a new connection is opening")
                 try:
                     ws = await handover
                 except (OSError, TimeoutError, websockets.InvalidHandshake):
                     ws = None
             self._spawn(old.close())
             if ws is not None:
-                continue  # the new connection is open: resync on it
+                continue  # the new connection is open (the book's: resync on it)
+            conn.drops += 1
             if reason == "silent":
                 reason = f"no depth event for {self.silence_timeout:.0f}s"
-            delay = self.backoff.next()
-            text = f"{reason}; connection lived {lived:.1f} s; reconnecting in {delay:.1f} s ({self._window_text()})"
-            self.retry_at = time.monotonic() + delay
-            self.sync.connection_lost(text)
-            self.drain()
+            if not book and lived >= conn.backoff.healthy_after:
+                conn.backoff.reset()  # it had been fine for long: this drop is a first one
+            delay = conn.backoff.next()
+            what = reason if book else f"trades: {reason}"
+            text = f"{what}; connection lived {lived:.1f} s; reconnecting in {delay:.1f} s ({self._window_text()})"
+            if not book:
+                text += "; the book is not affected"
+            self._retry_at(conn, time.monotonic() + delay)
+            conn.status, conn.reason = "reconnecting", reason
+            self._lost(conn, text)
             self.notice(text, error=True)
-            await self._backoff_sleep(delay)
-            self.retry_at = None
+            await self._backoff_sleep(conn, delay)
+            self._retry_at(conn, None)
 
     # -- user actions ---------------------------------------------------------------------------
 
-    async def _send(self, method: str, params: list[str] | None = None) -> None:
-        if self._ws is None:
+    async def _send(self, conn: Connection, method: str, params: list[str] | None = None) -> None:
+        if conn.ws is None:
             return
         self._control_id += 1
         body: dict[str, Any] = {"method": method, "id": self._control_id}
         if params is not None:
             body["params"] = params
         with contextlib.suppress(websockets.ConnectionClosed):
-            await self._ws.send(orjson.dumps(body).decode())
+            await conn.ws.send(orjson.dumps(body).decode())
 
     async def switch_symbol(self, symbol: str) -> None:
-        """Follow ``symbol`` on the same connection (UNSUBSCRIBE + SUBSCRIBE) with a full resync.
+        """Follow ``symbol`` on the same connections (UNSUBSCRIBE + SUBSCRIBE on each) with a full resync.
 
         Raises ``UnknownSymbol`` and leaves the current symbol alone when the exchange does not list it.
         """
@@ -743,9 +923,10 @@ class LiveSession(Session):
         old = self.symbol
         self.reset_symbol(symbol)
         self.info = info
-        await self._send("UNSUBSCRIBE", stream_names(old))
-        await self._send("SUBSCRIBE", stream_names(symbol))
-        if self._ws is not None:
+        for conn in self.conns:
+            await self._send(conn, "UNSUBSCRIBE", stream_names(old, conn.link.suffixes))
+            await self._send(conn, "SUBSCRIBE", stream_names(symbol, conn.link.suffixes))
+        if self._book.ws is not None:
             self.sync.connection_opened()
             self.drain()
         self._spawn(self._load_ticker())

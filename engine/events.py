@@ -204,6 +204,18 @@ class _TradeBody(msgspec.Struct):
     T: Any = 0
 
 
+class _AggTradeBody(msgspec.Struct):
+    """Futures' ``<sym>@aggTrade``: ``a`` the aggregate id, ``f``/``l`` the first and last trade ids it
+    sums, ``m`` buyer-is-maker as in ``@trade``."""
+
+    a: Any
+    p: str
+    q: str
+    m: bool
+    E: Any = 0
+    T: Any = 0
+
+
 class _TickerBody(msgspec.Struct):
     u: Any
     b: str
@@ -233,6 +245,7 @@ class _ShutdownBody(msgspec.Struct):
 _depth_body = msgspec.json.Decoder(_DepthBody).decode
 _snapshot_body = msgspec.json.Decoder(_SnapshotBody).decode
 _trade_body = msgspec.json.Decoder(_TradeBody).decode
+_agg_trade_body = msgspec.json.Decoder(_AggTradeBody).decode
 _ticker_body = msgspec.json.Decoder(_TickerBody).decode
 _ticker_id = msgspec.json.Decoder(_TickerId).decode
 _mini_ticker_body = msgspec.json.Decoder(_MiniTickerBody).decode
@@ -296,6 +309,19 @@ def decode_trade(symbol: str, payload: Payload) -> Trade:
         raise ValueError(_why(e)) from None
 
 
+def decode_agg_trade(symbol: str, payload: Payload) -> Trade:
+    """Decode an aggTrade payload into a ``Trade`` (trade_id = the aggregate id ``a``), so the tape
+    shows futures' aggregate trades like spot's trades. Raises ``ValueError`` with a reason."""
+    try:
+        data = _agg_trade_body(payload)
+        p, q = data.p, data.q
+        return Trade(symbol, _int(data, "a"), p, q, parse_price(p), parse(q), _time(data.E), _time(data.T), data.m)
+    except (_Bad, DecimalError) as e:
+        raise ValueError(str(e)) from None
+    except msgspec.MsgspecError as e:
+        raise ValueError(_why(e)) from None
+
+
 def decode_ticker(symbol: str, payload: Payload) -> BookTicker:
     """Decode a bookTicker payload. Raises ``ValueError`` with a reason when it is unusable."""
     try:
@@ -347,6 +373,7 @@ class Kind(IntEnum):
     SHUTDOWN = 5
     UNSUPPORTED_DEPTH = 6  # partial depth (depth5, ...) and other depth streams we do not keep a book from
     MINI_TICKER = 7  # the rolling 24 h figures, once a second
+    AGG_TRADE = 8  # futures' aggregate trades (decoded into Trade)
 
 
 _routes: dict[str, tuple[Kind, str]] = {}
@@ -367,6 +394,8 @@ def route(stream: str) -> tuple[Kind, str]:
             r = (Kind.UNSUPPORTED_DEPTH, name.upper())
         elif kind == "trade":
             r = (Kind.TRADE, name.upper())
+        elif kind == "aggTrade":
+            r = (Kind.AGG_TRADE, name.upper())
         elif kind == "bookTicker":
             r = (Kind.TICKER, name.upper())
         elif kind == "miniTicker":
@@ -388,6 +417,8 @@ def decode_payload(stream: str, payload: Payload) -> Message:
             return decode_snapshot(symbol, payload)
         if kind is Kind.TRADE:
             return decode_trade(symbol, payload)
+        if kind is Kind.AGG_TRADE:
+            return decode_agg_trade(symbol, payload)
         if kind is Kind.TICKER:
             return decode_ticker(symbol, payload)
         if kind is Kind.MINI_TICKER:

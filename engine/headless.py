@@ -109,7 +109,7 @@ class _NdjsonListener(Listener):
     ``"stale_book": false`` (the next applied event, or the state change that ended it).
     """
 
-    skips = frozenset({Kind.TRADE, Kind.MINI_TICKER})  # a headless book prints neither
+    skips = frozenset({Kind.TRADE, Kind.AGG_TRADE, Kind.MINI_TICKER})  # a headless book prints none
 
     def __init__(self, writer: NdjsonWriter) -> None:
         self.writer = writer
@@ -192,8 +192,15 @@ async def _live_ndjson(args: Any, symbol: str) -> int:
 
                 sim = await stack.enter_async_context(SimServer(seed=args.seed))
                 ws_url, rest_url = sim.ws_url, sim.rest_url
+            market = args.market
             session = LiveSession(
-                symbol, ws_url, rest_url, listener, recorder, snapshot_limit=args.market.snapshot_limit(args.levels)
+                symbol,
+                ws_url,
+                rest_url,
+                listener,
+                recorder,
+                market=market,
+                snapshot_limit=market.snapshot_limit(args.levels),
             )
             session.sync.min_known = args.levels
             listener.book_changed(session)  # the first line says "connecting" before any network wait

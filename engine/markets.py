@@ -34,6 +34,12 @@ class Market:
     # streams over two connections since 2026-04; a stream on the wrong path fails silently.
     ws_paths: dict[str, str] = field(default_factory=lambda: {"": "/stream"})
     control_per_s: int = 5  # incoming messages a second a connection allows (control messages count)
+    label: str = "spot"  # short, for the header: "USDⓈ-M", "COIN-M"
+    qty_unit: str = ""  # what a size counts when it is not the base asset: "cont" (COIN-M contracts)
+    # The WebSocket query that switches event times to microseconds (spot only; futures streams have no
+    # such parameter and send milliseconds), and so the unit of E in frames.
+    time_unit: str | None = "MICROSECOND"
+    weight_limit: int = 6000  # REST request weight a minute per IP
 
     def depth_path(self) -> str:
         return f"{self.api}/depth"
@@ -51,6 +57,15 @@ class Market:
         if self.depth_limits is None:
             return want if want <= 1000 else self.max_limit
         return next((n for n in self.depth_limits if n >= want), self.depth_limits[-1])
+
+    def accepted_limit(self, limit: int) -> int:
+        """``limit`` as the exchange takes it: itself where any size is allowed (up to ``max_limit``),
+        else the next size on the list (the largest one past its end). Futures answer any other size
+        with HTTP 400, so no request may carry one."""
+        limit = max(1, min(limit, self.max_limit))
+        if self.depth_limits is None:
+            return limit
+        return next((n for n in self.depth_limits if n >= limit), self.depth_limits[-1])
 
     def depth_weight(self, limit: int) -> int:
         """The request weight of a snapshot of ``limit`` levels."""
@@ -95,6 +110,9 @@ USDM_MARKET = Market(
     trade_stream="aggTrade",
     ws_paths={"": "/public/stream", "aggTrade": "/market/stream", "miniTicker": "/market/stream"},
     control_per_s=10,
+    label="USDⓈ-M",
+    time_unit=None,
+    weight_limit=2400,
 )
 
 COINM_MARKET = Market(
@@ -110,6 +128,10 @@ COINM_MARKET = Market(
     depth_stream="depth@100ms",
     trade_stream="aggTrade",
     control_per_s=10,
+    label="COIN-M",
+    qty_unit="cont",
+    time_unit=None,
+    weight_limit=2400,
 )
 
 MARKETS: dict[str, Market] = {m.name: m for m in (SPOT_MARKET, USDM_MARKET, COINM_MARKET)}

@@ -25,6 +25,7 @@ _KIND_NAMES = {
     Kind.DEPTH: "depth",
     Kind.SNAPSHOT: "snapshot",
     Kind.TRADE: "trade",
+    Kind.AGG_TRADE: "aggTrade",
     Kind.TICKER: "bookTicker",
     Kind.MINI_TICKER: "miniTicker",
 }

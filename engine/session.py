@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from statistics import median
 
 from engine.events import (
@@ -76,7 +77,12 @@ class Listener:
 
 @dataclass(slots=True)
 class SymbolInfo:
-    """What exchangeInfo says about a symbol; sizes are integer units of 1e-8."""
+    """What exchangeInfo says about a symbol; sizes are integer units of 1e-8.
+
+    One reader for every market: futures add ``contractType`` (PERPETUAL, or a delivery such as
+    CURRENT_QUARTER with ``deliveryDate`` in ms), ``pair`` and, on COIN-M, ``contractSize`` (USD a
+    contract) and ``contractStatus`` in place of ``status``. Spot entries leave those empty.
+    """
 
     symbol: str
     status: str = "TRADING"
@@ -84,11 +90,29 @@ class SymbolInfo:
     step_size: int = 1  # 1e-8
     base: str = ""
     quote: str = ""
+    contract_type: str = ""  # futures: PERPETUAL, CURRENT_QUARTER, NEXT_QUARTER, ...
+    delivery_ms: int = 0  # futures: when a delivery contract settles (ms); perpetuals carry a far-off date
+    contract_size: int = 0  # COIN-M: the USD value of one contract, in units of 1e-8 (0: not given)
+    pair: str = ""  # futures: the underlying pair (BTCUSD for BTCUSD_PERP)
+    qty_unit: str = ""  # what sizes count when not the base asset (the market's: "cont" on COIN-M)
 
     @classmethod
-    def from_exchange_info(cls, entry: dict) -> SymbolInfo:
-        info = cls(entry["symbol"], entry.get("status", "TRADING"))
+    def from_exchange_info(cls, entry: dict, qty_unit: str = "") -> SymbolInfo:
+        """``qty_unit``: the market's unit of sizes (``Market.qty_unit``), "" for the base asset."""
+        # COIN-M names the status contractStatus; the others name it status.
+        status = entry.get("status") or entry.get("contractStatus") or "TRADING"
+        info = cls(entry["symbol"], str(status), qty_unit=qty_unit)
         info.base, info.quote = entry.get("baseAsset", ""), entry.get("quoteAsset", "")
+        info.contract_type = str(entry.get("contractType") or "")
+        info.pair = str(entry.get("pair") or "")
+        delivery = entry.get("deliveryDate")
+        info.delivery_ms = delivery if type(delivery) is int and delivery > 0 else 0
+        size = entry.get("contractSize")
+        try:
+            # An int on COIN-M (100 for BTCUSD, 10 for the rest); read as a decimal so "10" works too.
+            info.contract_size = parse(str(size)) if size is not None and type(size) is not bool else 0
+        except ValueError:
+            info.contract_size = 0
         for f in entry.get("filters", ()):
             try:
                 if f.get("filterType") == "PRICE_FILTER" and parse(f["tickSize"]) > 0:
@@ -98,6 +122,33 @@ class SymbolInfo:
             except (KeyError, ValueError):
                 continue
         return info
+
+    @property
+    def size_unit(self) -> str:
+        """The unit of the book's sizes and the 24 h volume: contracts on COIN-M, else the base asset."""
+        return self.qty_unit or self.base
+
+    def notional(self, qty_units: int) -> int | None:
+        """What ``qty_units`` contracts are worth (contracts × contractSize, in units of 1e-8 of the
+        quote), or None where a size is not a number of contracts."""
+        if not (self.qty_unit and self.contract_size):
+            return None
+        return qty_units * self.contract_size // 10**8
+
+    @property
+    def trading(self) -> bool:
+        return self.status == "TRADING"
+
+    def contract(self) -> str:
+        """The contract for people: "PERP", "26 Dec 2026" for a delivery, "" on spot."""
+        if not self.contract_type:
+            return ""
+        if self.contract_type.startswith("PERPETUAL"):  # PERPETUAL, PERPETUAL_DELIVERING
+            return "PERP"
+        if self.delivery_ms:
+            day = datetime.fromtimestamp(self.delivery_ms / 1000, UTC)
+            return f"{day.day} {day:%b %Y}"
+        return self.contract_type.replace("_", " ").title()
 
     @staticmethod
     def decimals(units: int) -> int:

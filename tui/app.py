@@ -464,7 +464,7 @@ def run_app(args: argparse.Namespace, symbol: str) -> int:
         from engine.record import Recorder
 
         recorder = Recorder(args.record) if args.record else None
-        session = LiveSession(symbol, args.ws_url, args.rest_url, recorder=recorder)
+        session = LiveSession(symbol, args.ws_url, args.rest_url, recorder=recorder, market=args.market)
     app = ObtuiApp(session, max_fps=max_fps_from_env())
     try:
         asyncio.run(_run_until_signalled(app))

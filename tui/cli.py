@@ -25,7 +25,10 @@ DEFAULT_SEED = 7
 # lie inside it; a --speed off those steps moves to the nearest one on the first key.
 MIN_SPEED = 1 / 64
 MAX_SPEED = 1024.0
-EXAMPLES = "Examples:  obtui --demo   |   obtui btcusdt   |   obtui btcusdt --ndjson --levels 5"
+EXAMPLES = (
+    "Examples:  obtui --demo   |   obtui btcusdt   |   obtui btcusdt --ndjson --levels 5   |   "
+    "obtui btcusdt --market usdm   |   obtui btcusd_perp --market coinm"
+)
 # Signals that end a run like Ctrl-C does (the recording is closed), with exit status 128 + signum.
 END_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -163,11 +166,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("--seed seeds the simulator: use it with --demo")
     if args.levels is not None and not args.ndjson:
         raise UsageError("--levels sets the depth of the --ndjson lines: use it with --ndjson")
-    if args.market in ("usdm", "coinm") and not args.replay:
-        raise UsageError(
-            f"--market {args.market} live is not built yet: replay a futures recording (--replay FILE), "
-            "or watch spot (drop --market)"
-        )
+    if args.demo and args.market not in (None, "spot"):
+        # The built-in simulator serves spot's layout only (for now): a futures client would wait on
+        # paths it does not serve.
+        raise UsageError(f"--demo simulates spot only: drop --market {args.market}, or watch it live")
     if args.ws_url is not None:
         _check_url("--ws-url", args.ws_url, ("ws", "wss"))
     if args.rest_url is not None:

@@ -425,7 +425,7 @@ class Ladder(BoxedLines):
         eighths = layout.bar_w * 8
 
         info = self.session.info if self.session is not None else None
-        units_key = (info.base, info.quote) if info is not None else ("", "")
+        units_key = (info.size_unit, info.quote) if info is not None else ("", "")  # COIN-M: contracts
         down = self.session is not None and self.session.sync.state in (State.DISCONNECTED, State.ERROR)
         mode = "frozen" if self.frozen else ("live" if not stale else ("down" if down else "stale"))
         if stale and self._shown_stale is not None:

@@ -49,6 +49,34 @@ def age_text(seconds: float) -> str:
     return f"{seconds / 60:.0f} min"
 
 
+def market_text(session: Session) -> str:
+    """What the header says of the market and contract: "USDⓈ-M PERP", "COIN-M 25 Dec 2026"; "" on spot
+    (the market everyone assumes). From the table's label and the symbol's exchangeInfo."""
+    market = session.market
+    if market.label == "spot":
+        return ""
+    contract = session.info.contract() if session.info is not None else ""
+    return f"{market.label} {contract}".rstrip()
+
+
+def link_text(session: Session, now: float, good: Style, warn: Style, dim: Style) -> Text | None:
+    """``depth ● open · trades ● reconnecting in 3 s``: each connection's state, when a session holds
+    more than one (USDⓈ-M); None otherwise. ``now`` is the monotonic clock of ``retry_at``."""
+    status = getattr(session, "link_status", None)
+    links = status() if status is not None else []
+    if len(links) < 2:
+        return None
+    t = Text()
+    for i, link in enumerate(links):
+        if i:
+            t.append(" · ", dim)
+        t.append(f"{link.name} ", dim)
+        t.append("● " + link.status, good if link.status == "open" else warn)
+        if link.retry_at is not None and link.status == "reconnecting":
+            t.append(f" {countdown(link.retry_at, now)}", warn)
+    return t
+
+
 STATE_CLASS = {
     State.SYNCED: "panel--good",
     State.CONNECTING: "panel--warn",
@@ -198,6 +226,13 @@ class HeaderBar(Panel):
             fields.append(Field(" starting…", self.st("panel--dim"), cut=True))
             return fit_line(fields, width)
         fields.append(Field(f" {session.symbol} ", self.st("panel--symbol")))
+        market = market_text(session)
+        if market:
+            what = Text("· " + market, self.st("panel--value"))
+            info = session.info
+            if info is not None and not info.trading:  # listed but not trading: the book may not move
+                what.append(f" · {info.status}", self.st("panel--warn"))
+            fields.append(Field(what, rank=1, cut=True, sep=""))  # the symbol's field ends in a space
         state = session.sync.state
         now = session.now()
         stale = session.is_stale(now)
@@ -273,7 +308,7 @@ class HeaderBar(Panel):
             out.append(Field(pair, rank=rank, sep="  "))
         volume = Text()
         volume.append("Vol ", label)
-        base = session.info.base if session.info is not None else ""
+        base = session.info.size_unit if session.info is not None else ""  # COIN-M counts contracts
         volume.append(units(ticker.volume_units, qdec, True) + (f" {base}" if base else ""), value)
         out.append(Field(volume, rank=8, sep="  "))
         return out
@@ -349,10 +384,19 @@ class MarketPanel(Panel):
             line("Spread", 0, Field(units(spread, pdec), value), Field(f"· {bps(spread, mid2)} bps", value, rank=2)),
             line("Mid", 1, Field(mid_text(mid2, pdec), value)),
         ]
+        info = session.info if session is not None else None
+        unit = f" {info.qty_unit}" if info is not None and info.qty_unit else ""  # COIN-M: contracts
         for name, lv, style in (("Bid", bid, "panel--up"), ("Ask", ask, "panel--down")):
             price = Field(units(lv.price, pdec, True), self.st(style))
-            size = Field(f"× {units(lv.qty, qdec, True)}", self.st(style), rank=2, needs=1)
-            lines.append(line(name, 2, price, size))
+            size = Field(f"× {units(lv.qty, qdec, True)}{unit}", self.st(style), rank=2, needs=1)
+            worth = info.notional(lv.qty) if info is not None else None
+            if worth is None:
+                lines.append(line(name, 2, price, size))
+            else:  # what the contracts are worth (contracts × contractSize), where room allows
+                value_of = Field(
+                    f"≈ {units(worth, 0, True)} {info.quote or 'USD'}", self.st("panel--dim"), rank=3, needs=2
+                )
+                lines.append(line(name, 2, price, size, value_of))
         return fit_lines(lines, self.inner_width(), rows)
 
 
@@ -457,6 +501,9 @@ class SyncPanel(Panel):
             head.append(state.value.upper(), self.st(STATE_CLASS[state]) + Style(bold=True))
             head.append(" · " + reason, self.st("panel--dim"))
         lines = wrap(head, width)
+        links = link_text(session, clock(), self.st("panel--good"), self.st("panel--warn"), self.st("panel--dim"))
+        if links is not None:  # more than one connection (USDⓈ-M): each one's state, the trades' too
+            lines += wrap(links, width)
         last_reject = stats.rejects and sync.last_reject
         if last_reject:
             # Why frames were refused is what someone debugging a feed needs first: its own lines.

@@ -1,0 +1,192 @@
+"""Futures on screen: the header names the market and the contract, COIN-M sizes are contracts (with
+their USD value in the spread panel), and the sync panel shows each connection on USDⓈ-M.
+
+Sessions built by hand (no recording needed) and read back as text; one SVG snapshot of COIN-M.
+"""
+
+from __future__ import annotations
+
+import pytest
+from textual.pilot import Pilot
+
+from engine.binance import LinkStatus
+from engine.book import level
+from engine.events import DepthUpdate, Snapshot, Trade
+from engine.markets import COINM_MARKET, SPOT_MARKET, USDM_MARKET, Market
+from engine.session import Session, SymbolInfo
+from engine.sync import State
+from tests.tui.conftest import MONO, SnapApp
+from tui.widgets.ladder import Ladder
+from tui.widgets.panels import market_text
+
+NOW = 1_723_161_300.0
+PERP = SymbolInfo(
+    "BTCUSD_PERP",
+    tick_size=10_000_000,
+    step_size=100_000_000,
+    base="BTC",
+    quote="USD",
+    contract_type="PERPETUAL",
+    delivery_ms=4133404800000,
+    contract_size=100 * 10**8,
+    pair="BTCUSD",
+    qty_unit="cont",
+)
+QUARTER = SymbolInfo(
+    "BTCUSD_261225",
+    tick_size=10_000_000,
+    step_size=100_000_000,
+    base="BTC",
+    quote="USD",
+    contract_type="CURRENT_QUARTER",
+    delivery_ms=1798185600000,  # 2026-12-25 08:00 UTC
+    contract_size=100 * 10**8,
+    pair="BTCUSD",
+    qty_unit="cont",
+)
+USDM_PERP = SymbolInfo(
+    "BTCUSDT", tick_size=10_000_000, step_size=100_000, base="BTC", quote="USDT", contract_type="PERPETUAL"
+)
+
+
+class TwoLinks(Session):
+    """A session that reports two connections as LiveSession does on USDⓈ-M."""
+
+    kind = "live"
+    links: tuple[LinkStatus, ...] = ()
+
+    def link_status(self) -> list[LinkStatus]:
+        return list(self.links)
+
+
+def futures_session(market: Market, info: SymbolInfo, qty: str = "35", cls: type[Session] = Session) -> Session:
+    s = cls(info.symbol, clock=lambda: NOW, market=market)
+    s.info = info
+    s.sync.connection_opened()
+    s.process(DepthUpdate(info.symbol, 100, 101, 0, [], [], prev_final_id=99), NOW * 1000)
+    s.process(
+        Snapshot(
+            info.symbol,
+            100,
+            bids=[level("61804.7", qty), level("61802.0", "8")],
+            asks=[level("61804.8", "1645"), level("61805.0", "12")],
+        ),
+        NOW * 1000,
+    )
+    price = 6_180_470_000_000
+    s.process(Trade(info.symbol, 7, "61804.7", "3", price, 3 * 10**8, 1_723_161_299_000, 1_723_161_299_000, True), 0.0)
+    assert s.state is State.SYNCED
+    return s
+
+
+def test_market_text_names_market_and_contract() -> None:
+    assert market_text(futures_session(USDM_MARKET, USDM_PERP)) == "USDⓈ-M PERP"
+    assert market_text(futures_session(COINM_MARKET, PERP)) == "COIN-M PERP"
+    assert market_text(futures_session(COINM_MARKET, QUARTER)) == "COIN-M 25 Dec 2026"
+    s = Session("BTCUSDT", market=SPOT_MARKET)
+    assert market_text(s) == ""  # spot says nothing more than today
+    s = Session("BTCUSD_PERP", market=COINM_MARKET)  # a replay: no exchangeInfo, the market still
+    assert market_text(s) == "COIN-M"
+
+
+@pytest.mark.parametrize(
+    ("market", "info", "want"),
+    [(USDM_MARKET, USDM_PERP, "BTCUSDT · USDⓈ-M PERP"), (COINM_MARKET, QUARTER, "BTCUSD_261225 · COIN-M 25 Dec 2026")],
+)
+async def test_the_header_says_market_and_contract(market: Market, info: SymbolInfo, want: str) -> None:
+    app = SnapApp(futures_session(market, info))  # type: ignore[arg-type]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        app.refresh_panels()
+        await pilot.pause()
+        header = app.header_bar.text.plain
+        assert want in header, header
+        assert "SYNCED" in header
+
+
+async def test_a_narrow_header_keeps_the_market() -> None:
+    app = SnapApp(futures_session(COINM_MARKET, QUARTER))  # type: ignore[arg-type]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.refresh_panels()
+        await pilot.pause()
+        assert "COIN-M" in app.header_bar.text.plain, app.header_bar.text.plain
+
+
+async def test_a_contract_not_trading_is_in_the_header() -> None:
+    info = SymbolInfo(**{**{f: getattr(PERP, f) for f in PERP.__slots__}, "status": "SETTLING"})  # type: ignore[arg-type]
+    app = SnapApp(futures_session(COINM_MARKET, info))  # type: ignore[arg-type]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        app.refresh_panels()
+        await pilot.pause()
+        assert "COIN-M PERP · SETTLING" in app.header_bar.text.plain, app.header_bar.text.plain
+
+
+def test_coinm_ladder_sizes_are_contracts() -> None:
+    ladder = Ladder(futures_session(COINM_MARKET, PERP), fixed_size=(70, 8))
+    head = ladder.render_line(0).text
+    assert "Size cont" in head and "Total cont" in head, head
+    usdm = Ladder(futures_session(USDM_MARKET, USDM_PERP, qty="1.5"), fixed_size=(70, 8))
+    assert "Size BTC" in usdm.render_line(0).text  # USDⓈ-M sizes are in the base asset
+
+
+async def test_coinm_spread_panel_shows_contracts_and_their_usd_value() -> None:
+    app = SnapApp(futures_session(COINM_MARKET, PERP))  # type: ignore[arg-type]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        text = app.market.text.plain
+        # 35 contracts of 100 USD; the ask's value does not fit beside 1,645 contracts: left out whole.
+        assert "61,804.7 × 35 cont ≈ 3,500 USD" in text, text
+        assert "61,804.8 × 1,645 cont\n" in text + "\n" and "164,500" not in text, text
+    app = SnapApp(futures_session(COINM_MARKET, PERP))  # type: ignore[arg-type]
+    async with app.run_test(size=(200, 60)) as pilot:
+        await pilot.pause()
+        text = app.market.text.plain
+        assert "61,804.8 × 1,645 cont ≈ 164,500 USD" in text, text
+    app = SnapApp(futures_session(USDM_MARKET, USDM_PERP, qty="1.5"))  # type: ignore[arg-type]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        text = app.market.text.plain
+        assert "× 1.5" in text and "cont" not in text and "≈" not in text, text
+
+
+async def test_the_sync_panel_shows_both_connections() -> None:
+    session = futures_session(USDM_MARKET, USDM_PERP, cls=TwoLinks)
+    assert isinstance(session, TwoLinks)
+    session.links = (LinkStatus("depth", "open", None, True), LinkStatus("trades", "open", None, False))
+    app = SnapApp(session)  # type: ignore[arg-type]
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.refresh_panels()
+        await pilot.pause()
+        text = app.sync_panel.text.plain
+        assert "depth ● open · trades ● open" in text, text
+        session.links = (
+            LinkStatus("depth", "open", None, True),
+            LinkStatus("trades", "reconnecting", MONO + 2.1, False),
+        )
+        app.refresh_panels()
+        await pilot.pause()
+        text = app.sync_panel.text.plain
+        assert "depth ● open · trades ● reconnecting in 3 s" in text, text
+        assert text.startswith("SYNCED")  # the book is not affected
+
+
+async def test_spot_sync_panel_has_no_connection_line() -> None:
+    app = SnapApp(futures_session(SPOT_MARKET, SymbolInfo("BTCUSDT")))  # type: ignore[arg-type]
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.refresh_panels()
+        await pilot.pause()
+        assert "●" not in app.sync_panel.text.plain.split("\n")[1]
+
+
+def test_coinm_header_snapshot(snap_compare) -> None:
+    """COIN-M on a delivery contract: the header's market and date, sizes in contracts."""
+
+    async def run_before(pilot: Pilot) -> None:
+        await pilot.pause()
+        pilot.app.refresh_panels()  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    session = futures_session(COINM_MARKET, QUARTER)
+    assert snap_compare(SnapApp(session), terminal_size=(120, 30), run_before=run_before)  # type: ignore[arg-type]
