@@ -34,6 +34,13 @@ class Market:
     # streams over two connections since 2026-04; a stream on the wrong path fails silently.
     ws_paths: dict[str, str] = field(default_factory=lambda: {"": "/stream"})
     control_per_s: int = 5  # incoming messages a second a connection allows (control messages count)
+    # Added for the simulator (engine/sim), facts of the exchange like the fields above:
+    depth_default: int = 100  # the snapshot size when a depth request names no limit
+    exchange_info_weight: int = 20
+    ticker_weights: tuple[int, int] = (2, 80)  # ticker/24hr for one symbol, for every symbol
+    # The diff streams a market serves, suffix -> period in ms (0: real time, unthrottled).
+    diff_streams: dict[str, int] = field(default_factory=lambda: {"depth@100ms": 100, "depth": 1000})
+    coin_margined: bool = False  # COIN-M: quantities are contract counts, payloads add ``ps`` (the pair)
 
     def depth_path(self) -> str:
         return f"{self.api}/depth"
@@ -80,6 +87,7 @@ SPOT_MARKET = Market(
 
 _FUTURES_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 _FUTURES_WEIGHTS = ((50, 2), (100, 5), (500, 10), (1000, 20))
+_FUTURES_DIFF_STREAMS = {"depth@100ms": 100, "depth": 250, "depth@500ms": 500, "depth@0ms": 0}
 
 USDM_MARKET = Market(
     name="usdm",
@@ -95,6 +103,10 @@ USDM_MARKET = Market(
     trade_stream="aggTrade",
     ws_paths={"": "/public/stream", "aggTrade": "/market/stream", "miniTicker": "/market/stream"},
     control_per_s=10,
+    depth_default=500,
+    exchange_info_weight=1,
+    ticker_weights=(1, 40),
+    diff_streams=_FUTURES_DIFF_STREAMS,
 )
 
 COINM_MARKET = Market(
@@ -110,6 +122,11 @@ COINM_MARKET = Market(
     depth_stream="depth@100ms",
     trade_stream="aggTrade",
     control_per_s=10,
+    depth_default=500,
+    exchange_info_weight=1,
+    ticker_weights=(1, 40),
+    diff_streams=_FUTURES_DIFF_STREAMS,
+    coin_margined=True,
 )
 
 MARKETS: dict[str, Market] = {m.name: m for m in (SPOT_MARKET, USDM_MARKET, COINM_MARKET)}
