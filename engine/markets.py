@@ -36,6 +36,7 @@ class Market:
     control_per_s: int = 5  # incoming messages a second a connection allows (control messages count)
     # Added for the simulator (engine/sim), facts of the exchange like the fields above:
     depth_default: int = 100  # the snapshot size when a depth request names no limit
+    weight_limit: int = 6000  # REST request weight a minute per IP
     exchange_info_weight: int = 20
     ticker_weights: tuple[int, int] = (2, 80)  # ticker/24hr for one symbol, for every symbol
     # The diff streams a market serves, suffix -> period in ms (0: real time, unthrottled).
@@ -104,6 +105,7 @@ USDM_MARKET = Market(
     ws_paths={"": "/public/stream", "aggTrade": "/market/stream", "miniTicker": "/market/stream"},
     control_per_s=10,
     depth_default=500,
+    weight_limit=2400,
     exchange_info_weight=1,
     ticker_weights=(1, 40),
     diff_streams=_FUTURES_DIFF_STREAMS,
@@ -123,6 +125,7 @@ COINM_MARKET = Market(
     trade_stream="aggTrade",
     control_per_s=10,
     depth_default=500,
+    weight_limit=2400,
     exchange_info_weight=1,
     ticker_weights=(1, 40),
     diff_streams=_FUTURES_DIFF_STREAMS,

@@ -1,4 +1,5 @@
-"""A deterministic model of a Binance spot market: books that move, trades, and the exact book at every id.
+"""A deterministic model of a Binance market (spot, USDⓈ-M or COIN-M futures): books that move, trades, and
+the exact book at every id.
 
 Design
 ------
@@ -29,6 +30,17 @@ Streams produced (stream names are lower-case symbol + suffix): ``@depth@100ms``
 ``@depth`` (every 10 ticks, the changes of that second merged), ``@trade``, ``@bookTicker`` (whenever the
 top changed: once mid-tick after the takers, with an id inside the depth event, and once at the end of the
 tick with ``u`` equal to the depth event's ``u``).
+
+Futures (``Market(market="usdm" | "coinm")``, symbols from ``USDM_CATALOG``/``COINM_CATALOG``): the streams
+of the ``engine.markets`` table: ``@depth@100ms`` and ``@depth@0ms`` (every tick), ``@depth`` (250 ms) and
+``@depth@500ms`` (merged), ``@aggTrade`` instead of ``@trade`` (one per price a taker eats, trade ids
+``f..l``), ``@bookTicker`` with ``e``/``T``/``E``, ``@miniTicker``. Before each tick the id counter skips a
+random number of ids (changes this stream does not publish), so ``U`` is usually past the previous ``u + 1``;
+each depth event carries ``pu``, the previous event's ``u`` on its stream, and ``T``; COIN-M adds ``ps``.
+``book_at`` is exact at every id (an unpublished id holds the book of the event before it); a snapshot's
+``lastUpdateId`` is always a published ``u`` (once one tick has run: the starting id was never published,
+so a futures client cannot sync on a snapshot taken before the first tick). Numbers are rendered with the
+tick's and step's decimals (``"61837.6"``, ``"0.003"``; COIN-M quantities are contract counts, ``"12"``).
 """
 
 from __future__ import annotations
