@@ -1100,7 +1100,8 @@ class Market:
 def _lookup(name: str, catalog: dict[str, SymbolSpec] = CATALOG, market: str = "spot") -> SymbolSpec:
     spec = catalog.get(name) or catalog.get(name.upper())
     if spec is None:
-        raise ValueError(f"unknown simulated {market} symbol {name!r}; known: {', '.join(catalog)}")
+        what = "symbol" if market == "spot" else f"{market} symbol"
+        raise ValueError(f"unknown simulated {what} {name!r}; known: {', '.join(catalog)}")
     return spec
 
 
