@@ -791,7 +791,7 @@ class SimServer:
         return self.venue.ws_path(stream.partition("@")[2])
 
     def _lane_of_path(self, path: str) -> str:
-        """The combined path a WebSocket URL path belongs to (``/public/ws/x`` -> ``/public/stream``); None
+        """The combined path a WebSocket URL path belongs to (``/public/ws/x`` -> ``/public/stream``); ""
         when the market serves no WebSocket there."""
         if path in self._lanes:
             return path
