@@ -40,6 +40,13 @@ class Market:
     # such parameter and send milliseconds), and so the unit of E in frames.
     time_unit: str | None = "MICROSECOND"
     weight_limit: int = 6000  # REST request weight a minute per IP
+    # Added for the simulator (engine/sim), facts of the exchange like the fields above:
+    depth_default: int = 100  # the snapshot size when a depth request names no limit
+    exchange_info_weight: int = 20
+    ticker_weights: tuple[int, int] = (2, 80)  # ticker/24hr for one symbol, for every symbol
+    # The diff streams a market serves, suffix -> period in ms (0: real time, unthrottled).
+    diff_streams: dict[str, int] = field(default_factory=lambda: {"depth@100ms": 100, "depth": 1000})
+    coin_margined: bool = False  # COIN-M: quantities are contract counts, payloads add ``ps`` (the pair)
 
     def depth_path(self) -> str:
         return f"{self.api}/depth"
@@ -95,6 +102,7 @@ SPOT_MARKET = Market(
 
 _FUTURES_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 _FUTURES_WEIGHTS = ((50, 2), (100, 5), (500, 10), (1000, 20))
+_FUTURES_DIFF_STREAMS = {"depth@100ms": 100, "depth": 250, "depth@500ms": 500, "depth@0ms": 0}
 
 USDM_MARKET = Market(
     name="usdm",
@@ -113,6 +121,10 @@ USDM_MARKET = Market(
     label="USDⓈ-M",
     time_unit=None,
     weight_limit=2400,
+    depth_default=500,
+    exchange_info_weight=1,
+    ticker_weights=(1, 40),
+    diff_streams=_FUTURES_DIFF_STREAMS,
 )
 
 COINM_MARKET = Market(
@@ -132,6 +144,11 @@ COINM_MARKET = Market(
     qty_unit="cont",
     time_unit=None,
     weight_limit=2400,
+    depth_default=500,
+    exchange_info_weight=1,
+    ticker_weights=(1, 40),
+    diff_streams=_FUTURES_DIFF_STREAMS,
+    coin_margined=True,
 )
 
 MARKETS: dict[str, Market] = {m.name: m for m in (SPOT_MARKET, USDM_MARKET, COINM_MARKET)}

@@ -1,8 +1,8 @@
-"""A simulated Binance spot exchange on loopback, for ``--demo`` and integration tests.
+"""A simulated Binance exchange (spot, USDⓈ-M or COIN-M futures) on loopback, for ``--demo`` and tests.
 
 ``engine.sim.market`` is the pure, deterministic market model (simulated time, no I/O);
 ``engine.sim.server`` serves it over WebSocket + REST on one port, with injectable faults
-(see that module's docstring). ``python -m engine.sim --port 9000`` runs it standalone.
+(see that module's docstring). ``python -m engine.sim [--market usdm] --port 9000`` runs it standalone.
 """
 
 from __future__ import annotations

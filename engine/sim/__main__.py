@@ -1,5 +1,6 @@
-"""Run the simulated exchange standalone: ``python -m engine.sim --port 9000 [--seed N] [--speed X]``.
+"""Run the simulated exchange standalone: ``python -m engine.sim [--market usdm] --port 9000 [--seed N]``.
 
+One simulator serves one market (``--market spot|usdm|coinm``, default spot; see ``engine.markets``).
 Prints one line saying where it listens and how to point obtui at it, then serves until Ctrl-C or
 SIGTERM, and exits 0 without a traceback. Faults can be injected from a shell through ``/sim/fault``
 (see ``engine.sim.server``), e.g. ``curl 'http://127.0.0.1:9000/sim/fault?kind=gap&n=3'``.
@@ -13,28 +14,35 @@ import contextlib
 import signal
 import sys
 
-from engine.sim.market import CATALOG, DEFAULT_SYMBOLS
+from engine.markets import MARKETS
+from engine.sim.market import CATALOGS, DEFAULTS
 from engine.sim.server import SimServer
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m engine.sim", description="A simulated Binance spot exchange.")
+    p = argparse.ArgumentParser(prog="python -m engine.sim", description="A simulated Binance exchange.")
+    p.add_argument("--market", choices=list(MARKETS), default="spot", help="which Binance market (default spot)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=9000, help="port for both WebSocket and REST (0: any free)")
     p.add_argument("--seed", type=int, default=1, help="market seed: same seed, same market")
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second (0: stopped)")
     p.add_argument(
         "--symbols",
-        default=",".join(DEFAULT_SYMBOLS),
-        help=f"comma-separated symbols out of {', '.join(CATALOG)}",
+        default=None,
+        help="comma-separated symbols (default: all of the market's): "
+        + "; ".join(f"{m}: {', '.join(c)}" for m, c in CATALOGS.items()),
     )
-    p.add_argument("--weight-limit", type=int, default=6000, help="REST weight per minute before 429")
+    p.add_argument(
+        "--weight-limit", type=int, default=None, help="REST weight per minute before 429 (default: the market's)"
+    )
     return p
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+    raw = args.symbols if args.symbols is not None else ",".join(DEFAULTS[args.market])
+    symbols = [s.strip() for s in raw.split(",") if s.strip()]
     async with SimServer(
+        market=args.market,
         host=args.host,
         port=args.port,
         seed=args.seed,
@@ -42,10 +50,13 @@ async def _serve(args: argparse.Namespace) -> None:
         symbols=symbols,
         weight_limit=args.weight_limit,
     ) as sim:
+        first = sim.market.symbols[0].lower()
+        market = "" if args.market == "spot" else f" --market {args.market}"
+        title = "" if args.market == "spot" else f" ({sim.venue.title})"
         print(
-            f"obtui simulator listening on {sim.ws_url} (WebSocket) and {sim.rest_url} (REST), "
+            f"obtui simulator{title} listening on {sim.ws_url} (WebSocket) and {sim.rest_url} (REST), "
             f"symbols {', '.join(sim.market.symbols)}; run: "
-            f"obtui btcusdt --ws-url {sim.ws_url} --rest-url {sim.rest_url}",
+            f"obtui {first}{market} --ws-url {sim.ws_url} --rest-url {sim.rest_url}",
             flush=True,
         )
         stop = asyncio.Event()

@@ -1,4 +1,5 @@
-"""A deterministic model of a Binance spot market: books that move, trades, and the exact book at every id.
+"""A deterministic model of a Binance market (spot, USDⓈ-M or COIN-M futures): books that move, trades, and
+the exact book at every id.
 
 Design
 ------
@@ -29,6 +30,17 @@ Streams produced (stream names are lower-case symbol + suffix): ``@depth@100ms``
 ``@depth`` (every 10 ticks, the changes of that second merged), ``@trade``, ``@bookTicker`` (whenever the
 top changed: once mid-tick after the takers, with an id inside the depth event, and once at the end of the
 tick with ``u`` equal to the depth event's ``u``).
+
+Futures (``Market(market="usdm" | "coinm")``, symbols from ``USDM_CATALOG``/``COINM_CATALOG``): the streams
+of the ``engine.markets`` table: ``@depth@100ms`` and ``@depth@0ms`` (every tick), ``@depth`` (250 ms) and
+``@depth@500ms`` (merged), ``@aggTrade`` instead of ``@trade`` (one per price a taker eats, trade ids
+``f..l``), ``@bookTicker`` with ``e``/``T``/``E``, ``@miniTicker``. Before each tick the id counter skips a
+random number of ids (changes this stream does not publish), so ``U`` is usually past the previous ``u + 1``;
+each depth event carries ``pu``, the previous event's ``u`` on its stream, and ``T``; COIN-M adds ``ps``.
+``book_at`` is exact at every id (an unpublished id holds the book of the event before it); a snapshot's
+``lastUpdateId`` is always a published ``u`` (once one tick has run: the starting id was never published,
+so a futures client cannot sync on a snapshot taken before the first tick). Numbers are rendered with the
+tick's and step's decimals (``"61837.6"``, ``"0.003"``; COIN-M quantities are contract counts, ``"12"``).
 """
 
 from __future__ import annotations
@@ -44,18 +56,45 @@ from typing import Any
 import orjson
 from sortedcontainers import SortedDict
 
+from engine.markets import MARKETS, SPOT_MARKET
+from engine.markets import Market as Venue
+
 SCALE = 10**8
 BID = 0
 ASK = 1
 TICK_MS = 100
 TICKS_PER_SECOND = 1000 // TICK_MS
 STATUSES = ("TRADING", "HALT", "BREAK", "END_OF_DAY", "CANCEL_ONLY")
+# USDⓈ-M ``status`` and COIN-M ``contractStatus`` values
+FUTURES_STATUSES = (
+    "TRADING", "SETTLING", "PENDING_TRADING", "PRE_DELIVERING", "DELIVERING", "DELIVERED", "PRE_SETTLE", "CLOSE",
+)  # fmt: skip
+PERPETUAL_DELIVERY_MS = 4_133_404_800_000  # what Binance lists as a perpetual's deliveryDate (2100-12-25)
 MAX_SNAPSHOT_LIMIT = 5000
 
 
 def fmt8(units: int) -> str:
     """Render integer units of 1e-8 the way Binance does: always 8 decimals."""
     return f"{units // SCALE}.{units % SCALE:08d}"
+
+
+def fmt_dp(units: int, dp: int) -> str:
+    """Render integer units of 1e-8 with ``dp`` decimals (futures: as many as the tick or step has).
+    ``units`` must be a multiple of 10**(8 - dp)."""
+    if dp >= 8:
+        return fmt8(units)
+    if dp == 0:
+        return str(units // SCALE)
+    return f"{units // SCALE}.{units % SCALE // 10 ** (8 - dp):0{dp}d}"
+
+
+def decimals(units: int) -> int:
+    """How many decimals a tick or step of ``units`` (1e-8) needs: 10_000_000 (0.1) -> 1."""
+    dp = 8
+    while dp and units % 10 == 0:
+        units //= 10
+        dp -= 1
+    return dp
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +112,23 @@ class SymbolSpec:
     order_qty: float  # median resting order, steps
     trade_qty: float  # median market order, steps
     levels: int = 300  # typical number of levels a side
+    # Futures only (spot keeps the defaults). Prices and quantities are rendered with as many decimals as
+    # the tick and the step have (``"61837.6"``, ``"0.003"``, COIN-M contract counts ``"12"``), spot with 8.
+    contract_type: str = ""  # PERPETUAL, CURRENT_QUARTER
+    contract_size: int = 0  # COIN-M: USD per contract (100 for BTC, 10 for the others)
+    pair: str = ""  # the underlying pair: BTCUSDT, BTCUSD
+    delivery_ms: int = PERPETUAL_DELIVERY_MS
+    trimmed: bool = False  # render with the tick's/step's decimals instead of always 8
 
     @property
     def stream_prefix(self) -> str:
         return self.symbol.lower()
+
+    def fmt_price(self, units: int) -> str:
+        return fmt_dp(units, decimals(self.tick)) if self.trimmed else fmt8(units)
+
+    def fmt_qty(self, units: int) -> str:
+        return fmt_dp(units, decimals(self.step)) if self.trimmed else fmt8(units)
 
 
 CATALOG: dict[str, SymbolSpec] = {
@@ -91,6 +143,39 @@ CATALOG: dict[str, SymbolSpec] = {
     )
 }
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "币安人生USDT")
+
+_PERP = "PERPETUAL"
+# USDⓈ-M: quantities in the base asset; denser books and bigger orders than spot.
+USDM_CATALOG: dict[str, SymbolSpec] = {
+    s.symbol: s
+    for s in (
+        SymbolSpec("BTCUSDT", "BTC", "USDT", 10_000_000, 100_000, 600_000, 25.0, 1.5, 200, 50,
+                   contract_type=_PERP, pair="BTCUSDT", trimmed=True),
+        SymbolSpec("ETHUSDT", "ETH", "USDT", 1_000_000, 100_000, 260_000, 12.0, 2.0, 2000, 500,
+                   contract_type=_PERP, pair="ETHUSDT", trimmed=True),
+        SymbolSpec("SOLUSDT", "SOL", "USDT", 1_000_000, 1_000_000, 15_000, 1.5, 1.5, 300, 50,
+                   contract_type=_PERP, pair="SOLUSDT", trimmed=True),
+    )
+}  # fmt: skip
+# COIN-M: quantities are integer contract counts (step 1), each worth ``contract_size`` USD.
+COINM_CATALOG: dict[str, SymbolSpec] = {
+    s.symbol: s
+    for s in (
+        SymbolSpec("BTCUSD_PERP", "BTC", "USD", 10_000_000, SCALE, 600_000, 25.0, 1.5, 40, 10,
+                   contract_type=_PERP, contract_size=100, pair="BTCUSD", trimmed=True),
+        SymbolSpec("ETHUSD_PERP", "ETH", "USD", 1_000_000, SCALE, 260_000, 12.0, 2.0, 60, 20,
+                   contract_type=_PERP, contract_size=10, pair="ETHUSD", trimmed=True),
+        SymbolSpec("BTCUSD_261225", "BTC", "USD", 10_000_000, SCALE, 612_000, 25.0, 4.0, 20, 5, levels=200,
+                   contract_type="CURRENT_QUARTER", contract_size=100, pair="BTCUSD",
+                   delivery_ms=1_798_185_600_000, trimmed=True),
+    )
+}  # fmt: skip
+CATALOGS: dict[str, dict[str, SymbolSpec]] = {"spot": CATALOG, "usdm": USDM_CATALOG, "coinm": COINM_CATALOG}
+DEFAULTS: dict[str, tuple[str, ...]] = {
+    "spot": DEFAULT_SYMBOLS,
+    "usdm": tuple(USDM_CATALOG),
+    "coinm": tuple(COINM_CATALOG),
+}
 
 # Rates per second of simulated time.
 _TRADES_PER_S = 15.0
@@ -129,9 +214,12 @@ class SimEvent:
 
 
 class DepthEvent(SimEvent):
-    """A diff depth event: ``bids``/``asks`` are (price ticks, qty units) with final absolute quantities."""
+    """A diff depth event: ``bids``/``asks`` are (price ticks, qty units) with final absolute quantities.
 
-    __slots__ = ("asks", "bids", "final_id", "first_id", "tick", "time_ms")
+    ``prev_id`` (futures) is ``pu``, the previous event's ``u`` on the same stream; then the payload also
+    carries ``T`` (and ``ps`` on COIN-M) and renders numbers with the symbol's decimals."""
+
+    __slots__ = ("asks", "bids", "final_id", "first_id", "pair", "prev_id", "spec", "tick", "time_ms")
     kind = "depth"
 
     def __init__(
@@ -143,17 +231,24 @@ class DepthEvent(SimEvent):
         time_ms: int,
         bids: list[tuple[int, int]],
         asks: list[tuple[int, int]],
+        prev_id: int | None = None,
+        pair: str | None = None,
     ) -> None:
         super().__init__(spec.symbol, stream)
+        self.spec = spec
         self.tick = spec.tick
         self.first_id = first_id
         self.final_id = final_id
         self.time_ms = time_ms
         self.bids = bids
         self.asks = asks
+        self.prev_id = prev_id
+        self.pair = pair
 
     def payload(self, micro: bool = False) -> dict[str, Any]:
         t = self.tick
+        if self.prev_id is not None:
+            return self._futures_payload(micro)
         return {
             "e": "depthUpdate",
             "E": self.time_ms * 1000 if micro else self.time_ms,
@@ -163,6 +258,26 @@ class DepthEvent(SimEvent):
             "b": [[fmt8(p * t), fmt8(q)] for p, q in self.bids],
             "a": [[fmt8(p * t), fmt8(q)] for p, q in self.asks],
         }
+
+    def _futures_payload(self, micro: bool) -> dict[str, Any]:
+        t, spec = self.tick, self.spec
+        fp, fq = spec.fmt_price, spec.fmt_qty
+        k = 1000 if micro else 1
+        out: dict[str, Any] = {"e": "depthUpdate", "E": self.time_ms * k, "T": (self.time_ms - 1) * k, "s": self.symbol}
+        if self.pair is not None:
+            out["ps"] = self.pair
+        out["U"] = self.first_id
+        out["u"] = self.final_id
+        out["pu"] = self.prev_id
+        out["b"] = [[fp(p * t), fq(q)] for p, q in self.bids]
+        out["a"] = [[fp(p * t), fq(q)] for p, q in self.asks]
+        return out
+
+    def renamed(self, stream: str) -> DepthEvent:
+        """The same event on another stream (``@depth@0ms`` carries what ``@depth@100ms`` does)."""
+        return DepthEvent(
+            self.spec, stream, self.first_id, self.final_id, self.time_ms, self.bids, self.asks, self.prev_id, self.pair
+        )
 
 
 class TradeEvent(SimEvent):
@@ -194,18 +309,72 @@ class TradeEvent(SimEvent):
         }
 
 
+class AggTradeEvent(SimEvent):
+    """Futures ``<sym>@aggTrade``: the fills of one taker order at one price, trade ids ``first..last``."""
+
+    __slots__ = ("agg_id", "buyer_maker", "first", "last", "price", "qty", "spec", "time_ms")
+    kind = "trade"
+
+    def __init__(
+        self, spec: SymbolSpec, stream: str, agg_id: int, first: int, last: int, price: int, qty: int,
+        time_ms: int, buyer_maker: bool,
+    ) -> None:  # fmt: skip
+        super().__init__(spec.symbol, stream)
+        self.spec = spec
+        self.agg_id, self.first, self.last = agg_id, first, last
+        self.price, self.qty = price, qty  # units of 1e-8
+        self.time_ms = time_ms
+        self.buyer_maker = buyer_maker
+
+    def payload(self, micro: bool = False) -> dict[str, Any]:
+        k = 1000 if micro else 1
+        return {
+            "e": "aggTrade",
+            "E": self.time_ms * k,
+            "a": self.agg_id,
+            "s": self.symbol,
+            "p": self.spec.fmt_price(self.price),
+            "q": self.spec.fmt_qty(self.qty),
+            "f": self.first,
+            "l": self.last,
+            "T": (self.time_ms - 1) * k,
+            "m": self.buyer_maker,
+        }
+
+
 class BookTickerEvent(SimEvent):
-    __slots__ = ("ask", "ask_qty", "bid", "bid_qty", "update_id")
+    """``<sym>@bookTicker``; with a ``spec`` (futures) it adds ``e``, ``T``, ``E`` (and ``ps`` on COIN-M)."""
+
+    __slots__ = ("ask", "ask_qty", "bid", "bid_qty", "pair", "spec", "time_ms", "update_id")
     kind = "bookTicker"
 
     def __init__(
-        self, symbol: str, stream: str, update_id: int, bid: int, bid_qty: int, ask: int, ask_qty: int
-    ) -> None:
+        self, symbol: str, stream: str, update_id: int, bid: int, bid_qty: int, ask: int, ask_qty: int,
+        spec: SymbolSpec | None = None, time_ms: int = 0, pair: str | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(symbol, stream)
         self.update_id = update_id
         self.bid, self.bid_qty, self.ask, self.ask_qty = bid, bid_qty, ask, ask_qty  # units of 1e-8
+        self.spec = spec
+        self.time_ms = time_ms
+        self.pair = pair
 
     def payload(self, micro: bool = False) -> dict[str, Any]:
+        spec = self.spec
+        if spec is not None:
+            k = 1000 if micro else 1
+            out: dict[str, Any] = {"e": "bookTicker", "u": self.update_id, "s": self.symbol}
+            if self.pair is not None:
+                out["ps"] = self.pair
+            out |= {
+                "b": spec.fmt_price(self.bid),
+                "B": spec.fmt_qty(self.bid_qty),
+                "a": spec.fmt_price(self.ask),
+                "A": spec.fmt_qty(self.ask_qty),
+                "T": (self.time_ms - 1) * k,
+                "E": self.time_ms * k,
+            }
+            return out
         return {
             "u": self.update_id,
             "s": self.symbol,
@@ -219,17 +388,24 @@ class BookTickerEvent(SimEvent):
 class MiniTickerEvent(SimEvent):
     """``<sym>@miniTicker``: the rolling 24 h figures, once a second (from ``Market.ticker_24hr``)."""
 
-    __slots__ = ("figures", "time_ms")
+    __slots__ = ("figures", "pair", "time_ms")
     kind = "miniTicker"
 
-    def __init__(self, symbol: str, stream: str, time_ms: int, figures: tuple[str, str, str, str, str, str]) -> None:
+    def __init__(
+        self, symbol: str, stream: str, time_ms: int, figures: tuple[str, str, str, str, str, str],
+        pair: str | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(symbol, stream)
         self.time_ms = time_ms
         self.figures = figures  # (c, o, h, l, v, q) as Binance renders them
+        self.pair = pair  # COIN-M adds ``ps``
 
     def payload(self, micro: bool = False) -> dict[str, Any]:
         c, o, h, lo, v, q = self.figures
         t = self.time_ms * 1000 if micro else self.time_ms
+        if self.pair is not None:
+            return {"e": "24hrMiniTicker", "E": t, "s": self.symbol, "ps": self.pair, "c": c, "o": o, "h": h,
+                    "l": lo, "v": v, "q": q}  # fmt: skip
         return {"e": "24hrMiniTicker", "E": t, "s": self.symbol, "c": c, "o": o, "h": h, "l": lo, "v": v, "q": q}
 
 
@@ -245,6 +421,17 @@ class _Minute:
     first_id: int = -1
     last_id: int = -1
     count: int = 0
+
+
+@dataclass(slots=True)
+class _Merge:
+    """A diff stream slower than the tick (``@depth``, ``@depth@500ms``): the changes of its window merged."""
+
+    suffix: str
+    period_ms: int
+    first: int = 0
+    levels: tuple[dict[int, int], dict[int, int]] = field(default_factory=lambda: ({}, {}))
+    prev: int = 0  # futures: the u of this stream's previous event (its next pu)
 
 
 @dataclass(slots=True)
@@ -264,9 +451,10 @@ class _State:
     # per-tick scratch: the changes of this tick and the final quantity of each touched level
     changes: array = field(default_factory=lambda: array("q"))
     touched: tuple[dict[int, int], dict[int, int]] = field(default_factory=lambda: ({}, {}))
-    # changes of the current second, for the 1000 ms stream
-    sec_first: int = 0
-    sec_levels: tuple[dict[int, int], dict[int, int]] = field(default_factory=lambda: ({}, {}))
+    # changes of the current window of each slower diff stream (spot: the 1000 ms @depth)
+    merges: list[_Merge] = field(default_factory=list)
+    prev_u: int = 0  # futures: the u of the last per-tick depth event (the next one's pu)
+    next_agg_id: int = 0  # futures: aggTrade ids
     minutes: deque[_Minute] = field(default_factory=lambda: deque(maxlen=24 * 60))
     prior: _Minute | None = None  # a synthetic day before the start, so 24 h stats look alive at once
     last_trade: tuple[int, int] = (0, 0)
@@ -287,8 +475,11 @@ class Market:
     """Several simulated symbols advancing together in simulated time.
 
     ``Market(seed=1)`` with the same seed and the same calls always produces the same events. ``symbols``
-    takes catalog names (``CATALOG``) or ``SymbolSpec`` objects; ``history`` is how many depth events per
-    symbol ``book_at`` can reach back; ``start_ms`` is the event time of tick 0.
+    takes catalog names (``CATALOGS[market]``) or ``SymbolSpec`` objects; ``history`` is how many depth
+    events per symbol ``book_at`` can reach back; ``start_ms`` is the event time of tick 0. ``market``
+    names the ``engine.markets`` table (``spot``, ``usdm``, ``coinm``) whose streams and rules the model
+    follows; a futures market's update ids also advance for changes it does not publish (see the module
+    docstring).
     """
 
     def __init__(
@@ -298,17 +489,29 @@ class Market:
         *,
         history: int = 3000,
         start_ms: int = 1_723_161_255_200,
+        market: str | Venue = "spot",
     ) -> None:
         if history < 1:
             raise ValueError("history must be at least 1 event")
+        venue = market if isinstance(market, Venue) else MARKETS.get(market)
+        if venue is None:
+            raise ValueError(f"unknown market {market!r}; known: {', '.join(MARKETS)}")
+        self.venue: Venue = venue
+        # Futures rules: events carry pu, and U is not contiguous with the previous u.
+        self.chained = venue.rules.name == "futures"
+        self.statuses = FUTURES_STATUSES if self.chained else STATUSES
+        periods = venue.diff_streams
+        self._tick_streams = [f for f, ms in periods.items() if ms in (0, TICK_MS)]
+        self._merged = [(f, ms) for f, ms in periods.items() if ms not in (0, TICK_MS)]
+        catalog = CATALOGS.get(venue.name, {})
         self.seed = seed
         self.history = history
         self.start_ms = start_ms
         self.ticks = 0
         self._rng = random.Random(seed)
         self._states: dict[str, _State] = {}
-        for item in symbols if symbols is not None else DEFAULT_SYMBOLS:
-            spec = item if isinstance(item, SymbolSpec) else _lookup(item)
+        for item in symbols if symbols is not None else DEFAULTS.get(venue.name, ()):
+            spec = item if isinstance(item, SymbolSpec) else _lookup(item, catalog, venue.name)
             if spec.symbol in self._states:
                 raise ValueError(f"duplicate symbol {spec.symbol}")
             self._states[spec.symbol] = self._new_state(spec)
@@ -334,9 +537,10 @@ class Market:
         return self._state(symbol).status
 
     def set_status(self, symbol: str, status: str) -> None:
-        """Change the exchangeInfo status; a symbol that is not TRADING stops producing events."""
-        if status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}")
+        """Change the exchangeInfo status (``contractStatus`` on COIN-M); a symbol that is not TRADING stops
+        producing events. Spot takes ``STATUSES``, futures ``FUTURES_STATUSES``."""
+        if status not in self.statuses:
+            raise ValueError(f"status must be one of {self.statuses}")
         self._state(symbol).status = status
 
     def last_update_id(self, symbol: str) -> int:
@@ -360,17 +564,22 @@ class Market:
         Raises ``KeyError`` if ``update_id`` is outside ``history_range``. Costs O(levels + changes since).
         """
         bids, asks = self._levels_at(symbol, update_id)
-        t = self._state(symbol).spec.tick
+        spec = self._state(symbol).spec
+        t, fp, fq = spec.tick, spec.fmt_price, spec.fmt_qty
         return (
-            [[fmt8(p * t), fmt8(q)] for p, q in sorted(bids.items(), reverse=True)],
-            [[fmt8(p * t), fmt8(q)] for p, q in sorted(asks.items())],
+            [[fp(p * t), fq(q)] for p, q in sorted(bids.items(), reverse=True)],
+            [[fp(p * t), fq(q)] for p, q in sorted(asks.items())],
         )
 
     def snapshot(self, symbol: str, limit: int = 100, update_id: int | None = None) -> dict[str, Any]:
-        """The REST ``/api/v3/depth`` body, at the current id or at an older ``update_id`` from history."""
+        """The REST depth body, at the current id or at an older ``update_id`` from history.
+
+        On futures the body adds ``E`` and ``T`` (now), and ``lastUpdateId`` is a published event's ``u``
+        as long as ``update_id`` is one (the current id always is once a tick has run)."""
         st = self._state(symbol)
-        limit = max(1, min(limit, MAX_SNAPSHOT_LIMIT))
-        t = st.spec.tick
+        limit = max(1, min(limit, self.venue.max_limit))
+        spec = st.spec
+        t, fp, fq = spec.tick, spec.fmt_price, spec.fmt_qty
         if update_id is None or update_id == st.last_id:
             update_id = st.last_id
             # SortedDict views slice in O(limit), no copy of the whole book
@@ -380,16 +589,20 @@ class Market:
             b, a = self._levels_at(symbol, update_id)
             bid_items = iter(sorted(b.items(), reverse=True)[:limit])
             ask_items = sorted(a.items())[:limit]
-        return {
-            "lastUpdateId": update_id,
-            "bids": [[fmt8(p * t), fmt8(q)] for p, q in bid_items],
-            "asks": [[fmt8(p * t), fmt8(q)] for p, q in ask_items],
-        }
+        body: dict[str, Any] = {"lastUpdateId": update_id}
+        if self.chained:
+            body["E"] = self.now_ms
+            body["T"] = self.now_ms - 1
+        body["bids"] = [[fp(p * t), fq(q)] for p, q in bid_items]
+        body["asks"] = [[fp(p * t), fq(q)] for p, q in ask_items]
+        return body
 
     def exchange_info_symbol(self, symbol: str) -> dict[str, Any]:
         """One entry of exchangeInfo's ``symbols`` list."""
         st = self._state(symbol)
         s = st.spec
+        if self.chained:
+            return self._futures_info(st)
         return {
             "symbol": s.symbol,
             "status": st.status,
@@ -422,6 +635,54 @@ class Market:
             "permissionSets": [["SPOT"]],
         }
 
+    def _futures_info(self, st: _State) -> dict[str, Any]:
+        s = st.spec
+        coin = self.venue.coin_margined
+        out: dict[str, Any] = {"symbol": s.symbol, "pair": s.pair or s.symbol, "contractType": s.contract_type,
+                               "deliveryDate": s.delivery_ms, "onboardDate": 1_569_398_400_000}  # fmt: skip
+        if coin:
+            out["contractStatus"] = st.status
+            out["contractSize"] = s.contract_size
+            out["marginAsset"] = s.base
+        else:
+            out["status"] = st.status
+            out["marginAsset"] = s.quote
+        out |= {
+            "maintMarginPercent": "2.5000",
+            "requiredMarginPercent": "5.0000",
+            "baseAsset": s.base,
+            "quoteAsset": s.quote,
+            "pricePrecision": decimals(s.tick),
+            "quantityPrecision": decimals(s.step),
+            "baseAssetPrecision": 8,
+            "quotePrecision": 8,
+            "underlyingType": "COIN",
+            "underlyingSubType": [],
+            "filters": [
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": s.fmt_price(s.tick * 10),
+                    "maxPrice": s.fmt_price(s.tick * 10**8),
+                    "tickSize": s.fmt_price(s.tick),
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "minQty": s.fmt_qty(s.step),
+                    "maxQty": s.fmt_qty(s.step * 10**6),
+                    "stepSize": s.fmt_qty(s.step),
+                },
+                {
+                    "filterType": "PERCENT_PRICE",
+                    "multiplierUp": "1.0500",
+                    "multiplierDown": "0.9500",
+                    "multiplierDecimal": "4",
+                },
+            ],
+            "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET"],
+            "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+        }
+        return out
+
     def ticker_24hr(self, symbol: str) -> dict[str, Any]:
         """The REST ``/api/v3/ticker/24hr`` body, from per-minute buckets of simulated trades."""
         st = self._state(symbol)
@@ -451,6 +712,9 @@ class Market:
         pct = change * 100 / open_ if open_ else 0.0
         avg = quote // volume if volume else last
         sign = "-" if change < 0 else ""
+        if self.chained:
+            return self._futures_ticker(st, symbol, change, pct, avg, open_, high, low, last, last_qty, volume,
+                                        quote, now, first_id, last_id, count)  # fmt: skip
         return {
             "symbol": symbol,
             "priceChange": sign + fmt8(abs(change)),
@@ -475,6 +739,38 @@ class Market:
             "count": count,
         }
 
+    def _futures_ticker(
+        self, st: _State, symbol: str, change: int, pct: float, avg: int, open_: int, high: int, low: int,
+        last: int, last_qty: int, volume: int, quote: int, now: int, first_id: int, last_id: int, count: int,
+    ) -> dict[str, Any]:  # fmt: skip
+        """``/fapi/v1/ticker/24hr`` and ``/dapi/v1/ticker/24hr``: no bid/ask; COIN-M has ``pair`` and
+        ``baseVolume`` (the contracts' worth in the base asset) instead of ``quoteVolume``."""
+        s = st.spec
+        fp = s.fmt_price
+        sign = "-" if change < 0 else ""
+        out: dict[str, Any] = {"symbol": symbol}
+        if self.venue.coin_margined:
+            out["pair"] = s.pair
+        out |= {
+            "priceChange": sign + fp(abs(change)),
+            "priceChangePercent": f"{pct:.3f}",
+            "weightedAvgPrice": fmt8(avg),
+            "lastPrice": fp(last),
+            "lastQty": s.fmt_qty(last_qty),
+            "openPrice": fp(open_),
+            "highPrice": fp(max(high, last)),
+            "lowPrice": fp(min(low, last)),
+            "volume": s.fmt_qty(volume),
+        }
+        if self.venue.coin_margined:
+            # volume is in contracts of contract_size USD: worth contract_size / price base units each
+            out["baseVolume"] = fmt8(volume // SCALE * s.contract_size * SCALE * SCALE // max(avg, 1))
+        else:
+            out["quoteVolume"] = fmt8(quote // SCALE)
+        out |= {"openTime": now - 86_400_000, "closeTime": now, "firstId": first_id, "lastId": last_id,
+                "count": count}  # fmt: skip
+        return out
+
     # ------------------------------------------------------------------ time
 
     def step(self, n: int = 1) -> list[SimEvent]:
@@ -484,13 +780,15 @@ class Market:
             self.ticks += 1
             now = self.now_ms
             second_done = self.ticks % TICKS_PER_SECOND == 0
+            elapsed = self.ticks * TICK_MS
             for st in self._states.values():
                 if st.status == "TRADING":
                     self._tick(st, now, out)
-                if second_done:
-                    self._flush_second(st, now, out)
-                    if st.status == "TRADING":  # a halted symbol trades no more: its figures stand still
-                        self._mini_ticker(st, now, out)
+                for mg in st.merges:
+                    if elapsed // mg.period_ms != (elapsed - TICK_MS) // mg.period_ms:
+                        self._flush(st, mg, now, out)
+                if second_done and st.status == "TRADING":  # a halted symbol trades no more
+                    self._mini_ticker(st, now, out)
         return out
 
     def advance(self, seconds: float) -> list[SimEvent]:
@@ -548,6 +846,10 @@ class Market:
                 book[price] = self._order_qty(spec)
                 price += sign * (1 + int(rng.expovariate(1.0 / spec.gap)))
         st.oldest_id = st.last_id
+        st.prev_u = st.last_id
+        st.merges = [_Merge(suffix, ms, prev=st.last_id) for suffix, ms in self._merged]
+        if self.chained:
+            st.next_agg_id = rng.randrange(10**8, 2 * 10**9)
         st.last_top = self._top_ticks(st)
         t = spec.tick
         mid = spec.price * t
@@ -594,7 +896,7 @@ class Market:
         book = st.asks if buy else st.bids
         side = ASK if buy else BID
         spec = st.spec
-        stream = spec.stream_prefix + "@trade"
+        stream = spec.stream_prefix + "@" + self.venue.trade_stream
         while qty > 0 and len(book) > _MIN_KEEP:
             price, level = book.peekitem(0 if buy else -1)
             if limit is not None and (price > limit if buy else price < limit):
@@ -604,6 +906,13 @@ class Market:
             qty -= fill
             px = price * spec.tick
             tid = st.next_trade_id
+            if self.chained:  # one aggTrade per price: the fills of one or more resting orders
+                st.next_trade_id += 1 + int(self._rng.random() * 3)
+                out.append(AggTradeEvent(spec, stream, st.next_agg_id, tid, st.next_trade_id - 1, px, fill, now,
+                                         not buy))  # fmt: skip
+                st.next_agg_id += 1
+                self._record_trade(st, st.next_trade_id - 1, px, fill, now)
+                continue
             st.next_trade_id += 1
             out.append(TradeEvent(spec.symbol, stream, tid, px, fill, now, not buy))
             self._record_trade(st, tid, px, fill, now)
@@ -627,6 +936,10 @@ class Market:
         rng = self._rng
         spec = st.spec
         bids, asks = st.bids, st.asks
+        if self.chained:
+            # Futures: the id counter also moves for changes this stream does not publish, so U is
+            # usually past the previous u + 1 (book_at at those ids is the book of the previous event).
+            st.last_id += int(rng.expovariate(0.25))
         first_id = st.last_id + 1
         st.changes = array("q")
         st.touched = ({}, {})
@@ -720,16 +1033,25 @@ class Market:
         last_id = st.last_id
         bl = sorted(tb.items(), reverse=True)
         al = sorted(ta.items())
-        out.append(DepthEvent(spec, spec.stream_prefix + "@depth@100ms", first_id, last_id, now, bl, al))
+        prefix = spec.stream_prefix + "@"
+        streams = self._tick_streams
+        if self.chained:
+            ev = DepthEvent(spec, prefix + streams[0], first_id, last_id, now, bl, al, st.prev_u, self._pair(spec))
+            st.prev_u = last_id
+        else:
+            ev = DepthEvent(spec, prefix + streams[0], first_id, last_id, now, bl, al)
+        out.append(ev)
+        for name in streams[1:]:
+            out.append(ev.renamed(prefix + name))
         st.history.append((first_id, last_id, st.changes))
         if len(st.history) > self.history:
-            st.history.popleft()
-            st.oldest_id = st.history[0][0] - 1
+            st.oldest_id = st.history.popleft()[1]
 
-        if not st.sec_levels[0] and not st.sec_levels[1]:
-            st.sec_first = first_id
-        st.sec_levels[0].update(tb)
-        st.sec_levels[1].update(ta)
+        for mg in st.merges:
+            if not mg.levels[0] and not mg.levels[1]:
+                mg.first = first_id
+            mg.levels[0].update(tb)
+            mg.levels[1].update(ta)
 
         top = self._top_ticks(st)
         if top != st.last_top:
@@ -741,33 +1063,48 @@ class Market:
         t = spec.tick
         bp, bq, ap, aq = top
         stream = spec.stream_prefix + "@bookTicker"
-        out.append(BookTickerEvent(spec.symbol, stream, st.last_id, bp * t, bq, ap * t, aq))
+        if self.chained:
+            out.append(BookTickerEvent(spec.symbol, stream, st.last_id, bp * t, bq, ap * t, aq, spec, self.now_ms,
+                                       self._pair(spec)))  # fmt: skip
+        else:
+            out.append(BookTickerEvent(spec.symbol, stream, st.last_id, bp * t, bq, ap * t, aq))
 
-    def _flush_second(self, st: _State, now: int, out: list[SimEvent]) -> None:
-        tb, ta = st.sec_levels
+    def _pair(self, spec: SymbolSpec) -> str | None:
+        """``ps`` of COIN-M payloads; None elsewhere."""
+        return (spec.pair or spec.symbol) if self.venue.coin_margined else None
+
+    def _flush(self, st: _State, mg: _Merge, now: int, out: list[SimEvent]) -> None:
+        tb, ta = mg.levels
         if not tb and not ta:
             return
         spec = st.spec
         bl = sorted(tb.items(), reverse=True)
         al = sorted(ta.items())
-        out.append(DepthEvent(spec, spec.stream_prefix + "@depth", st.sec_first, st.last_id, now, bl, al))
-        st.sec_levels = ({}, {})
+        stream = spec.stream_prefix + "@" + mg.suffix
+        if self.chained:
+            out.append(DepthEvent(spec, stream, mg.first, st.last_id, now, bl, al, mg.prev, self._pair(spec)))
+            mg.prev = st.last_id
+        else:
+            out.append(DepthEvent(spec, stream, mg.first, st.last_id, now, bl, al))
+        mg.levels = ({}, {})
 
     def _mini_ticker(self, st: _State, now: int, out: list[SimEvent]) -> None:
         # ticker_24hr walks up to 1440 minute buckets: once a second per symbol, ~50 µs.
         spec = st.spec
         t = self.ticker_24hr(spec.symbol)
-        figures = (t["lastPrice"], t["openPrice"], t["highPrice"], t["lowPrice"], t["volume"], t["quoteVolume"])
-        out.append(MiniTickerEvent(spec.symbol, spec.stream_prefix + "@miniTicker", now, figures))
+        q = t.get("quoteVolume") or t["baseVolume"]  # COIN-M: the volume in the base asset
+        figures = (t["lastPrice"], t["openPrice"], t["highPrice"], t["lowPrice"], t["volume"], q)
+        out.append(MiniTickerEvent(spec.symbol, spec.stream_prefix + "@miniTicker", now, figures, self._pair(spec)))
 
 
-def _lookup(name: str) -> SymbolSpec:
-    spec = CATALOG.get(name) or CATALOG.get(name.upper())
+def _lookup(name: str, catalog: dict[str, SymbolSpec] = CATALOG, market: str = "spot") -> SymbolSpec:
+    spec = catalog.get(name) or catalog.get(name.upper())
     if spec is None:
-        raise ValueError(f"unknown simulated symbol {name!r}; known: {', '.join(CATALOG)}")
+        what = "symbol" if market == "spot" else f"{market} symbol"
+        raise ValueError(f"unknown simulated {what} {name!r}; known: {', '.join(catalog)}")
     return spec
 
 
-def stream_suffixes() -> Sequence[str]:
-    """Stream kinds this simulator produces (after ``<symbol>@``)."""
-    return ("depth@100ms", "depth", "trade", "bookTicker", "miniTicker")
+def stream_suffixes(market: Venue = SPOT_MARKET) -> Sequence[str]:
+    """Stream kinds this simulator produces on ``market`` (after ``<symbol>@``)."""
+    return (*market.diff_streams, market.trade_stream, "bookTicker", "miniTicker")

@@ -1,20 +1,43 @@
-"""A simulated Binance spot exchange on 127.0.0.1: WebSocket streams and REST on one port, with faults.
+"""A simulated Binance exchange (spot, USDⓈ-M or COIN-M futures) on 127.0.0.1: WebSocket streams and REST
+on one port, with faults.
 
 Usage::
 
-    async with SimServer(port=0, seed=1, speed=10.0) as sim:
+    async with SimServer(port=0, seed=1, speed=10.0) as sim:   # market="spot" (the default)
         sim.ws_url    # "ws://127.0.0.1:PORT"   -> /stream?streams=btcusdt@depth@100ms/btcusdt@trade, /ws/<name>
                       #   streams: <sym>@depth@100ms, @depth, @trade, @bookTicker, @miniTicker (once a second)
         sim.rest_url  # "http://127.0.0.1:PORT" -> /api/v3/depth, /api/v3/exchangeInfo, /api/v3/ticker/24hr
         sim.market    # the engine.sim.market.Market being served (book_at, snapshot, ...)
+        sim.venue     # the engine.markets.Market table it serves (paths, limits, weights, stream routes)
         sim.faults    # the fault API below
+
+Futures: ``SimServer(market="usdm")`` or ``"coinm"``; one server serves one market, everything it serves
+comes from that market's table in ``engine.markets``:
+
+* REST under ``/fapi/v1`` (USDⓈ-M) or ``/dapi/v1`` (COIN-M): ``depth`` takes only the table's limits (5, 10,
+  20, 50, 100, 500, 1000; default 500), anything else is HTTP 400 ``-1130``; weights 2/5/10/20; the body adds
+  ``E`` and ``T``. ``exchangeInfo`` (weight 1) takes no parameters and lists every symbol, with
+  ``contractType``, ``pair``, ``deliveryDate``, ``status`` (USDⓈ-M) or ``contractStatus`` and
+  ``contractSize`` (COIN-M), PRICE_FILTER/LOT_SIZE; ``ticker/24hr`` (weight 1, 40 for all). The other
+  markets' paths answer 404. REST weight limit 2400 a minute (``weight_limit``).
+* Streams ``<sym>@depth@100ms``, ``@depth`` (250 ms), ``@depth@500ms``, ``@depth@0ms`` (every tick, like
+  ``@100ms``), ``@aggTrade`` (no ``@trade``), ``@bookTicker`` (with ``e``, ``T``, ``E``), ``@miniTicker``.
+  Depth events carry ``pu`` (the previous event's ``u`` on that stream) and ``T``; ``U`` is usually past
+  ``pu + 1`` (ids the stream does not publish); COIN-M payloads add ``ps`` (the pair) and quantities are
+  contract counts (``"12"``). Prices and quantities have as many decimals as tick and step (``"0.000"``).
+* WebSocket paths: USDⓈ-M serves depth and bookTicker on ``/public/stream?streams=`` (``/public/ws/<name>``),
+  aggTrade and miniTicker on ``/market/stream`` (``/market/ws/<name>``); a stream asked for on the other
+  path is accepted (URL, SUBSCRIBE, LIST_SUBSCRIPTIONS) and silently gets nothing, as on Binance. COIN-M
+  serves everything on ``/stream`` (``/ws/<name>``). 10 incoming messages a second per connection
+  (spot 5): the table's ``control_per_s``.
+* Every fault below works the same; ``drop_depth`` then shows as a ``pu`` that does not chain.
 
 Design
 ------
 * One port. websockets' asyncio server accepts every TCP connection; its ``process_request`` hook answers
   plain HTTP requests (REST, ``/sim/*`` control) with a JSON response and ``Connection: close``, and lets
-  ``/stream`` and ``/ws/...`` upgrade. websockets reads no request body, so every call is a GET (or a POST
-  without a body).
+  the market's WebSocket paths (``/stream`` and ``/ws/...`` on spot) upgrade. websockets reads no request
+  body, so every call is a GET (or a POST without a body).
 * Time. One background task maps wall time × ``speed`` onto market ticks and broadcasts each tick's events
   to the connections subscribed to their streams. ``speed=0`` stops the clock: the test advances it with
   ``await sim.advance(ticks)``, which is fully deterministic. Event times (``E``, ``T``) are simulated time,
@@ -35,21 +58,24 @@ Connection faults take ``conn``: a connection id, a ``SimConnection``, or None f
 They return the ids they applied to. ``sim.connections`` lists open connections, ``await
 sim.wait_for_connections(n)`` waits for them.
 
-* ``drop_depth(n=1, conn=None)``: silently drop the next ``n`` depthUpdate frames (a gap in ``U``/``u``).
+* ``drop_depth(n=1, conn=None)``: silently drop the next ``n`` depthUpdate frames (a gap in ``U``/``u``; on
+  futures a ``pu`` that does not chain).
 * ``disconnect(conn=None, after_depth=0, code=None, every=False)``: drop the connection now, or right after
-  sending ``after_depth`` more depth frames. ``code=None`` aborts TCP (client sees 1006); else a close frame.
+  sending ``after_depth`` more depth frames (a connection that carries no depth, e.g. USDⓈ-M ``/market``,
+  never counts to it: use ``after_depth=0`` there). ``code=None`` aborts TCP (client sees 1006); else a close frame.
   ``every=True`` also applies it to every connection opened later (until ``clear()``).
 * ``malformed(kind="text", conn=None)``: inject one bad frame; ``kind`` in ``MALFORMED_KINDS``: ``text``
   (not JSON), ``price`` (depthUpdate with a non-numeric price), ``missing`` (depthUpdate without ``u`` and
   ``b``), ``unknown`` (an unknown ``e`` on a subscribed stream), ``stream`` (a stream nobody subscribed),
   ``array`` (JSON that is not an object). Malformed depth events carry ``U = u = last id + 1`` of the
-  symbol: they cost nothing if discarded. ``inject(frame, conn=None)`` sends any text (or dict as JSON).
+  symbol (futures: with ``pu`` and ``T``): they cost nothing if discarded. ``inject(frame, conn=None)``
+  sends any text (or dict as JSON).
 * ``server_shutdown(conn=None, grace=0.5, every=False)``: send ``{"stream":"!serverShutdown","data":{"e":
   "serverShutdown","E":...}}`` then close (1001) after ``grace`` seconds; ``every`` as for ``disconnect``.
 * ``silence(conn=None, seconds=None)`` / ``resume(conn=None)``: stop sending anything (frames are dropped,
   not queued; pings still flow) for ``seconds`` or until ``resume``.
 * ``rest_error(status, count=1, retry_after=None, path=None)``: the next ``count`` REST calls (to ``path``
-  if given, e.g. "/api/v3/depth") answer ``status`` with a Binance-style error body; shortcuts
+  if given, e.g. "/api/v3/depth", "/fapi/v1/depth") answer ``status`` with a Binance-style error body; shortcuts
   ``rate_limit(count=1, retry_after=5)`` (429), ``ban(count=1, retry_after=120)`` (418),
   ``server_error(count=1, status=503)``.
 * ``stale_snapshot(count=1, behind=50)``: the next depth answers come from ``behind`` events ago
@@ -74,7 +100,8 @@ Over HTTP (for ``python -m engine.sim`` driven from a shell), ``GET`` or ``POST`
   (seconds, conn), ``resume`` (conn), ``429``/``418`` (n, retry_after, path), ``5xx`` (n, status, path),
   ``4xx`` (n, status, path), ``stale`` (n, behind), ``ahead`` (n, ahead), ``badsnap`` (what, n), ``html`` (n,
   status, path), ``redirect`` (location, n, status, path), ``trickle`` (interval, n, path), ``slow`` (delay,
-  n), ``reject`` (seconds, mode), ``accept``, ``status`` (symbol, status: HALT...), ``clear``.
+  n), ``reject`` (seconds, mode), ``accept``, ``status`` (symbol, status: default HALT on spot, SETTLING
+  on futures), ``clear``.
   Example: ``curl 'http://127.0.0.1:9000/sim/fault?kind=gap&n=3'``.
 * ``/sim/status``: symbols, connections, pending faults, weight used. ``/sim/advance?ticks=N`` steps a
   stopped clock, ``/sim/speed?x=X`` changes the speed (0 stops). ``/sim/*`` calls cost no weight and are
@@ -101,7 +128,9 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from engine.sim.market import MAX_SNAPSHOT_LIMIT, TICK_MS, Market, SimEvent, SymbolSpec, fmt8, stream_suffixes
+from engine.markets import MARKETS
+from engine.markets import Market as Venue
+from engine.sim.market import SCALE, TICK_MS, Market, SimEvent, SymbolSpec, fmt8, stream_suffixes
 
 MalformedKind = Literal["text", "price", "missing", "unknown", "stream", "array"]
 MALFORMED_KINDS: tuple[str, ...] = ("text", "price", "missing", "unknown", "stream", "array")
@@ -113,16 +142,15 @@ _PORTAL_HTML = (
     '<form method="post"><button>Accept</button></form>\n</body></html>\n'
 )
 
-_SUFFIXES = frozenset(stream_suffixes())
 _MAX_STREAMS = 1024
 _MAX_CATCHUP_TICKS = 50  # after a stall (debugger, suspended laptop) skip ahead instead of flooding
 
 
-def _valid_stream(name: object) -> bool:
+def _valid_stream(name: object, suffixes: frozenset[str]) -> bool:
     if not isinstance(name, str):
         return False
     sym, sep, suffix = name.partition("@")
-    return bool(sym) and bool(sep) and suffix in _SUFFIXES
+    return bool(sym) and bool(sep) and suffix in suffixes
 
 
 @dataclass(slots=True)
@@ -182,6 +210,7 @@ class SimConnection:
         streams: list[str],
         combined: bool,
         micro: bool,
+        lane: str = "/stream",
     ) -> None:
         self.server = server
         self.id = cid
@@ -189,7 +218,10 @@ class SimConnection:
         self.path = path
         self.combined = combined
         self.micro = micro
-        self.streams: dict[str, None] = dict.fromkeys(streams)  # an ordered set
+        self.lane = lane  # the combined path this connection is on: it carries only the streams routed there
+        self.streams: dict[str, None] = {}  # an ordered set: what was asked for (LIST_SUBSCRIPTIONS)
+        self.carried: set[str] = set()  # what is delivered: the streams whose path is this connection's
+        self.subscribe(streams)
         self.opened_at = time.monotonic()
         self.closed_at: float | None = None
         self.frames_sent = 0
@@ -220,6 +252,19 @@ class SimConnection:
     @property
     def subscriptions(self) -> list[str]:
         return list(self.streams)
+
+    def subscribe(self, names: Iterable[str]) -> None:
+        """Add streams; one that another path carries (USDⓈ-M) is accepted and silently gets nothing."""
+        lane_of = self.server._lane_of
+        for name in names:
+            self.streams[name] = None
+            if lane_of(name) == self.lane:
+                self.carried.add(name)
+
+    def unsubscribe(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.streams.pop(name, None)
+            self.carried.discard(name)
 
     # ---- sending
 
@@ -524,26 +569,49 @@ class SimServer:
         speed: float = 1.0,
         symbols: Iterable[str | SymbolSpec] | None = None,
         *,
+        market: str | Venue = "spot",
         history: int = 3000,
-        weight_limit: int = 6000,
-        max_incoming_per_s: int | None = 5,
+        weight_limit: int | None = None,
+        max_incoming_per_s: int | Literal["market"] | None = "market",
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 60.0,
         max_queue: int = 10_000,
         clock: Callable[[], float] = time.time,
         start_ms: int | None = None,
     ) -> None:
+        venue = market if isinstance(market, Venue) else MARKETS.get(market)
+        if venue is None:
+            raise ValueError(f"unknown market {market!r}; known: {', '.join(MARKETS)}")
+        self.venue: Venue = venue
         self.host = host
         self._want_port = port
         self._speed = speed
-        self.weight_limit = weight_limit
-        self.max_incoming_per_s = max_incoming_per_s
+        self.weight_limit = venue.weight_limit if weight_limit is None else weight_limit
+        self.max_incoming_per_s = venue.control_per_s if max_incoming_per_s == "market" else max_incoming_per_s
         self.max_queue = max_queue
         self._clock = clock
         self._ping = (ping_interval, ping_timeout)
         self.market = Market(
-            seed, symbols, history=history, start_ms=int(clock() * 1000) if start_ms is None else start_ms
+            seed,
+            symbols,
+            history=history,
+            start_ms=int(clock() * 1000) if start_ms is None else start_ms,
+            market=venue,
         )
+        # What the market's table says is served where (engine/markets.py).
+        self._suffixes = frozenset(stream_suffixes(venue))
+        self._lanes = frozenset(venue.ws_paths.values())  # combined paths: /stream, /public/stream, ...
+        self._raw = {lane.removesuffix("stream") + "ws": lane for lane in self._lanes}  # /ws/<name> forms
+        self._depth_path = venue.depth_path()
+        api = venue.api
+        info_weight, (one, every) = venue.exchange_info_weight, venue.ticker_weights
+        self._endpoints: dict[str, tuple[_Handler, Callable[[dict[str, str]], int]]] = {
+            api + "/depth": (SimServer._depth, self._depth_weight),
+            api + "/exchangeInfo": (SimServer._exchange_info, lambda p: info_weight),
+            api + "/ticker/24hr": (SimServer._ticker, lambda p: one if "symbol" in p else every),
+            api + "/time": (SimServer._time, lambda p: 1),
+            api + "/ping": (SimServer._ping_ep, lambda p: 1),
+        }
         self.faults = Faults(self)
         self.rest_calls: deque[RestCall] = deque(maxlen=10_000)
         self.journal: deque[JournalEntry] = deque(maxlen=10_000)
@@ -665,13 +733,13 @@ class SimServer:
             await asyncio.sleep(max(next_wall - loop.time(), 0.004))
 
     def _broadcast(self, events: list[SimEvent]) -> None:
-        conns = [c for c in self._conns.values() if c.streams and not c._closing]
+        conns = [c for c in self._conns.values() if c.carried and not c._closing]
         if not conns or not events:
             return
         for ev in events:
             stream = ev.stream
             for c in conns:
-                if stream in c.streams:
+                if stream in c.carried:
                     c.offer(ev)
 
     def _event_time(self, micro: bool) -> int:
@@ -692,11 +760,11 @@ class SimServer:
         assert ws.request is not None
         url = urlsplit(ws.request.path)
         query = parse_qs(url.query)
-        streams = _streams_of(url.path, query) or []
+        streams, lane = self._streams_of(url.path, query) or ([], self._lane_of_path(url.path))
         micro = query.get("timeUnit", [""])[0].upper() == "MICROSECOND"
         cid = self._next_id
         self._next_id += 1
-        conn = SimConnection(self, cid, ws, ws.request.path, streams, url.path == "/stream", micro)
+        conn = SimConnection(self, cid, ws, ws.request.path, streams, url.path in self._lanes, micro, lane)
         self._conns[cid] = conn
         self._note(cid, "open", {"path": ws.request.path})
         self._conn_event.set()
@@ -717,6 +785,35 @@ class SimServer:
             conn._closed()
             del self._conns[cid]
             self._note(cid, "closed", {"code": ws.close_code})
+
+    def _lane_of(self, stream: str) -> str:
+        """The combined path that carries ``stream`` (from the market table's ``ws_paths``)."""
+        return self.venue.ws_path(stream.partition("@")[2])
+
+    def _lane_of_path(self, path: str) -> str:
+        """The combined path a WebSocket URL path belongs to (``/public/ws/x`` -> ``/public/stream``); ""
+        when the market serves no WebSocket there."""
+        if path in self._lanes:
+            return path
+        for raw, lane in self._raw.items():
+            if path == raw or path.startswith(raw + "/"):
+                return lane
+        return ""
+
+    def _streams_of(self, path: str, query: dict[str, list[str]]) -> tuple[list[str], str] | None:
+        """Streams named in the URL and the connection's lane; None if one of them is not a valid name."""
+        lane = self._lane_of_path(path)
+        if path in self._lanes:
+            raw = query.get("streams", [""])[0]  # parse_qs has already percent-decoded it
+            names = [s for s in raw.split("/") if s]
+        elif lane:
+            rest = path[len(lane.removesuffix("stream") + "ws") :]
+            names = [unquote(s) for s in rest.split("/") if s]
+        else:
+            names = []
+        if len(names) > _MAX_STREAMS or not all(_valid_stream(n, self._suffixes) for n in names):
+            return None
+        return names, lane
 
     def _too_fast(self, conn: SimConnection) -> bool:
         limit = self.max_incoming_per_s
@@ -747,16 +844,15 @@ class SimServer:
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
             if not isinstance(params, list) or not params:
                 return _ws_error(2, "Invalid request: 'params' must be a non-empty list of stream names", rid)
-            bad = [p for p in params if not _valid_stream(p)]
+            bad = [p for p in params if not _valid_stream(p, self._suffixes)]
             if bad:
                 return _ws_error(2, f"Invalid request: invalid stream name {bad[0]!r}", rid)
             if method == "SUBSCRIBE":
                 if len(set(conn.streams) | set(params)) > _MAX_STREAMS:
                     return _ws_error(2, f"Invalid request: more than {_MAX_STREAMS} streams", rid)
-                conn.streams.update(dict.fromkeys(params))
+                conn.subscribe(params)
             else:
-                for p in params:
-                    conn.streams.pop(p, None)
+                conn.unsubscribe(params)
             self._note(conn.id, method.lower(), {"params": params})
             return orjson.dumps({"result": None, "id": rid})
         if method == "LIST_SUBSCRIPTIONS":
@@ -807,6 +903,9 @@ class SimServer:
                 "b": [["12x.5", "1.00000000"]],
                 "a": [],
             }
+            if self.market.chained:  # a futures event: pu and T too (a missing u still goes)
+                data = {"e": "depthUpdate", "E": e_time, "T": e_time, "s": sym_upper, "U": nid, "u": nid,
+                        "pu": nid - 1, "b": data["b"], "a": []}  # fmt: skip
             if kind == "missing":
                 del data["u"], data["b"]
         return orjson.dumps({"stream": stream, "data": data} if conn.combined else data)
@@ -824,10 +923,10 @@ class SimServer:
             return connection.respond(503, "")
         url = urlsplit(request.path)
         path = url.path
-        is_ws = path in ("/stream", "/ws") or path.startswith("/ws/")
+        is_ws = bool(self._lane_of_path(path))
         if is_ws and request.headers.get("Upgrade", "").lower() == "websocket":
             query = parse_qs(url.query)
-            if _streams_of(path, query) is None:
+            if self._streams_of(path, query) is None:
                 return _json_response(400, {"code": 2, "msg": "Invalid request: invalid stream name"})
             return None
         t = time.monotonic()
@@ -851,7 +950,7 @@ class SimServer:
     async def _rest(
         self, method: str, path: str, params: dict[str, str], t: float, connection: ServerConnection | None = None
     ) -> Response:
-        endpoint = _ENDPOINTS.get(path)
+        endpoint = self._endpoints.get(path)
         early = t < self._retry_not_before
         if endpoint is None:
             return self._answer(t, method, path, params, 404, {"code": -1000, "msg": "Unknown path."}, 0, early)
@@ -965,7 +1064,8 @@ class SimServer:
         if err:
             return 400, err, 0.0, None
         symbol = params["symbol"]
-        limit = _limit(params)
+        venue = self.venue
+        limit = _raw_limit(params, venue.depth_default)
         if limit is None:
             return (
                 400,
@@ -976,35 +1076,63 @@ class SimServer:
                 0.0,
                 None,
             )
+        if venue.depth_limits is not None and limit not in venue.depth_limits:
+            return 400, {"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."}, 0.0, None
+        limit = max(1, min(limit, venue.max_limit))
+        depth_path = self._depth_path
         notes = []
         update_id = None
-        stale = Faults._take(self.faults._stale, "/api/v3/depth")
+        stale = Faults._take(self.faults._stale, depth_path)
         if stale is not None:
             lo, hi = self.market.history_range(symbol)
             hist = self.market._state(symbol).history
             back = min(stale.behind, len(hist))
-            update_id = max(lo, hist[-back][0] - 1) if back else lo
+            # the u of the event before (on futures, ids between events were never published)
+            update_id = max(lo, hist[-back - 1][1]) if back < len(hist) else lo
             notes.append(f"stale:{hi - update_id}")
         body = self.market.snapshot(symbol, limit, update_id)
-        ahead = Faults._take(self.faults._ahead, "/api/v3/depth")
+        ahead = Faults._take(self.faults._ahead, depth_path)
         if ahead is not None:
             body["lastUpdateId"] += ahead.behind
             notes.append(f"ahead:{ahead.behind}")
-        bad = Faults._take(self.faults._bad, "/api/v3/depth")
+        bad = Faults._take(self.faults._bad, depth_path)
         if bad is not None and bad.detail == "crossed" and body["asks"]:
-            body["bids"].insert(0, [body["asks"][0][0], "1.00000000"])
+            body["bids"].insert(0, [body["asks"][0][0], self.market.spec(symbol).fmt_qty(SCALE)])
         elif bad is not None and bad.detail == "string-id":
             body["lastUpdateId"] = str(body["lastUpdateId"])
         if bad is not None:
             notes.append(f"bad:{bad.detail}")
-        slow = Faults._take(self.faults._slow, "/api/v3/depth")
+        slow = Faults._take(self.faults._slow, depth_path)
         delay = slow.delay if slow is not None else 0.0
         if slow is not None:
             notes.append(f"slow:{delay}")
         return 200, body, delay, ",".join(notes) or None
 
+    def _depth_weight(self, params: dict[str, str]) -> int:
+        limit = _raw_limit(params, self.venue.depth_default)
+        return self.venue.depth_weight(self.venue.depth_default if limit is None else max(1, limit))
+
     def _exchange_info(self, params: dict[str, str]) -> tuple[int, Any, float, str | None]:
         m = self.market
+        if m.chained:
+            # Futures exchangeInfo takes no parameters: every symbol, always (a client looks its own up).
+            body = {
+                "timezone": "UTC",
+                "serverTime": m.now_ms,
+                "futuresType": "COIN_MARGINED" if self.venue.coin_margined else "U_MARGINED",
+                "rateLimits": [
+                    {
+                        "rateLimitType": "REQUEST_WEIGHT",
+                        "interval": "MINUTE",
+                        "intervalNum": 1,
+                        "limit": self.weight_limit,
+                    },
+                    {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+                ],
+                "exchangeFilters": [],
+                "symbols": [m.exchange_info_symbol(n) for n in m.symbols],
+            }
+            return 200, body, 0.0, None
         if "symbol" in params and "symbols" in params:
             return 400, {"code": -1128, "msg": "Combination of optional parameters invalid."}, 0.0, None
         if "symbol" in params:
@@ -1128,7 +1256,7 @@ class SimServer:
         elif kind == "accept":
             f.accept_connections()
         elif kind == "status":
-            self.market.set_status(q["symbol"], q.get("status", "HALT"))
+            self.market.set_status(q["symbol"], q.get("status", self.market.statuses[1]))  # HALT, SETTLING
         elif kind == "clear":
             f.clear()
         else:
@@ -1163,40 +1291,17 @@ class SimServer:
         }
 
 
-def _streams_of(path: str, query: dict[str, list[str]]) -> list[str] | None:
-    """Streams named in the URL; None if one of them is not a valid name."""
-    if path == "/stream":
-        raw = query.get("streams", [""])[0]  # parse_qs has already percent-decoded it
-        names = [s for s in raw.split("/") if s]
-    elif path.startswith("/ws/"):
-        names = [unquote(s) for s in path[4:].split("/") if s]
-    else:
-        names = []
-    if len(names) > _MAX_STREAMS or not all(_valid_stream(n) for n in names):
-        return None
-    return names
-
-
-def _limit(params: dict[str, str]) -> int | None:
-    raw = params.get("limit", "100")
+def _raw_limit(params: dict[str, str], default: int) -> int | None:
+    """The ``limit`` parameter as sent (default if absent); None when it is not a plain number."""
+    raw = params.get("limit")
+    if raw is None:
+        return default
     if not raw.isdigit() or not raw.isascii() or len(raw) > 20:
         return None
-    return max(1, min(int(raw), MAX_SNAPSHOT_LIMIT))
+    return int(raw)
 
 
-def _depth_weight(params: dict[str, str]) -> int:
-    limit = _limit(params) or 100
-    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
-
-
-_Handler = Callable[[SimServer, dict[str, str]], tuple[int, Any, float, str | None]]
-_ENDPOINTS: dict[str, tuple[_Handler, Callable[[dict[str, str]], int]]] = {
-    "/api/v3/depth": (SimServer._depth, _depth_weight),
-    "/api/v3/exchangeInfo": (SimServer._exchange_info, lambda p: 20),
-    "/api/v3/ticker/24hr": (SimServer._ticker, lambda p: 2 if "symbol" in p else 80),
-    "/api/v3/time": (SimServer._time, lambda p: 1),
-    "/api/v3/ping": (SimServer._ping_ep, lambda p: 1),
-}
+_Handler = Callable[["SimServer", dict[str, str]], tuple[int, Any, float, str | None]]
 
 
 def _error_body(status: int) -> dict[str, Any]:
