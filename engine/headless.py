@@ -190,7 +190,7 @@ async def _live_ndjson(args: Any, symbol: str) -> int:
             if getattr(args, "demo", False):
                 from engine.sim.server import SimServer
 
-                sim = await stack.enter_async_context(SimServer(seed=args.seed))
+                sim = await stack.enter_async_context(SimServer(seed=args.seed, market=args.market.name))
                 ws_url, rest_url = sim.ws_url, sim.rest_url
             market = args.market
             session = LiveSession(

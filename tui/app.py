@@ -500,8 +500,8 @@ async def _run_demo(args: argparse.Namespace, symbol: str) -> int:
 
     recorder = Recorder(args.record) if args.record else None
     try:
-        async with SimServer(host="127.0.0.1", port=0, seed=args.seed) as sim:
-            session = LiveSession(symbol, sim.ws_url, sim.rest_url, recorder=recorder)
+        async with SimServer(host="127.0.0.1", port=0, seed=args.seed, market=args.market.name) as sim:
+            session = LiveSession(symbol, sim.ws_url, sim.rest_url, recorder=recorder, market=args.market)
             app = ObtuiApp(session, badge="DEMO · simulated exchange", max_fps=max_fps_from_env())
             await _run_until_signalled(app)
     finally:

@@ -18,7 +18,7 @@ from typing import IO, Any, NoReturn, TextIO
 from urllib.parse import urlsplit
 
 MARKET_NAMES = ("spot", "usdm", "coinm")  # engine/markets.py has the tables; named here so --help imports nothing
-DEMO_SYMBOL = "BTCUSDT"
+DEMO_SYMBOLS = {"spot": "BTCUSDT", "usdm": "BTCUSDT", "coinm": "BTCUSD_PERP"}  # --demo's symbol per market
 DEFAULT_LEVELS = 20
 DEFAULT_SEED = 7
 # --speed's range. The TUI's +/- keys step through tui/speed.py SPEED_STEPS (¼ to 100, then max), which
@@ -166,10 +166,6 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("--seed seeds the simulator: use it with --demo")
     if args.levels is not None and not args.ndjson:
         raise UsageError("--levels sets the depth of the --ndjson lines: use it with --ndjson")
-    if args.demo and args.market not in (None, "spot"):
-        # The built-in simulator serves spot's layout only (for now): a futures client would wait on
-        # paths it does not serve.
-        raise UsageError(f"--demo simulates spot only: drop --market {args.market}, or watch it live")
     if args.ws_url is not None:
         _check_url("--ws-url", args.ws_url, ("ws", "wss"))
     if args.rest_url is not None:
@@ -345,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"obtui: {e}", file=sys.stderr)
         return 2
-    symbol = (args.symbol or DEMO_SYMBOL).upper()
+    symbol = (args.symbol or DEMO_SYMBOLS.get(args.market or "spot", "BTCUSDT")).upper()
     if args.speed is None:
         args.speed = None if args.ndjson else 1.0
     else:

@@ -69,8 +69,8 @@ def assert_rest_rules(sim: SimServer) -> None:
     assert max(c.used_weight for c in calls) <= sim.weight_limit
 
 
-def true_top(market: Market, update_id: int) -> tuple[list[list[str]], list[list[str]]]:
-    bids, asks = market.book_at(SYMBOL, update_id)
+def true_top(market: Market, update_id: int, symbol: str = SYMBOL) -> tuple[list[list[str]], list[list[str]]]:
+    bids, asks = market.book_at(symbol, update_id)
     return bids[:N], asks[:N]
 
 
@@ -90,8 +90,9 @@ class Seen:
 class Capture(Listener):
     """Checks every book the session produces against the simulator's book at the same id, at once."""
 
-    def __init__(self, market: Market) -> None:
+    def __init__(self, market: Market, symbol: str = SYMBOL) -> None:
         self.market = market
+        self.symbol = symbol.upper()
         self.books = 0
         self.ids: list[int] = []
         self.mismatches: list[str] = []
@@ -107,7 +108,7 @@ class Capture(Listener):
         bids = [[lv.price_str, lv.qty_str] for lv in sync.book.bids(N)]
         asks = [[lv.price_str, lv.qty_str] for lv in sync.book.asks(N)]
         try:
-            want = true_top(self.market, uid)
+            want = true_top(self.market, uid, self.symbol)
         except KeyError as e:
             self.mismatches.append(f"update id {uid} is not in the simulator's history: {e}")
             return
@@ -151,7 +152,7 @@ class Live:
 
     def __init__(self, sim: SimServer, symbol: str = "btcusdt", **kw: Any) -> None:
         self.sim = sim
-        self.cap = Capture(sim.market)
+        self.cap = Capture(sim.market, symbol)
         kw.setdefault("backoff", Backoff(base=0.05, cap=0.5))
         self.session = LiveSession(symbol, sim.ws_url, sim.rest_url, self.cap, **kw)
         self.task: asyncio.Task[None] | None = None
