@@ -10,15 +10,18 @@ must be cheap (the TUI only marks itself dirty and draws at most once per frame)
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from engine.book import Level
 from engine.events import (
     BookTicker,
     ControlReply,
     DepthUpdate,
+    ExchangeInfo,
     Frame,
     Kind,
     Message,
@@ -67,7 +70,11 @@ class Listener:
 
 @dataclass(slots=True)
 class SymbolInfo:
-    """What exchangeInfo says about a symbol; sizes are integer units of 1e-8."""
+    """What exchangeInfo says about a symbol; sizes are integer units of 1e-8.
+
+    ``inferred``: no exchangeInfo was at hand (an old recording); tick and step size are the finest
+    decimal steps seen in the exchange's own numbers (``from_levels``), and base and quote are unknown.
+    """
 
     symbol: str
     status: str = "TRADING"
@@ -75,6 +82,7 @@ class SymbolInfo:
     step_size: int = 1  # 1e-8
     base: str = ""
     quote: str = ""
+    inferred: bool = False
 
     @classmethod
     def from_exchange_info(cls, entry: dict) -> SymbolInfo:
@@ -89,6 +97,28 @@ class SymbolInfo:
             except (KeyError, ValueError):
                 continue
         return info
+
+    @classmethod
+    def from_levels(
+        cls, symbol: str, levels: Iterable[Level], gcds: tuple[int, int] = (0, 0)
+    ) -> tuple[SymbolInfo | None, tuple[int, int]]:
+        """Tick and step size as the finest decimal steps of the levels' prices and quantities (None when
+        there is nothing to go by), and the running gcds to pass with the next levels. O(levels).
+
+        A price's last significant decimal is a multiple of the tick, so the gcd of many prices has the
+        tick's decimals (a tick of 0.05 reads as 0.01: the decimals, which is what the screen needs, are
+        right). Zero quantities (deletes) say nothing and drop out of the gcd.
+        """
+        prices, qtys = gcds
+        for lv in levels:
+            prices = math.gcd(prices, lv[0])
+            qtys = math.gcd(qtys, lv[1])
+        if not prices:
+            return None, (prices, qtys)
+        info = cls(symbol, tick_size=10 ** (8 - cls.decimals(prices)), inferred=True)
+        if qtys:
+            info.step_size = 10 ** (8 - cls.decimals(qtys))
+        return info, (prices, qtys)
 
     @staticmethod
     def decimals(units: int) -> int:
@@ -185,6 +215,9 @@ class Session:
             if msg.symbol == self.symbol and sync.snapshot(msg):
                 self.check.applied(sync.book)
                 self.listener.book_changed(self)
+        elif isinstance(msg, ExchangeInfo):
+            if msg.symbol == self.symbol:
+                self.info = SymbolInfo.from_exchange_info(msg.entry)
         elif isinstance(msg, Reject):
             sync.reject(f"{msg.stream}: {msg.reason}" if msg.stream else msg.reason)
         elif isinstance(msg, (ControlReply, ServerShutdown)):

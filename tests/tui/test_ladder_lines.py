@@ -6,8 +6,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from engine.book import level
 from engine.events import DepthUpdate, Snapshot
+from engine.replay import ReplaySession
 from engine.session import Session, SymbolInfo
 from engine.sync import State
 from tui.widgets.ladder import PARTIAL_LEGEND, PARTIAL_MARK, Ladder, layout_for, mid_text
@@ -241,3 +246,20 @@ def test_g_limit_ignores_a_side_that_is_one_level() -> None:
     assert ladder.coarser() and ladder.coarser() and ladder.step == 100_000_000  # 0.1, 1
     assert ladder.coarser() and ladder.step == 1_000_000_000  # 10: bids 100 and 90 are still two buckets
     assert not ladder.coarser()  # 100 would hold every known bid
+
+
+def test_a_real_ethusdt_replay_shows_eth_sizes_in_4_decimals_and_prices_in_2() -> None:
+    # The recording has no exchangeInfo: the units come from its own numbers (tick 0.01, step 0.0001).
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "binance-spot-ethusdt-20240808.ndjson.gz"
+    if not path.exists():
+        pytest.skip(f"real data not present: {path}")
+    session = ReplaySession(str(path), "ETHUSDT", speed=None)
+    assert session.step_until(lambda s: s.state is State.SYNCED)
+    ladder = Ladder(session, fixed_size=(60, 12))
+    rows = [line.split() for line in lines(ladder)]
+    levels = rows[1:6] + rows[7:12]
+    assert all(len(r) >= 3 for r in levels), rows
+    for price, size, total, *_ in levels:
+        assert len(price.split(".")[1]) == 2, price
+        assert len(size.split(".")[1]) == 4 and len(total.split(".")[1]) == 4, (size, total)
+    assert rows[7][:2] == ["2,683.80", "3.0292"]  # the best bid of the snapshot, exactly as Binance sent it
