@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import msgspec
 import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -132,6 +133,15 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+class _InfoBody(msgspec.Struct):
+    """exchangeInfo's answer with each symbol's entry kept as its exact bytes (one C pass)."""
+
+    symbols: list[msgspec.Raw] = msgspec.field(default_factory=list)
+
+
+_info_symbols = msgspec.json.Decoder(_InfoBody).decode
 
 
 class RestClient:
@@ -238,6 +248,25 @@ class RestClient:
         params = {"symbol": symbol} if symbol else {}
         return self.parse(await self.get("/api/v3/exchangeInfo", params, 20))
 
+    async def symbol_entry(self, symbol: str) -> tuple[dict, bytes]:
+        """exchangeInfo's entry for ``symbol``: parsed, and its exact bytes (recordings keep those).
+
+        Raises ``UnknownSymbol`` when the answer does not list it, ``RestError`` when it is not JSON.
+        """
+        resp = await self.get("/api/v3/exchangeInfo", {"symbol": symbol}, 20)
+        body = self.not_html(resp)
+        try:
+            symbols = _info_symbols(body).symbols
+        except msgspec.ValidationError:
+            symbols = []  # JSON, but not an exchangeInfo answer: it lists no such symbol
+        except msgspec.DecodeError as e:
+            raise RestError(f"the answer to {resp.url.path} is not JSON ({e}): {one_line(resp.text, 60)!r}") from None
+        for raw in symbols:
+            entry = orjson.loads(bytes(raw))
+            if isinstance(entry, dict) and entry.get("symbol") == symbol:
+                return entry, bytes(raw)
+        raise UnknownSymbol(symbol)
+
     async def depth(self, symbol: str, limit: int = SNAPSHOT_LIMIT) -> bytes:
         """A depth answer's raw body (kept byte for byte for recordings; decoded by ``usable_snapshot``)."""
         resp = await self.get(DEPTH_PATH, {"symbol": symbol, "limit": limit}, depth_weight(limit))
@@ -341,12 +370,15 @@ class LiveSession(Session):
             self.retry_at = None
 
     async def validate(self, symbol: str) -> SymbolInfo:
-        """exchangeInfo for ``symbol``; raises ``UnknownSymbol`` (retries network errors forever)."""
-        body = await self._rest_retrying("checking the symbol", lambda: self.rest.exchange_info(symbol))
-        for entry in body.get("symbols", ()) if isinstance(body, dict) else ():
-            if isinstance(entry, dict) and entry.get("symbol") == symbol:
-                return SymbolInfo.from_exchange_info(entry)
-        raise UnknownSymbol(symbol)
+        """exchangeInfo for ``symbol``; raises ``UnknownSymbol`` (retries network errors forever).
+
+        When recording, the entry goes into the recording exactly as received (stream
+        ``<sym>@exchangeInfo``), ahead of the symbol's frames: a replay takes its units from it.
+        """
+        entry, raw = await self._rest_retrying("checking the symbol", lambda: self.rest.symbol_entry(symbol))
+        if self.recorder is not None:
+            self.recorder.write(self.clock() * 1000.0, None, f"{symbol.lower()}@exchangeInfo", raw)
+        return SymbolInfo.from_exchange_info(entry)
 
     async def list_symbols(self) -> list[str]:
         """Every symbol the exchange lists (cached), for completion."""
