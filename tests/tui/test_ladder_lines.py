@@ -204,10 +204,15 @@ def test_a_bucket_reaching_past_the_known_book_is_marked_partial() -> None:
     assert [y for y, line in enumerate(out) if PARTIAL_MARK in line] == [3, 9]
     # The title explains the mark while such a row is on screen.
     assert ladder.partial_shown
-    assert PARTIAL_LEGEND in ladder._box_for(62, 14).title
+    assert PARTIAL_LEGEND in ladder._box_for(80, 14).title
+    # A narrow ladder gets a shorter legend, whole, rather than one cut at the border mid-word.
+    narrow = Ladder(session, fixed_size=(36, 12))
+    assert narrow.coarser()
+    lines(narrow)
+    assert narrow._box_for(38, 14).title == f"Order book · step 0.1 · {PARTIAL_MARK} partial"
     assert ladder.finer()
     lines(ladder)
-    assert not ladder.partial_shown and PARTIAL_LEGEND not in ladder._box_for(62, 14).title
+    assert not ladder.partial_shown and PARTIAL_MARK not in ladder._box_for(80, 14).title
 
 
 def test_a_partial_bucket_deeper_than_the_rows_shown_is_not_on_screen() -> None:

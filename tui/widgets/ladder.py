@@ -39,6 +39,8 @@ _CACHE_MAX = 1024  # strips kept: ~25 frames of changed rows
 _FREEZE_LEVELS = 5000  # levels per side kept when frozen: enough to regroup a frozen view
 PARTIAL_MARK = "≥"
 PARTIAL_LEGEND = f"{PARTIAL_MARK} partial: the book is unknown past it"
+# Shorter forms for narrow ladders: the title is cut at the border, and a legend cut mid-word misleads.
+_LEGENDS = (PARTIAL_LEGEND, f"{PARTIAL_MARK} partial: unknown past it", f"{PARTIAL_MARK} partial")
 
 
 class Frame(NamedTuple):
@@ -320,7 +322,10 @@ class Ladder(BoxedLines):
         if self._dirty or self._rows_for != inner:
             # Rows first: whether a partial bucket is on screen decides the title of this very paint.
             self._rebuild(*inner)
-        title = f"{self.box_title} · {PARTIAL_LEGEND}" if self.partial_shown else self.box_title
+        title = self.box_title
+        if self.partial_shown:
+            room = width - 5  # "╭─ " + title + " ─╮" less the corner's own cell
+            title = next((f"{title} · {leg}" for leg in _LEGENDS if len(title) + 3 + len(leg) <= room), title)
         return Box(width, height, title, self.box_subtitle, self.box_state, False)
 
     def _row_key(self, y: int) -> tuple:
