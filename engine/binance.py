@@ -44,6 +44,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import msgspec
 import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -132,6 +133,15 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+class _InfoBody(msgspec.Struct):
+    """exchangeInfo's answer with each symbol's entry kept as its exact bytes (one C pass)."""
+
+    symbols: list[msgspec.Raw] = msgspec.field(default_factory=list)
+
+
+_info_symbols = msgspec.json.Decoder(_InfoBody).decode
 
 
 class RestClient:
@@ -245,6 +255,27 @@ class RestClient:
         # missing from the list); the parameter is harmless there, and spot answers -1121 to it.
         params = {"symbol": symbol} if symbol else {}
         return self.parse(await self.get(self.market.exchange_info_path(), params, 20))
+
+    async def symbol_entry(self, symbol: str) -> tuple[dict, bytes]:
+        """exchangeInfo's entry for ``symbol``: parsed, and its exact bytes (recordings keep those).
+
+        Raises ``UnknownSymbol`` when the answer does not list it, ``RestError`` when it is not JSON.
+        """
+        # Futures' exchangeInfo takes no symbol and lists every one (an unknown symbol is then one
+        # missing from the list); the parameter is harmless there, and spot answers -1121 to it.
+        resp = await self.get(self.market.exchange_info_path(), {"symbol": symbol}, 20)
+        body = self.not_html(resp)
+        try:
+            symbols = _info_symbols(body).symbols
+        except msgspec.ValidationError:
+            symbols = []  # JSON, but not an exchangeInfo answer: it lists no such symbol
+        except msgspec.DecodeError as e:
+            raise RestError(f"the answer to {resp.url.path} is not JSON ({e}): {one_line(resp.text, 60)!r}") from None
+        for raw in symbols:
+            entry = orjson.loads(bytes(raw))
+            if isinstance(entry, dict) and entry.get("symbol") == symbol:
+                return entry, bytes(raw)
+        raise UnknownSymbol(symbol)
 
     async def depth(self, symbol: str, limit: int = SNAPSHOT_LIMIT) -> bytes:
         """A depth answer's raw body (kept byte for byte for recordings; decoded by ``usable_snapshot``).
@@ -460,21 +491,24 @@ class LiveSession(Session):
             self.retry_at = None
 
     async def validate(self, symbol: str) -> SymbolInfo:
-        """exchangeInfo for ``symbol``; raises ``UnknownSymbol`` (retries network errors forever)."""
-        body = await self._rest_retrying("checking the symbol", lambda: self.rest.exchange_info(symbol))
-        for entry in body.get("symbols", ()) if isinstance(body, dict) else ():
-            if isinstance(entry, dict) and entry.get("symbol") == symbol:
-                info = SymbolInfo.from_exchange_info(entry, self.market.qty_unit)
-                if not info.trading:
-                    # Listed but not trading (HALT, BREAK; futures' SETTLING, DELIVERING, ...): the book
-                    # may be empty or frozen. Said plainly, and watched all the same.
-                    self.notice(
-                        f"{symbol} is listed on {self.market.title} but not trading (status {info.status}): "
-                        "its book may stay empty or still",
-                        error=True,
-                    )
-                return info
-        raise UnknownSymbol(symbol)
+        """exchangeInfo for ``symbol``; raises ``UnknownSymbol`` (retries network errors forever).
+
+        When recording, the entry goes into the recording exactly as received (stream
+        ``<sym>@exchangeInfo``), ahead of the symbol's frames: a replay takes its units from it.
+        """
+        entry, raw = await self._rest_retrying("checking the symbol", lambda: self.rest.symbol_entry(symbol))
+        if self.recorder is not None:
+            self.recorder.write(self.clock() * 1000.0, None, f"{symbol.lower()}@exchangeInfo", raw)
+        info = SymbolInfo.from_exchange_info(entry, self.market.qty_unit)
+        if not info.trading:
+            # Listed but not trading (HALT, BREAK; futures' SETTLING, DELIVERING, ...): the book may be
+            # empty or frozen. Said plainly, and watched all the same.
+            self.notice(
+                f"{symbol} is listed on {self.market.title} but not trading (status {info.status}): "
+                "its book may stay empty or still",
+                error=True,
+            )
+        return info
 
     async def list_symbols(self) -> list[str]:
         """Every symbol the exchange lists (cached), for completion."""

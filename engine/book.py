@@ -19,6 +19,7 @@ Costs, with n levels on a side within the reach:
   (small near the touch); beyond the reach: O(1)
 - removing an absent level: O(1), a no-op, which Binance sends all the time
 - best bid/ask, spread, known depth: O(1); top N: O(N); grouped top N: O(levels walked)
+- which grouped bucket is partial, the known span of a side: O(1)
 """
 
 from __future__ import annotations
@@ -200,6 +201,35 @@ class Book:
             else:
                 out.append((bucket, side[price].qty))
         return out
+
+    def partial_bucket(self, is_bid: bool, step: int) -> int | None:
+        """The bucket price of width ``step`` that reaches past the known book on a side, or None. O(1).
+
+        The book is known down to ``bid_floor`` (up to ``ask_ceiling``): a bid bucket [b, b + step)
+        with b below the floor, or an ask bucket (a - step, a] with a above the ceiling, covers prices
+        nobody told us about, so its total is only a lower bound. Only the bucket holding the floor (the
+        ceiling) can be both partial and non-empty: every deeper one holds no known level, and
+        ``grouped`` stops before it. At ``step`` 1 (or when the floor is a multiple of the step) no
+        bucket is partial.
+        """
+        edge = self.bid_floor if is_bid else self.ask_ceiling
+        if edge is None or step <= 1 or edge % step == 0:
+            return None
+        return (edge // step) * step if is_bid else -((-edge) // step) * step
+
+    def known_span(self, is_bid: bool) -> tuple[int, int] | None:
+        """(touch, far edge) of the part of a side known to be right, or None when none is. O(1).
+
+        The far edge is the snapshot's deepest price (``bid_floor``/``ask_ceiling``) when there is one,
+        even if that level has gone since: the book is known up to there. Else the deepest level held.
+        """
+        if not self.known_depth(is_bid):
+            return None
+        if is_bid:
+            keys = self._bid_keys
+            return keys[-1], self.bid_floor if self.bid_floor is not None else keys[0]
+        keys = self._ask_keys  # negated, best last
+        return -keys[-1], self.ask_ceiling if self.ask_ceiling is not None else -keys[0]
 
     def as_dicts(self) -> tuple[dict[int, int], dict[int, int]]:
         """The whole book as {price: qty} per side, beyond the reach too, for checks against a reference.

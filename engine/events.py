@@ -113,6 +113,14 @@ class MiniTicker:
 
 
 @dataclass(slots=True)
+class ExchangeInfo:
+    """A symbol's exchangeInfo entry (recorded as stream ``<sym>@exchangeInfo``): its tick and step size."""
+
+    symbol: str
+    entry: dict[str, Any]
+
+
+@dataclass(slots=True)
 class ServerShutdown:
     """The server will close this connection soon: open a new one and resync on it."""
 
@@ -136,7 +144,9 @@ class Reject:
     stream: str | None = None
 
 
-Message = DepthUpdate | Snapshot | Trade | BookTicker | MiniTicker | ServerShutdown | ControlReply | Reject
+Message = (
+    DepthUpdate | Snapshot | Trade | BookTicker | MiniTicker | ExchangeInfo | ServerShutdown | ControlReply | Reject
+)
 
 
 class _Bad(ValueError):
@@ -354,6 +364,18 @@ def ticker_update_id(payload: Payload) -> int:
         raise ValueError(_why(e)) from None
 
 
+def decode_exchange_info(symbol: str, payload: Payload) -> ExchangeInfo:
+    """A recorded exchangeInfo entry; ``ValueError`` unless it is an object naming ``symbol``."""
+    try:
+        entry = orjson.loads(bytes(payload))
+    except orjson.JSONDecodeError as e:
+        raise _Bad(f"malformed exchangeInfo entry: {e}") from None
+    if type(entry) is not dict or entry.get("symbol") != symbol:
+        got = entry.get("symbol") if type(entry) is dict else type(entry).__name__
+        raise _Bad(f"exchangeInfo entry is not the one of {symbol}: {got!r}")
+    return ExchangeInfo(symbol, entry)
+
+
 def symbol_of(stream: str) -> str:
     """The exchange symbol of a stream name: ``btcusdt@depth@100ms`` -> ``BTCUSDT``."""
     return stream.partition("@")[0].upper()
@@ -374,6 +396,7 @@ class Kind(IntEnum):
     UNSUPPORTED_DEPTH = 6  # partial depth (depth5, ...) and other depth streams we do not keep a book from
     MINI_TICKER = 7  # the rolling 24 h figures, once a second
     AGG_TRADE = 8  # futures' aggregate trades (decoded into Trade)
+    INFO = 9  # a recording's copy of the symbol's exchangeInfo entry (REST, like a snapshot)
 
 
 _routes: dict[str, tuple[Kind, str]] = {}
@@ -400,6 +423,8 @@ def route(stream: str) -> tuple[Kind, str]:
             r = (Kind.TICKER, name.upper())
         elif kind == "miniTicker":
             r = (Kind.MINI_TICKER, name.upper())
+        elif kind == "exchangeInfo":
+            r = (Kind.INFO, name.upper())
         else:
             r = (Kind.UNKNOWN, name.upper())
         if len(_routes) < 4096:  # a hostile feed could send endless names
@@ -425,6 +450,8 @@ def decode_payload(stream: str, payload: Payload) -> Message:
             return decode_mini_ticker(symbol, payload)
         if kind is Kind.SHUTDOWN:
             return ServerShutdown(_time(_shutdown_body(payload).E))
+        if kind is Kind.INFO:
+            return decode_exchange_info(symbol, payload)
     except ValueError as e:
         return Reject(str(e) or "unreadable payload", stream)
     except msgspec.MsgspecError as e:

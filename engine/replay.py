@@ -2,6 +2,10 @@
 
 The snapshot records inside the file are the only snapshots a replay has: a gap (or a forced resync)
 with no later snapshot leaves the book ``resyncing``, as it would be live without REST.
+
+Units and decimals come from the recording too: its ``<sym>@exchangeInfo`` record (``--record`` writes
+one) gives the tick and step size; a recording without one (older ones, ../shared/data) has them
+inferred from the exchange's own numbers in its first snapshot and the depth events around it.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from engine.events import Frame, Kind, Reject, read_record, route
+from engine.events import DepthUpdate, Frame, Kind, Reject, Snapshot, decode_payload, read_record, route
 from engine.markets import COINM_MARKET, MARKETS, SPOT_MARKET, USDM_MARKET, Market
 from engine.record import Recording
-from engine.session import Listener, Session
+from engine.session import Listener, Session, SymbolInfo
 
 if TYPE_CHECKING:
     import asyncio
@@ -28,8 +32,10 @@ _KIND_NAMES = {
     Kind.AGG_TRADE: "aggTrade",
     Kind.TICKER: "bookTicker",
     Kind.MINI_TICKER: "miniTicker",
+    Kind.INFO: "exchangeInfo",
 }
 MAX_WAIT_S = 5.0  # longest pause between two records when paced: a recorder that slept must not freeze a replay
+INFER_EVENTS = 20  # depth events after the first snapshot that still refine inferred units (2 s at 100 ms)
 
 
 class ReplaySession(Session):
@@ -63,6 +69,11 @@ class ReplaySession(Session):
         self._wake: asyncio.Event | None = None
         self.first_recv_ms: float | None = None
         self.line_no = 0
+        # gcds of the prices and quantities seen so far, for units when the file has no exchangeInfo
+        # record; None once settled.
+        self._infer: tuple[int, int] | None = (0, 0)
+        self._infer_after_snapshot = -1  # depth events since the first snapshot; -1: none yet
+        self._infer_events = 0  # depth events of the symbol seen while inferring
         self.sync.connection_opened()
         # The first state is told with the first record's time (not 0, not the wall clock): drained in step().
 
@@ -89,6 +100,8 @@ class ReplaySession(Session):
                 self.first_recv_ms = self.last_recv_ms = recv_ms
                 self.drain()
             self.feed(f, recv_ms, f.latency_ms)
+            if self._infer is not None:
+                self._infer_units(f)
             return recv_ms
         if not self.finished:
             self.finished = True
@@ -101,6 +114,39 @@ class ReplaySession(Session):
         A replay's ages and rates are in data time, so pausing or replaying at ×64 changes nothing."""
         last = self.last_recv_ms
         return last / 1000.0 if last is not None else self.clock()
+
+    def _infer_units(self, f: Frame) -> None:
+        """Units from the data while the recording has given none: the finest decimals of the prices and
+        quantities in the first snapshot, up to ``INFER_EVENTS`` depth events before it and as many after
+        it (decoded a second time: a few dozen records, once). Set at the snapshot, so the first book drawn has them;
+        refined by the events after it."""
+        info = self.info
+        if info is not None and not info.inferred:  # the recording's exchangeInfo record: the truth
+            self._infer = None
+            return
+        assert f.stream is not None
+        kind, symbol = route(f.stream)
+        if symbol != self.symbol or (kind is not Kind.DEPTH and kind is not Kind.SNAPSHOT):
+            return
+        if kind is Kind.DEPTH:
+            self._infer_events += 1
+            if self._infer_after_snapshot < 0 and self._infer_events > INFER_EVENTS:
+                return  # enough events before the snapshot: wait for it without decoding twice meanwhile
+        msg = decode_payload(f.stream, f.payload)
+        if not isinstance(msg, (DepthUpdate, Snapshot)):
+            return
+        assert self._infer is not None
+        inferred, self._infer = SymbolInfo.from_levels(symbol, (*msg.bids, *msg.asks), self._infer)
+        if kind is Kind.SNAPSHOT and self._infer_after_snapshot < 0:
+            self._infer_after_snapshot = 0
+        elif self._infer_after_snapshot >= 0:
+            self._infer_after_snapshot += 1
+        if self._infer_after_snapshot < 0:
+            return
+        if inferred is not None and inferred != info:
+            self.info = inferred
+        if self._infer_after_snapshot >= INFER_EVENTS:
+            self._infer = None
 
     def damage(self) -> str:
         """What went wrong with the file as read so far, as a clause (empty when nothing did)."""

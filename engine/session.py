@@ -10,17 +10,20 @@ must be cheap (the TUI only marks itself dirty and draws at most once per frame)
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from statistics import median
 
+from engine.book import Level
 from engine.events import (
     BookTicker,
     ControlReply,
     DepthUpdate,
+    ExchangeInfo,
     Frame,
     Kind,
     Message,
@@ -82,6 +85,8 @@ class SymbolInfo:
     One reader for every market: futures add ``contractType`` (PERPETUAL, or a delivery such as
     CURRENT_QUARTER with ``deliveryDate`` in ms), ``pair`` and, on COIN-M, ``contractSize`` (USD a
     contract) and ``contractStatus`` in place of ``status``. Spot entries leave those empty.
+    ``inferred``: no exchangeInfo was at hand (an old recording); tick and step size are the finest
+    decimal steps seen in the exchange's own numbers (``from_levels``), and base and quote are unknown.
     """
 
     symbol: str
@@ -95,6 +100,7 @@ class SymbolInfo:
     contract_size: int = 0  # COIN-M: the USD value of one contract, in units of 1e-8 (0: not given)
     pair: str = ""  # futures: the underlying pair (BTCUSD for BTCUSD_PERP)
     qty_unit: str = ""  # what sizes count when not the base asset (the market's: "cont" on COIN-M)
+    inferred: bool = False
 
     @classmethod
     def from_exchange_info(cls, entry: dict, qty_unit: str = "") -> SymbolInfo:
@@ -149,6 +155,28 @@ class SymbolInfo:
             day = datetime.fromtimestamp(self.delivery_ms / 1000, UTC)
             return f"{day.day} {day:%b %Y}"
         return self.contract_type.replace("_", " ").title()
+
+    @classmethod
+    def from_levels(
+        cls, symbol: str, levels: Iterable[Level], gcds: tuple[int, int] = (0, 0)
+    ) -> tuple[SymbolInfo | None, tuple[int, int]]:
+        """Tick and step size as the finest decimal steps of the levels' prices and quantities (None when
+        there is nothing to go by), and the running gcds to pass with the next levels. O(levels).
+
+        A price's last significant decimal is a multiple of the tick, so the gcd of many prices has the
+        tick's decimals (a tick of 0.05 reads as 0.01: the decimals, which is what the screen needs, are
+        right). Zero quantities (deletes) say nothing and drop out of the gcd.
+        """
+        prices, qtys = gcds
+        for lv in levels:
+            prices = math.gcd(prices, lv[0])
+            qtys = math.gcd(qtys, lv[1])
+        if not prices:
+            return None, (prices, qtys)
+        info = cls(symbol, tick_size=10 ** (8 - cls.decimals(prices)), inferred=True)
+        if qtys:
+            info.step_size = 10 ** (8 - cls.decimals(qtys))
+        return info, (prices, qtys)
 
     @staticmethod
     def decimals(units: int) -> int:
@@ -274,6 +302,9 @@ class Session:
                 self.ticker_24h, self.ticker_24h_at = msg, recv_ms / 1000.0
             else:
                 self.other_symbol_frames += 1
+        elif isinstance(msg, ExchangeInfo):
+            if msg.symbol == self.symbol:
+                self.info = SymbolInfo.from_exchange_info(msg.entry, self.market.qty_unit)
         elif isinstance(msg, Reject):
             sync.reject(f"{msg.stream}: {msg.reason}" if msg.stream else msg.reason)
         elif isinstance(msg, (ControlReply, ServerShutdown)):

@@ -393,7 +393,7 @@ class ObtuiApp(App[int]):
 
     def action_coarser(self) -> None:
         if not self.ladder.coarser():
-            self.notify("already grouped as coarsely as the price allows", timeout=3)
+            self.notify(self.ladder.coarsen_blocked() or "already grouped as coarsely as the price allows", timeout=5)
 
     def action_finer(self) -> None:
         if not self.ladder.finer():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sys
 from decimal import Decimal
 
@@ -166,12 +167,22 @@ async def test_record_then_replay_reproduces_the_book(tmp_path, layout: str) -> 
     assert replay.check.mismatches == 0 and replay.check.ok >= 559
     recorder.close()
     streams = {r.stream for r in read_records(str(path))}
-    assert streams == {"btcusdt@depth@100ms", "btcusdt@trade", "btcusdt@bookTicker", "btcusdt@depthSnapshot"}
+    assert streams == {
+        "btcusdt@exchangeInfo",
+        "btcusdt@depth@100ms",
+        "btcusdt@trade",
+        "btcusdt@bookTicker",
+        "btcusdt@depthSnapshot",
+    }
+    assert replay.info == session.info and not replay.info.inferred  # the units came with the recording
     # Payloads are kept byte for byte: the recorded line holds exactly the bytes the server sent.
     sent = {bytes(read_frame(f).payload) for f in ex.before + ex.after}  # type: ignore[union-attr]
     checked = 0
     for r in read_records(str(path)):
-        if r.stream != "btcusdt@depthSnapshot":
+        if r.stream == "btcusdt@exchangeInfo":
+            # The entry as the exchange sent it (json.dumps spacing), not re-serialised.
+            assert r.payload == json.dumps(r.data).encode()
+        elif r.stream != "btcusdt@depthSnapshot":
             data = r.raw.rstrip(b"\n").partition(b',"data":')[2][:-1]
             assert data in sent
             checked += 1

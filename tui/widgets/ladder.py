@@ -11,7 +11,9 @@ How it stays cheap (style.md §3-4):
 A book that is not known to be right is never drawn as live: outside ``synced`` the last good book is
 greyed out under a "NOT LIVE" banner, or the state is shown instead of levels. A synced book that has
 not changed for too long (``Session.stale_reason``: a silent feed, a halted symbol) is greyed the same
-way under a "STALE" banner with its age, until the next applied event.
+way under a "STALE" banner with its age, until the next applied event. Grouped, the bucket that reaches
+past the snapshot's deepest level holds only the known part of its range: its size and total are marked
+``≥`` (a lower bound), and the title says so while such a row is on screen.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ from tui.widgets.pump import FramePump, repaint
 _EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
 _CACHE_MAX = 1024  # strips kept: ~25 frames of changed rows
 _FREEZE_LEVELS = 5000  # levels per side kept when frozen: enough to regroup a frozen view
+PARTIAL_MARK = "≥"
+PARTIAL_LEGEND = f"{PARTIAL_MARK} partial: the book is unknown past it"
+# Shorter forms for narrow ladders: the title is cut at the border, and a legend cut mid-word misleads.
+_LEGENDS = (PARTIAL_LEGEND, f"{PARTIAL_MARK} partial: unknown past it", f"{PARTIAL_MARK} partial")
 
 
 class Frame(NamedTuple):
@@ -49,6 +55,8 @@ class Frame(NamedTuple):
     step: int
     price_decimals: int
     qty_decimals: int
+    ask_partial: int | None = None  # the bucket price that reaches past the known book (Book.partial_bucket)
+    bid_partial: int | None = None
 
 
 class Layout(NamedTuple):
@@ -140,6 +148,7 @@ class Ladder(BoxedLines):
         self._last_good: Frame | None = None
         self._shown_not_live: tuple[State, str, str] | None = None
         self._shown_stale: str | None = None  # the STALE banner drawn, None while the book is fresh
+        self.partial_shown = False  # a bucket marked partial is on screen: the title explains the mark
         # The border is drawn into the row strips (tui/widgets/box.py says why): its title, its
         # subtitle (FROZEN / NOT LIVE) and its state colours; rows with the border, by row key.
         self.box_title = ""
@@ -200,11 +209,38 @@ class Ladder(BoxedLines):
         return self.tick * 10**self.group_exp
 
     def can_coarsen(self) -> bool:
-        # Stop when a bucket would be wider than the price itself: one bucket would hold the book.
+        return self.coarsen_blocked() is None
+
+    def coarsen_blocked(self) -> str | None:
+        """Why ``g`` goes no coarser (a sentence for a notice), or None when it can. O(log n).
+
+        A step at which one bucket holds a side's whole known book shows nothing but that bucket, and
+        it would be partial besides (it reaches past the snapshot's deepest level): stop before it.
+        A side already in one bucket (a one-level side) does not block the other.
+        """
         book = self._source_book() or Book()
         bid = book.best_bid()
         ceiling = bid.price if bid is not None else 100_000 * SCALE
-        return self.group_exp < 8 and self.step * 10 <= max(ceiling, self.tick)
+        step, coarser = self.step, self.step * 10
+        if self.group_exp >= 8 or coarser > max(ceiling, self.tick):
+            return "already grouped as coarsely as the price allows"
+        pdec = SymbolInfo.decimals(coarser)
+        for is_bid, name in ((True, "bid"), (False, "ask")):
+            span = book.known_span(is_bid)
+            if span is None:
+                continue
+            touch, edge = span
+            if _bucket(touch, step, is_bid) != _bucket(edge, step, is_bid) and _bucket(
+                touch, coarser, is_bid
+            ) == _bucket(edge, coarser, is_bid):
+                lo, hi = sorted((touch, edge))
+                price_dec = self._decimals()[0]
+                return (
+                    f"grouping by {units(coarser, pdec)} would put the whole known {name} side "
+                    f"({units(lo, price_dec, True)} to {units(hi, price_dec, True)}) in one bucket; "
+                    "past it the book is unknown"
+                )
+        return None
 
     def coarser(self) -> bool:
         """Group by 10x the current step; False when already as coarse as makes sense."""
@@ -231,7 +267,14 @@ class Ladder(BoxedLines):
         if frozen and self.session is not None and self.session.state is State.SYNCED:
             live = self.session.sync.book
             copy = Book(live.symbol)
-            copy.load(live.last_update_id, live.bids(_FREEZE_LEVELS), live.asks(_FREEZE_LEVELS))
+            bids, asks = live.bids(_FREEZE_LEVELS), live.asks(_FREEZE_LEVELS)
+            copy.load(live.last_update_id, bids, asks)
+            # The copy is known as far as the live book was (not just to its own deepest level), unless
+            # it was cut at _FREEZE_LEVELS: then its deepest level is its edge, as load() assumes.
+            if len(bids) < _FREEZE_LEVELS:
+                copy.bid_floor = live.bid_floor
+            if len(asks) < _FREEZE_LEVELS:
+                copy.ask_ceiling = live.ask_ceiling
             self._frozen_book = copy
         self.mark_dirty()
         self._chrome()
@@ -298,7 +341,15 @@ class Ladder(BoxedLines):
         return strip
 
     def _box_for(self, width: int, height: int) -> Box:
-        return Box(width, height, self.box_title, self.box_subtitle, self.box_state, False)
+        inner = (max(0, width - 2), max(0, height - 2))
+        if self._dirty or self._rows_for != inner:
+            # Rows first: whether a partial bucket is on screen decides the title of this very paint.
+            self._rebuild(*inner)
+        title = self.box_title
+        if self.partial_shown:
+            room = width - 5  # "╭─ " + title + " ─╮" less the corner's own cell
+            title = next((f"{title} · {leg}" for leg in _LEGENDS if len(title) + 3 + len(leg) <= room), title)
+        return Box(width, height, title, self.box_subtitle, self.box_state, False)
 
     def _row_key(self, y: int) -> tuple:
         rows = self._rows
@@ -392,17 +443,20 @@ class Ladder(BoxedLines):
             self._rows = self._message_rows(height, state.upper(), detail)
 
     def _frame(self, book: Book, n: int, step: int, pdec: int, qdec: int) -> Frame:
+        ask_partial = bid_partial = None
         if step == self.tick:
-            # At the tick every level is its own bucket: read them without the bucketing walk.
+            # At the tick every level is its own bucket: read them without the bucketing walk (and no
+            # bucket can reach past the known book).
             asks = [(lv[0], lv[1]) for lv in book.asks(n)]
             bids = [(lv[0], lv[1]) for lv in book.bids(n)]
         else:
             asks = book.grouped(False, n, step)
             bids = book.grouped(True, n, step)
+            ask_partial, bid_partial = book.partial_bucket(False, step), book.partial_bucket(True, step)
         bid, ask = book.best_bid(), book.best_ask()
         spread = ask.price - bid.price if bid is not None and ask is not None else None
         mid2 = bid.price + ask.price if bid is not None and ask is not None else 0
-        return Frame(asks, bids, spread, mid2, step, pdec, qdec)
+        return Frame(asks, bids, spread, mid2, step, pdec, qdec, ask_partial, bid_partial)
 
     def _level_rows(self, frame: Frame, height: int, banner: str | None) -> list[tuple]:
         """One key per screen row. A key holds every number its strip shows, so equal keys are equal rows."""
@@ -432,18 +486,23 @@ class Ladder(BoxedLines):
             mode = "old"  # synced but not updated for too long
         rows: list[tuple] = [("h", mode, *units_key)]
         rows.extend([("b",)] * (per_side - len(asks)))
+        # Only a side's deepest bucket can be partial (Book.partial_bucket), and it makes its total partial.
+        ask_edge, bid_edge = frame.ask_partial, frame.bid_partial
         for i in range(len(asks) - 1, -1, -1):
             price, qty = asks[i]
             cum = ask_cum[i]
-            rows.append(("a", price, qty, cum, cum * eighths // top, i == 0, stale))
+            rows.append(("a", price, qty, cum, cum * eighths // top, i == 0, stale, price == ask_edge))
         if banner is None:
             rows.append(("s", frame.spread, frame.mid2))
         else:
             rows.append(("n", down, banner))
         for i, (price, qty) in enumerate(bids):
             cum = bid_cum[i]
-            rows.append(("B", price, qty, cum, cum * eighths // top, i == 0, stale))
+            rows.append(("B", price, qty, cum, cum * eighths // top, i == 0, stale, price == bid_edge))
         rows.extend([("b",)] * (height - len(rows)))
+        # Read by _box_for, which builds this paint's title after the rows: only a side's last row can
+        # be partial (2 + 2 * per_side rows never exceed the height, so every bucket listed is shown).
+        self.partial_shown = bool(asks and asks[-1][0] == ask_edge) or bool(bids and bids[-1][0] == bid_edge)
         return rows[:height]
 
     def _message_rows(self, height: int, title: str, detail: str) -> list[tuple]:
@@ -542,7 +601,7 @@ class Ladder(BoxedLines):
         return _centered(key[1], width, self._style("ladder--message"))
 
     def _level_segments(self, key: tuple, layout: Layout) -> list[Segment]:
-        kind, price, qty, cum, eighths, best, stale = key
+        kind, price, qty, cum, eighths, best, stale, partial = key
         _pad, price_st, size_st, total_st, bar_st = self._styles_for(kind, best, stale)
         price_txt = self._price_txt.get(price)
         if price_txt is None:
@@ -550,8 +609,9 @@ class Ladder(BoxedLines):
         qdec = layout.qty_decimals
         # Sizes with thousands separators, like prices. The leading space keeps a number wider than
         # its column apart from its neighbour: run together, two numbers read as one wrong one.
-        size_txt = (" " + units(qty, qdec, True)).rjust(layout.size_w)
-        total_txt = (" " + units(cum, qdec, True)).rjust(layout.total_w)
+        mark = " " + PARTIAL_MARK if partial else " "  # a lower bound: the bucket reaches past the known book
+        size_txt = (mark + units(qty, qdec, True)).rjust(layout.size_w)
+        total_txt = (mark + units(cum, qdec, True)).rjust(layout.total_w)
         # Four segments a row (each costs the compositor and the filters): the margins take the
         # style of their neighbour, which has the same background.
         width = layout.width
@@ -603,6 +663,11 @@ class Ladder(BoxedLines):
             pdec = self._decimals()[0]
             text = f"spread {units(spread, pdec)} · {bps(spread, mid2)} bps    mid {mid_text(mid2, pdec)}"
         return _centered(text, layout.width, self._style("ladder--spread"))
+
+
+def _bucket(price: int, step: int, is_bid: bool) -> int:
+    """The bucket of ``price``: bids round down, asks up (as ``Book.grouped``)."""
+    return (price // step) * step if is_bid else -((-price) // step) * step
 
 
 def _centered(text: str, width: int, style: Style) -> Strip:
