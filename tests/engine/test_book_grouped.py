@@ -35,12 +35,13 @@ def reference(book: Book, is_bid: bool, n: int, step: int) -> list[tuple[int, in
 
 
 def reaches_past(book: Book, is_bid: bool, bucket: int, step: int) -> bool:
-    """Whether a bucket's price range holds prices beyond the known edge (brute force over its range)."""
+    """Whether a bucket's price range holds prices beyond the known edge: a bid bucket covers
+    [bucket, bucket + step), so its lowest price is the bucket's; an ask bucket (bucket - step, bucket],
+    its highest. (Not by walking the range: a step is up to 10^9 units of 1e-8.)"""
     edge = book.bid_floor if is_bid else book.ask_ceiling
     if edge is None:
         return False
-    prices = range(bucket, bucket + step) if is_bid else range(bucket - step + 1, bucket + 1)
-    return any(p < edge for p in prices) if is_bid else any(p > edge for p in prices)
+    return bucket < edge if is_bid else bucket > edge
 
 
 side_levels = st.dictionaries(st.integers(1, 400), st.integers(1, 10**9), min_size=1, max_size=60)

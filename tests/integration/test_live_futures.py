@@ -210,7 +210,13 @@ async def test_record_then_replay_reproduces_the_usdm_book(tmp_path: Path) -> No
     live_book = session.sync.book.as_dicts()
     recorder.close()
     streams = {r.stream for r in read_records(str(path))}
-    assert streams == {"ethusdt@depth@0ms", "ethusdt@bookTicker", "ethusdt@aggTrade", "ethusdt@depthSnapshot"}
+    assert streams == {
+        "ethusdt@exchangeInfo",  # the symbol's entry: a replay takes its units from it
+        "ethusdt@depth@0ms",
+        "ethusdt@bookTicker",
+        "ethusdt@aggTrade",
+        "ethusdt@depthSnapshot",
+    }
     replay = ReplaySession(str(path), "ETHUSDT", speed=None)  # the market from the recording
     assert replay.market is USDM_MARKET
     replay.step_until(lambda r: r.sync.last_update_id == last)
