@@ -8,7 +8,7 @@ on a market's name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from engine.rules import FUTURES, SPOT, Rules
 
@@ -127,27 +127,17 @@ USDM_MARKET = Market(
     diff_streams=_FUTURES_DIFF_STREAMS,
 )
 
-COINM_MARKET = Market(
+# COIN-M keeps USDⓈ-M's rules, limits, weights and streams; what differs is said here.
+COINM_MARKET = replace(
+    USDM_MARKET,
     name="coinm",
     title="COIN-M futures",
-    rules=FUTURES,
     rest_url="https://dapi.binance.com",
     ws_url="wss://dstream.binance.com",
     api="/dapi/v1",
-    depth_limits=_FUTURES_LIMITS,
-    max_limit=1000,
-    depth_weights=_FUTURES_WEIGHTS,
-    depth_stream="depth@100ms",
-    trade_stream="aggTrade",
-    control_per_s=10,
+    ws_paths={"": "/stream"},  # one connection carries every stream
     label="COIN-M",
     qty_unit="cont",
-    time_unit=None,
-    weight_limit=2400,
-    depth_default=500,
-    exchange_info_weight=1,
-    ticker_weights=(1, 40),
-    diff_streams=_FUTURES_DIFF_STREAMS,
     coin_margined=True,
 )
 
