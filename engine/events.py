@@ -309,23 +309,21 @@ def decode_snapshot(symbol: str, payload: Payload) -> Snapshot:
 
 def decode_trade(symbol: str, payload: Payload) -> Trade:
     """Decode a trade payload. Raises ``ValueError`` with a reason when it is unusable."""
-    try:
-        data = _trade_body(payload)
-        p, q = data.p, data.q
-        return Trade(symbol, _int(data, "t"), p, q, parse_price(p), parse(q), _time(data.E), _time(data.T), data.m)
-    except (_Bad, DecimalError) as e:
-        raise ValueError(str(e)) from None
-    except msgspec.MsgspecError as e:
-        raise ValueError(_why(e)) from None
+    return _trade(symbol, payload, _trade_body, "t")
 
 
 def decode_agg_trade(symbol: str, payload: Payload) -> Trade:
     """Decode an aggTrade payload into a ``Trade`` (trade_id = the aggregate id ``a``), so the tape
     shows futures' aggregate trades like spot's trades. Raises ``ValueError`` with a reason."""
+    return _trade(symbol, payload, _agg_trade_body, "a")
+
+
+def _trade(symbol: str, payload: Payload, body: Any, id_key: str) -> Trade:
+    """One decoder for both trade payloads: they differ only in their schema and the id's field."""
     try:
-        data = _agg_trade_body(payload)
+        data = body(payload)
         p, q = data.p, data.q
-        return Trade(symbol, _int(data, "a"), p, q, parse_price(p), parse(q), _time(data.E), _time(data.T), data.m)
+        return Trade(symbol, _int(data, id_key), p, q, parse_price(p), parse(q), _time(data.E), _time(data.T), data.m)
     except (_Bad, DecimalError) as e:
         raise ValueError(str(e)) from None
     except msgspec.MsgspecError as e:
