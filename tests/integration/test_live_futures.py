@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +25,7 @@ from engine.record import Recorder, read_records
 from engine.replay import ReplaySession
 from engine.session import Listener, Session
 from engine.sync import State, StateChanged
+from tests.integration.harness import until as harness_until
 
 from .recorded_exchange import DATA, RecordedExchange
 
@@ -58,15 +60,8 @@ class Seen(Listener):
         self.notices.append(text)
 
 
-async def until(cond: Any, what: str, timeout: float = 20.0) -> None:
-    async def poll() -> None:
-        while not cond():
-            await asyncio.sleep(0.01)
-
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+# The harness's wait, with the longer default these whole-recording runs need.
+until = functools.partial(harness_until, timeout=20.0)
 
 
 def final_update_id(path: Path) -> int:

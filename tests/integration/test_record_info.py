@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -18,19 +17,9 @@ from engine.record import Recorder, read_records
 from engine.replay import ReplaySession
 from engine.sim.server import SimServer
 from engine.sync import State
+from tests.integration.harness import until
 
 OTHER = "币安人生USDT"  # tick 0.0001, step 1: units unlike BTCUSDT's, and a non-ASCII stream name
-
-
-async def until(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    async def poll() -> None:
-        while not cond():
-            await asyncio.sleep(0.01)
-
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
 
 
 async def test_record_then_replay_carries_the_exchange_info(tmp_path: Path) -> None:

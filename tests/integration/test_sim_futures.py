@@ -23,12 +23,12 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from websockets.exceptions import ConnectionClosed
 
 from engine.events import decode_depth, decode_snapshot
 from engine.rules import FUTURES
 from engine.sim.server import SimServer
 from engine.sync import BookSync, State
+from tests.integration.test_sim_server import barrier, recv, until, wait_closed
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOL = {"usdm": "BTCUSDT", "coinm": "BTCUSD_PERP"}
@@ -75,37 +75,6 @@ def stream_url(sim: SimServer, *streams: str) -> str:
 
 def sym(sim: SimServer) -> str:
     return SYMBOL[sim.venue.name]
-
-
-async def recv(ws: Any, timeout: float = 3.0) -> Any:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def barrier(ws: Any, rid: int = 999) -> list[Any]:
-    """Every frame queued before now, then the LIST_SUBSCRIPTIONS reply (not returned)."""
-    await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": rid}))
-    frames = []
-    while True:
-        msg = await recv(ws)
-        if isinstance(msg, dict) and msg.get("id") == rid and "result" in msg:
-            return frames
-        frames.append(msg)
-
-
-async def wait_closed(ws: Any, timeout: float = 3.0) -> list[Any]:
-    got = []
-    async with asyncio.timeout(timeout):
-        try:
-            while True:
-                got.append(await ws.recv())
-        except ConnectionClosed:
-            return got
-
-
-async def until(cond: Any, timeout: float = 3.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.01)
 
 
 def of(frames: list[Any], stream: str) -> list[dict[str, Any]]:
