@@ -374,9 +374,22 @@ def decode_exchange_info(symbol: str, payload: Payload) -> ExchangeInfo:
     return ExchangeInfo(symbol, entry)
 
 
-def symbol_of(stream: str) -> str:
-    """The exchange symbol of a stream name: ``btcusdt@depth@100ms`` -> ``BTCUSDT``."""
-    return stream.partition("@")[0].upper()
+class _FuturesMarks(msgspec.Struct):
+    pu: Any = msgspec.UNSET
+    ps: Any = msgspec.UNSET
+
+
+_futures_marks = msgspec.json.Decoder(_FuturesMarks).decode
+
+
+def futures_marks(payload: Payload) -> tuple[bool, bool]:
+    """(carries ``pu``, carries ``ps``) for a depth payload, decoded as JSON (any layout): futures depth
+    events carry ``pu``, COIN-M ones also ``ps``. (False, False) for a payload that is not an object."""
+    try:
+        m = _futures_marks(payload)
+    except msgspec.MsgspecError:
+        return False, False
+    return m.pu is not msgspec.UNSET, m.ps is not msgspec.UNSET
 
 
 # -- routing by stream name ---------------------------------------------------------------------------

@@ -17,7 +17,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from engine.events import DepthUpdate, Frame, Kind, Reject, Snapshot, decode_payload, read_record, route
+from engine.events import (
+    DepthUpdate,
+    Frame,
+    Kind,
+    Payload,
+    Reject,
+    Snapshot,
+    decode_payload,
+    futures_marks,
+    read_record,
+    route,
+)
 from engine.markets import COINM_MARKET, MARKETS, SPOT_MARKET, USDM_MARKET, Market
 from engine.record import Recording
 from engine.session import Listener, Session, SymbolInfo
@@ -261,11 +272,12 @@ class Contents:
         return what
 
 
-def market_of(payload: bytes) -> Market:
+def market_of(payload: Payload) -> Market:
     """The market a depth event comes from: futures events carry ``pu``, COIN-M ones also ``ps``."""
-    if b'"pu"' not in payload:
+    pu, ps = futures_marks(payload)
+    if not pu:
         return SPOT_MARKET
-    return COINM_MARKET if b'"ps"' in payload else USDM_MARKET
+    return COINM_MARKET if ps else USDM_MARKET
 
 
 def find_replayable(path: str, symbol: str, market: Market | None = None) -> tuple[Market | None, Contents]:
@@ -291,7 +303,7 @@ def find_replayable(path: str, symbol: str, market: Market | None = None) -> tup
         c.streams[f.stream] += 1
         kind, s = route(f.stream)
         if kind is Kind.DEPTH:
-            found = market_of(bytes(f.payload))
+            found = market_of(f.payload)
             c.markets.setdefault(s, found.name)
             if s == sym and (market is None or market.rules is found.rules):
                 return market or found, c

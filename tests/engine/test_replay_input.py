@@ -128,3 +128,13 @@ def test_a_bad_record_is_counted_with_its_reason_in_the_state_line(tmp_path: Pat
     assert "in field 'ts_recv_ms'" in line["last_reject"]
     err = proc.stderr.decode()
     assert "2 lines rejected, the last: btcusdt@depth@100ms: bad level in 'b': not a string: 1.5" in err
+
+
+def test_the_market_is_read_from_the_decoded_payload_not_its_bytes() -> None:
+    from engine.markets import COINM_MARKET, SPOT_MARKET, USDM_MARKET
+    from engine.replay import market_of
+
+    assert market_of(b'{"U":1,"u":2,"pu":0,"b":[],"a":[]}') is USDM_MARKET
+    assert market_of(b'{ "\\u0070u" : 0, "ps": "BTCUSD", "U":1, "u":2 }') is COINM_MARKET  # an escaped key
+    assert market_of(b'{"U":1,"u":2,"b":[],"a":[],"note":"\\"pu\\" \\"ps\\""}') is SPOT_MARKET  # only in a value
+    assert market_of(b"[1, 2]") is SPOT_MARKET
