@@ -7,6 +7,7 @@ from textual.widgets import Input
 
 from engine.sync import State
 from tests.tui.conftest import SnapApp, StubLiveSession, synced_session
+from tests.tui.waiting import until
 from tui.widgets.help import HelpScreen
 from tui.widgets.symbol_picker import SymbolPicker
 
@@ -332,8 +333,7 @@ async def test_a_feed_that_stops_leaves_the_ui_up_in_error() -> None:
     session = Broken("BTCUSDT")
     app = ObtuiApp(session, monotonic=lambda: 0.0)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.1)
-        assert session.state is State.ERROR
+        await until(pilot, lambda: session.state is State.ERROR, "the feed's failure")
         assert "boom" in session.sync.reason
         text = "\n".join(app.ladder.render_line(y).text for y in range(app.ladder.size.height))
         assert "ERROR" in text and "boom" in text
