@@ -13,7 +13,9 @@ snapshot limit, weight and stream name, and nothing here branches on a market's 
   resync; a drop of the trades connection: reconnect it, and the book carries on;
 - ``serverShutdown`` on a connection: a new one is opened while the old one keeps feeding, then the
   session moves to it (and, for the book's, resyncs there);
-- no depth event for ``silence_timeout`` seconds on the book's connection: it is treated as dead; only
+- no depth event for ``silence_timeout`` seconds on the book's connection: exchangeInfo is asked whether
+  the symbol still trades; if not (HALT, ...), the silence is expected: the book stays, stale, and the
+  status is asked again every ``silence_timeout``; otherwise the connection is treated as dead; only
   stale events for that long (a snapshot from another environment, one event with a huge ``u``): a
   resync on the same connection, with a growing pause before each such snapshot. The trades
   connection has no such watchdog (a quiet symbol trades rarely); websockets' pings find a dead one;
@@ -510,6 +512,33 @@ class LiveSession(Session):
             )
         return info
 
+    async def _halted(self) -> bool:
+        """Whether exchangeInfo says the symbol does not trade now (HALT, BREAK, SETTLING, ...); one
+        request (weight 20), no retries: an answer that does not come says nothing, so False.
+
+        Keeps ``info`` current and says the change: the status is why a book stops, or moves again."""
+        symbol, before = self.symbol, self.info
+        try:
+            entry, raw = await asyncio.wait_for(self.rest.symbol_entry(symbol), self.silence_timeout)
+        except Exception:  # any failure (network, 429, delisted): no news about the status
+            return False
+        if symbol != self.symbol:
+            return False  # switched meanwhile
+        if self.recorder is not None:  # a replay then shows the status change where it happened
+            self.recorder.write(self.clock() * 1000.0, None, f"{symbol.lower()}@exchangeInfo", raw)
+        info = SymbolInfo.from_exchange_info(entry, self.market.qty_unit)
+        self.info = info
+        was_trading = before is None or before.trading
+        if not info.trading:
+            self.notice(
+                f"{symbol} is not trading on Binance {self.market.title} (status {info.status}): the book stays as "
+                f"it was at its last update; status checked again every {self.silence_timeout:g} s",
+                error=True,
+            )
+        elif not was_trading:
+            self.notice(f"{symbol} is trading again on Binance {self.market.title} (status {info.status})")
+        return not info.trading
+
     async def list_symbols(self) -> list[str]:
         """Every symbol the exchange lists (cached), for completion."""
         if self._symbols is None:
@@ -594,7 +623,8 @@ class LiveSession(Session):
     def _window_text(self) -> str:
         window = self.attempt_budget[1]
         span = f"{window / 60:g} min" if window >= 60 else f"{window:g} s"
-        return f"{self._attempts_in_window()} attempts in {span}"
+        n = self._attempts_in_window()
+        return f"{n} attempt{'' if n == 1 else 's'} in {span}"
 
     async def _attempt_slot(self) -> None:
         """Wait until one more connection attempt fits the rolling budget, then count it."""
@@ -806,6 +836,11 @@ class LiveSession(Session):
                 return "handover"
             if raw is None:
                 if not stale_only:
+                    if await self._halted():
+                        # A symbol that does not trade sends nothing: silence is its normal state, and
+                        # a reconnect would only cycle. The book stays, marked stale with the reason.
+                        deadline = loop.time() + self.silence_timeout
+                        continue
                     return "silent"
                 self._stale_resync()
                 stale_only = False
@@ -834,6 +869,8 @@ class LiveSession(Session):
                 if stats.stale == stale:
                     deadline = loop.time() + self.silence_timeout
                     stale_only = False
+                    if self.info is not None and not self.info.trading:
+                        self._spawn(self._halted())  # events again: is it trading again?
                     if conn.backoff.failures or self._stale_backoff.failures:
                         self._healthy(conn, loop.time())
                 else:

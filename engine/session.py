@@ -390,6 +390,8 @@ class Session:
             return None
         typical = self.typical_interval()
         why = f"no book update for {age:.1f} s"
+        if self.info is not None and not self.info.trading:
+            return f"{self.symbol} not trading (status {self.info.status}): {why}"
         return why + (f" (typical interval {typical:.1f} s)" if typical is not None else "")
 
     def is_stale(self, now: float | None = None) -> bool:

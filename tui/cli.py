@@ -140,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="spot (default), usdm = USDⓈ-M futures, coinm = COIN-M futures; a replay reads it from the recording",
     )
     p.add_argument(
-        "--ws-url", default=None, metavar="URL", help="WebSocket base (the market's; spot: wss://stream.binance.com:9443)"
+        "--ws-url",
+        default=None,
+        metavar="URL",
+        help="WebSocket base (the market's; spot: wss://stream.binance.com:9443)",
     )
     p.add_argument(
         "--rest-url", default=None, metavar="URL", help="REST base URL (the market's: https://api.binance.com on spot)"

@@ -8,6 +8,7 @@ on the decimal point and shows exactly what the exchange sent.
 from __future__ import annotations
 
 import math
+import re
 import time
 
 from engine.num import SCALE
@@ -78,3 +79,17 @@ def countdown(deadline: float | None, now: float) -> str:
         return ""
     left = deadline - now
     return f"in {math.ceil(left)} s" if left > 0 else "now"
+
+
+# The engine says its wait once, when it decides it ("...; reconnecting in 3.2 s (2 attempts in 5 min)").
+_WAIT = re.compile(r"\b(retrying|reconnecting|next snapshot) in \d+(?:\.\d+)? s")
+
+
+def live_wait(text: str, deadline: float | None, now: float) -> str:
+    """``text`` with its "retrying in 3.2 s" counting down to ``deadline`` (monotonic) instead: one
+    sentence, never a frozen figure beside a moving one. Without such a phrase, the countdown is added."""
+    if deadline is None:
+        return text
+    live = countdown(deadline, now)
+    new, n = _WAIT.subn(lambda m: f"{m[1]} {live}", text, count=1)
+    return new if n else f"{text} · retrying {live}"

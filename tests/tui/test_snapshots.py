@@ -79,7 +79,7 @@ def test_disconnected(snap_compare, size: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot) -> None:
         await _settle(pilot)
         session.retry_at = MONO + 3.2
-        session.sync.connection_lost("connection closed (1006); reconnecting in 3.2s")
+        session.sync.connection_lost("connection closed (1006); connection lived 9.0 s; reconnecting in 3.2 s (2 attempts in 5 min)")
         session.drain()
         pilot.app.refresh_panels()
         await _settle(pilot)
@@ -153,7 +153,7 @@ def test_rejects_and_a_long_reason(snap_compare, size: tuple[int, int]) -> None:
         session.sync.connection_lost("connection closed (1006)")
         session.drain()
         session.notice(
-            "cannot reach https://api.binance.com (ConnectError); retrying in 3.2s: check the network, "
+            "cannot reach https://api.binance.com (ConnectError); retrying in 3.2 s — check the network, "
             "a proxy, or pass --rest-url",
             error=True,
         )

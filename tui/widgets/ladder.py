@@ -32,7 +32,7 @@ from engine.book import Book
 from engine.num import SCALE
 from engine.session import Session, SymbolInfo
 from engine.sync import State
-from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, bps, countdown, units
+from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, bps, countdown, live_wait, units
 from tui.widgets.box import BOX_CLASSES, Box, BoxedLines
 from tui.widgets.pump import FramePump, repaint
 
@@ -528,7 +528,11 @@ class Ladder(BoxedLines):
         if state is State.ERROR:
             return state, f"NOT LIVE — error · {reason}", reason
         if retry:
-            return state, f"NOT LIVE — {state.value} · retrying {retry}", f"{reason}\nretrying {retry}"
+            return (
+                state,
+                f"NOT LIVE — {state.value} · retrying {retry}",
+                live_wait(reason, session.retry_at, self.clock()),
+            )
         if state in (State.SYNCING, State.RESYNCING):
             wait = f"waiting for a snapshot · {session.sync.buffered} events buffered"
             return state, f"NOT LIVE — {state.value} · {reason}", f"{reason}\n{wait}"

@@ -31,6 +31,7 @@ from tui.fmt import (
     clock_of,
     countdown,
     latency,
+    live_wait,
     units,
 )
 from tui.widgets.fields import Field, Item, Line, fit_line, fit_lines, grid, wrap
@@ -490,8 +491,8 @@ class SyncPanel(Panel):
         reason = sync.reason
         if state is not State.SYNCED and session.notice_text:
             reason = session.notice_text
-        if state is not State.SYNCED and session.retry_at is not None:
-            reason += f" · retry {countdown(session.retry_at, clock())}"
+        if state is not State.SYNCED:
+            reason = live_wait(reason, session.retry_at, clock())
         stale = session.stale_reason()
         head = Text()  # not Text(state, style): that style would be the base of the reason too
         if stale is not None:
