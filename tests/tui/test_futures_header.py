@@ -190,3 +190,19 @@ def test_coinm_header_snapshot(snap_compare) -> None:
 
     session = futures_session(COINM_MARKET, QUARTER)
     assert snap_compare(SnapApp(session), terminal_size=(120, 30), run_before=run_before)  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("need_data")
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_a_halted_spot_symbol_is_named_in_the_header(size: tuple[int, int]) -> None:
+    """Spot has no market text in the header: the status still has its own field, kept at 80 columns."""
+    from tests.tui.conftest import synced_session
+
+    session = synced_session()
+    session.info = SymbolInfo("BTCUSDT", "HALT")
+    app = SnapApp(session)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        app.refresh_panels()
+        await pilot.pause()
+        assert "BTCUSDT · HALT" in app.header_bar.text.plain, app.header_bar.text.plain

@@ -79,7 +79,9 @@ def test_disconnected(snap_compare, size: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot) -> None:
         await _settle(pilot)
         session.retry_at = MONO + 3.2
-        session.sync.connection_lost("connection closed (1006); connection lived 9.0 s; reconnecting in 3.2 s (2 attempts in 5 min)")
+        session.sync.connection_lost(
+            "connection closed (1006); connection lived 9.0 s; reconnecting in 3.2 s (2 attempts in 5 min)"
+        )
         session.drain()
         pilot.app.refresh_panels()
         await _settle(pilot)

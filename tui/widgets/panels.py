@@ -229,11 +229,10 @@ class HeaderBar(Panel):
         fields.append(Field(f" {session.symbol} ", self.st("panel--symbol")))
         market = market_text(session)
         if market:
-            what = Text("· " + market, self.st("panel--value"))
-            info = session.info
-            if info is not None and not info.trading:  # listed but not trading: the book may not move
-                what.append(f" · {info.status}", self.st("panel--warn"))
-            fields.append(Field(what, rank=1, cut=True, sep=""))  # the symbol's field ends in a space
+            fields.append(Field("· " + market, self.st("panel--value"), rank=1, cut=True, sep=""))
+        info = session.info
+        if info is not None and not info.trading:  # HALT, BREAK, SETTLING...: why the book does not move
+            fields.append(Field(f"· {info.status}", self.st("panel--warn"), sep=" " if market else ""))
         state = session.sync.state
         now = session.now()
         stale = session.is_stale(now)
