@@ -225,6 +225,7 @@ class ObtuiApp(App[int]):
                 self.set_timer(self.resync_toast_linger, functools.partial(self._withdraw, resync))
         self.ladder.mark_dirty()
         self.refresh_panels()  # also updates the ladder's border and NOT LIVE marks
+        self.pump.flush()  # header, ladder and panels say the new state in one frame
         self.refresh_bindings()  # "r" reads Reconnect while disconnected, Resync otherwise
 
     def feed_notice(self, text: str, error: bool) -> None:

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from engine.sync import State
 from tests.tui.conftest import SnapApp, synced_session
 from tests.tui.waiting import until
 
@@ -62,3 +63,19 @@ async def test_a_quiet_screen_repaints_at_once() -> None:
         assert pump.frames == 1  # within a second of the last frame: deferred
         await until(pilot, lambda: pump.frames == 2, "the deferred frame")
         assert pump.frames == 2  # the two requests shared it
+
+
+@pytest.mark.usefixtures("need_data")
+async def test_a_state_change_paints_every_widget_in_one_frame() -> None:
+    """The sync panel repaints at once when it changes height; the header and the ladder must not
+    follow a frame later (they once said SYNCED ~100 ms after the panel said RESYNCING)."""
+    session = synced_session()
+    app = SnapApp(session, max_fps=0.5)  # a frame every 2 s: a deferred repaint would be plain to see
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app.pump.frames > 0, "a first frame")
+        app.ladder.mark_dirty()  # something pending, as under load, deferred by the 2 s frame interval
+        assert app.pump._pending
+        frames = app.pump.frames
+        session.force_resync()
+        assert session.state is State.RESYNCING
+        assert not app.pump._pending and app.pump.frames == frames + 1

@@ -47,6 +47,16 @@ class FramePump:
             if widget.is_attached:
                 widget.refresh()
 
+    def flush(self) -> None:
+        """Refresh what is pending now, not at the next frame: a state change (SYNCED, RESYNCING) must
+        show on every widget in the same frame, and some widgets (a panel that changes height) cannot
+        wait for the pump. Rare, so the extra frame costs nothing."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._pending:
+            self._flush()
+
     def cancel(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
