@@ -46,7 +46,7 @@ PROBLEM_TOAST_TIMEOUT = 8.0  # seconds at most; a problem's toast also goes as s
 _STEPS_UP = " ".join(speed_label(s).lstrip("×") for s in (*SPEED_STEPS, None))
 _STEPS_DOWN = " ".join(reversed(_STEPS_UP.split()))
 # Keys that mean something in one kind of session only: hidden (footer, palette, help) in the other.
-REPLAY_ACTIONS = frozenset({"pause", "faster", "slower"})
+REPLAY_ACTIONS = frozenset({"pause", "resume", "faster", "slower"})
 LIVE_ACTIONS = frozenset({"resync", "reconnect", "switch_symbol"})
 
 
@@ -122,8 +122,11 @@ class ObtuiApp(App[int]):
         Binding("s", "switch_symbol", "Symbol", id="switch-symbol", tooltip="follow another symbol"),
         Binding("g", "coarser", "Coarser", id="group-coarser", tooltip="group prices 10x coarser"),
         Binding("G", "finer", "Finer", key_display="G", id="group-finer", tooltip="group prices 10x finer"),
+        # Each toggle is two bindings on one key, the footer showing the one that applies now.
         Binding("p", "freeze", "Freeze", id="freeze", tooltip="freeze the view; the feed runs on"),
-        Binding("space", "pause", "Pause", id="pause", tooltip="pause or resume the replay"),
+        Binding("p", "unfreeze", "Unfreeze", id="unfreeze", tooltip="while frozen: show the live book again"),
+        Binding("space", "pause", "Pause", id="pause", tooltip="pause the replay"),
+        Binding("space", "resume", "Resume", id="resume", tooltip="while paused: resume the replay"),
         Binding(
             "plus,equals_sign", "faster", "Faster", key_display="+", id="faster", tooltip="replay faster: " + _STEPS_UP
         ),
@@ -193,6 +196,9 @@ class ObtuiApp(App[int]):
         """Run the session until it ends (replay) or the app quits (live)."""
         try:
             await self.session.run()
+            # A replay's end: its keys (pause, speed, freeze) mean nothing now, and the badge says END.
+            self.refresh_panels()
+            self.refresh_bindings()
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -316,6 +322,14 @@ class ObtuiApp(App[int]):
             return self._reconnect_pending()
         if action == "resync":
             return not self._reconnect_pending()
+        ended = getattr(self.session, "finished", False)  # a replay at its end: nothing moves any more
+        paused = getattr(self.session, "paused", False)
+        if action in ("pause", "resume", "faster", "slower"):
+            return not ended and (action != "pause" or not paused) and (action != "resume" or paused)
+        if action == "freeze":
+            return not self.frozen and not ended
+        if action == "unfreeze":
+            return self.frozen
         return True
 
     def action_quit_app(self) -> None:
@@ -405,12 +419,18 @@ class ObtuiApp(App[int]):
         self.ladder.set_frozen(self.frozen)
         self.tape.set_frozen(self.frozen)
         self.refresh_panels()
+        self.refresh_bindings()
+
+    action_unfreeze = action_freeze
 
     def action_pause(self) -> None:
         toggle = getattr(self.session, "toggle_pause", None)
         if toggle is not None:
             toggle()
             self.refresh_panels()
+            self.refresh_bindings()
+
+    action_resume = action_pause
 
     def _step_speed(self, up: bool) -> None:
         session: Any = self.session

@@ -95,3 +95,39 @@ async def test_r_reads_reconnect_while_disconnected_and_skips_the_wait() -> None
         session.drain()
         await until(pilot, lambda: footer_keys(app).get("resync") == "Resync", "Resync back in the footer")
         assert "reconnect" not in footer_keys(app)
+
+
+async def test_toggles_read_what_the_key_does_now() -> None:
+    """space reads Pause, then Resume while paused; p reads Freeze, then Unfreeze while frozen."""
+    session = synced_session()
+    app = SnapApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: "freeze" in footer_keys(app), "the footer")
+        assert footer_keys(app)["pause"] == "Pause" and "resume" not in footer_keys(app)
+        await pilot.press("space")
+        await until(pilot, lambda: footer_keys(app).get("resume") == "Resume", "Resume in the footer")
+        assert session.paused and "pause" not in footer_keys(app)
+        await pilot.press("space")
+        await until(pilot, lambda: "pause" in footer_keys(app), "Pause back in the footer")
+        assert not session.paused
+        await pilot.press("p")
+        await until(pilot, lambda: footer_keys(app).get("unfreeze") == "Unfreeze", "Unfreeze in the footer")
+        assert app.frozen and "freeze" not in footer_keys(app)
+        await pilot.press("p")
+        await until(pilot, lambda: "freeze" in footer_keys(app), "Freeze back in the footer")
+        assert not app.frozen
+
+
+async def test_at_a_replays_end_its_keys_go_and_time_stops_being_claimed() -> None:
+    from tui.app import ObtuiApp
+
+    session = synced_session()  # its speed is None: as fast as it goes, the end comes at once
+    app = ObtuiApp(session, monotonic=lambda: 0.0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: session.finished, "the end of the recording", timeout=60)
+        await until(pilot, lambda: "REPLAY · END" in app.header_bar.text.plain, "END in the header")
+        gone = {"pause", "resume", "faster", "slower", "freeze"}
+        await until(pilot, lambda: not gone & set(footer_keys(app)), "the replay keys to leave the footer")
+        assert "last update" not in app.header_bar.text.plain  # a frozen age would read as a live one
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert not any(t.startswith(("Pause", "Resume", "Faster", "Slower", "Freeze")) for t in titles), titles

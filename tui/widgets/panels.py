@@ -242,7 +242,8 @@ class HeaderBar(Panel):
             fields.append(Field(f"● {state.value.upper()}", self.st(STATE_CLASS[state]), sep="  "))
         if state is not State.SYNCED and session.retry_at is not None:
             fields.append(Field(f"· retry {countdown(session.retry_at, clock())}", self.st(STATE_CLASS[state]), rank=1))
-        age = session.book_age(now) if state is State.SYNCED else None
+        # At a replay's end time stops: an age there would be a frozen number (the badge says END).
+        age = session.book_age(now) if state is State.SYNCED and not getattr(session, "finished", False) else None
         if age is not None:
             fields.append(
                 Field(
