@@ -206,3 +206,45 @@ async def test_a_halted_spot_symbol_is_named_in_the_header(size: tuple[int, int]
         app.refresh_panels()
         await pilot.pause()
         assert "BTCUSDT · HALT" in app.header_bar.text.plain, app.header_bar.text.plain
+
+
+@pytest.mark.parametrize("width", range(30, 71, 4))
+def test_a_narrow_coinm_ladder_names_its_unit_in_the_title(width: int) -> None:
+    """Where "Size cont" does not fit its column, the title says what the sizes count."""
+    ladder = Ladder(futures_session(COINM_MARKET, PERP), fixed_size=(width, 8))
+    head = ladder.render_line(0).text
+    ladder.update_chrome()
+    assert "Size cont" in head or ladder.box_title.endswith("· sizes in cont"), (head, ladder.box_title)
+
+
+@pytest.mark.parametrize("width", range(24, 90))
+def test_the_depth_label_is_whole_or_absent_beside_a_state_tag(width: int) -> None:
+    """It once read "Depth (cumulative STALE": the label is cut to fit before the tag, never mid-word."""
+    from tui.widgets.ladder import layout_for
+
+    ladder = Ladder(futures_session(USDM_MARKET, USDM_PERP), fixed_size=(width, 8))
+    for mode in ("old", "stale", "frozen", "live"):
+        text = ladder._header_strip(mode, "BTC", "USDT", layout_for(width, 1, 3)).text
+        assert len(text) == width
+        if "Depth" in text:
+            rest = text.split("Depth", 1)[1]
+            whole = rest.startswith((" (cumulative)", " ")) and not rest.startswith(" (cumulative ")
+            assert rest == "" or whole, text
+
+
+@pytest.mark.usefixtures("need_data")
+@pytest.mark.parametrize("badge", ["", "DEMO · simulated exchange"])
+async def test_the_kind_of_book_outranks_its_age_at_80_columns(badge: str) -> None:
+    """REPLAY and DEMO were the first fields left out of a narrow header: a replay or a simulated
+    market must never pass for Binance's live book."""
+    from tests.tui.conftest import synced_session
+
+    session = synced_session()
+    app = SnapApp(session, badge=badge) if badge else SnapApp(session)
+    if badge:
+        session.kind = "live"  # a demo session is live; its badge says whose market it is
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.refresh_panels()
+        await pilot.pause()
+        assert ("DEMO" if badge else "REPLAY") in app.header_bar.text.plain, app.header_bar.text.plain

@@ -10,7 +10,25 @@ from tui.widgets.help import HelpScreen
 
 pytestmark = pytest.mark.usefixtures("need_data")
 
-MARKS = ["verified ✓", "buffered", "▲", "▼", "green", "red", "STALE", "NOT LIVE", "skew", "negative latency"]
+MARKS = [
+    "verified ✓",
+    "buffered",
+    "▲",
+    "▼",
+    "green",
+    "red",
+    "STALE",
+    "NOT LIVE",
+    "skew",
+    "negative latency",
+    "DISCONNECTED",
+    "RESYNCING",
+    "HALT",
+    "last update",
+    "DEMO",
+    "≥ partial",
+    "sizes in cont",
+]
 
 
 async def _help_text(app: SnapApp, pilot) -> str:
@@ -30,7 +48,7 @@ async def test_help_explains_every_indicator_and_the_replay_keys() -> None:
         for mark in MARKS:
             assert mark in words, mark
         assert "clock skew" in words
-        assert "replay clock" in words and "recorder" in words and "exchange's trade times" in words
+        assert "this machine's clock" in words and "recorder's clock" in words and "exchange's trade times" in words
         assert "beyond the snapshot's reach" in words and "not shown" in words and "README" in words
         lines = text.splitlines()
         for key in ("space", "+", "-", "g", "G", "p", "?", "q", "ctrl+p", "ctrl+c"):

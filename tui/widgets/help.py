@@ -12,6 +12,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tui.widgets.ladder import PARTIAL_MARK
+
 ABOUT = (
     "obtui keeps a local copy of the order book, exact to the last update id, and checks it against "
     "Binance's bookTicker. A book that is not known to be right is never shown as live: outside SYNCED "
@@ -22,14 +24,27 @@ ABOUT = (
 INDICATORS: list[tuple[str, str]] = [
     ("SYNCED", "the book is exact: a snapshot plus every update since, with no gap"),
     (
+        "SYNCING",
+        "at start: updates are buffered until a snapshot arrives; RESYNCING: the same after a gap in the "
+        "update ids, a new connection or r (a fresh snapshot, on the same connection)",
+    ),
+    (
+        "DISCONNECTED",
+        "the connection dropped or went silent: obtui reconnects by itself (the countdown says when; r "
+        "reconnects at once), then resyncs. CONNECTING: opening it. ERROR: the feed gave up; the reason "
+        "says what to do",
+    ),
+    (
         "NOT LIVE",
-        "the book is not known to be right (connecting, syncing, resyncing, disconnected, error): "
-        "the ladder is greyed out and shows the last good book, or the state instead of levels",
+        "the book is not known to be right (any state but SYNCED): the ladder is greyed out and shows "
+        "the last good book, or the state instead of levels",
     ),
     (
         "STALE",
-        "no update has arrived for a while although the book claims to be synced: the numbers may be old",
+        "synced, but no update has arrived for much longer than the stream's usual interval: the numbers "
+        "may be old. A symbol that stops trading (HALT, BREAK, SETTLING) says so in the header",
     ),
+    ("last update", "the age of the book: time since an update last changed it"),
     (
         "verified ✓",
         "how many times the book's best bid and ask matched Binance's bookTicker at the same update id; "
@@ -48,8 +63,8 @@ INDICATORS: list[tuple[str, str]] = [
     ),
     (
         "times",
-        "the header's time is when the data was received: in a replay, the recorder's clock at the time "
-        "(the replay clock); the tape's times are the exchange's trade times from the tape itself",
+        "live, the header's time is this machine's clock (UTC); in a replay, 'replay hh:mm:ss' is the "
+        "recorder's clock when the data was received. The tape's times are the exchange's trade times",
     ),
     (
         "depth",
@@ -57,6 +72,9 @@ INDICATORS: list[tuple[str, str]] = [
         "known only from the updates since, not exactly, and are not shown (see README, Depth)",
     ),
     ("REPLAY · ×¼ … max", "a replay: its speed (times real time, max = as fast as possible), PAUSED or END"),
+    ("DEMO", "the simulated exchange (--demo): a made-up market, never Binance's"),
+    (f"{PARTIAL_MARK} partial", "a price bucket that reaches past the known book: its size is a lower bound"),
+    ("sizes in cont", "COIN-M sizes count contracts (a contract is worth a fixed amount of USD), not coins"),
     ("FROZEN", "the view is frozen (p); the feed and the sync panel run on"),
 ]
 

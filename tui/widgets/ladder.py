@@ -78,6 +78,16 @@ def layout_for(width: int, price_decimals: int, qty_decimals: int) -> Layout:
     return Layout(width, col, col, col, bar, price_decimals, qty_decimals)
 
 
+def column_head(word: str, unit: str, width: int) -> str:
+    """``Size BTC`` right-aligned in ``width`` cells, or plain ``Size`` when the unit does not fit
+    (two spaces kept from the column before); then the ladder's title names the unit."""
+    return (f"{word} {unit}" if unit_fits(word, unit, width) else word).rjust(width)
+
+
+def unit_fits(word: str, unit: str, width: int) -> bool:
+    return bool(unit) and len(word) + len(unit) + 3 <= width
+
+
 def mid_text(mid2: int, price_decimals: int) -> str:
     """The exact mid from bid + ask: one more decimal than the prices, dropped when it is a zero."""
     digits = min(9, price_decimals + 1)
@@ -287,6 +297,17 @@ class Ladder(BoxedLines):
         """
         step = self.step
         title = f"Order book · step {units(step, SymbolInfo.decimals(step))}"
+        info = self.session.info if self.session is not None else None
+        layout = self._layout
+        if (
+            info is not None
+            and info.size_unit
+            and layout is not None
+            and not unit_fits("Size", info.size_unit, layout.size_w)
+        ):
+            # A narrow ladder's columns have no room for the unit: a size of 1,000 in contracts
+            # must not pass for 1,000 BTC.
+            title += f" · sizes in {info.size_unit}"
         state = self.session.sync.state if self.session is not None else State.CONNECTING
         live = self.frozen or state is State.SYNCED
         stale = live and self._stale_banner() is not None
@@ -641,23 +662,19 @@ class Ladder(BoxedLines):
         return segments
 
     def _header_strip(self, mode: str, base: str, quote: str, layout: Layout) -> Strip:
-        def head(word: str, unit: str, width: int) -> str:
-            text = f"{word} {unit}" if unit and len(word) + len(unit) + 3 <= width else word  # 2 spaces apart
-            return text.rjust(width)
-
-        text = " " + head("Price", quote, layout.price_w) + head("Size", base, layout.size_w)
-        text += head("Total", base, layout.total_w)
+        text = " " + column_head("Price", quote, layout.price_w) + column_head("Size", base, layout.size_w)
+        text += column_head("Total", base, layout.total_w)
         style = self._style("ladder--header")
-        segments = [Segment(text, style)]
-        if layout.bar_w:
-            segments.append(Segment("  Depth (cumulative)" if layout.bar_w >= 18 else "  Depth", style))
-        strip = Strip(segments)
-        if mode != "live":
-            tag = {"frozen": " FROZEN ", "old": " STALE "}.get(mode, " NOT LIVE ")
+        tag = "" if mode == "live" else {"frozen": " FROZEN ", "old": " STALE "}.get(mode, " NOT LIVE ")
+        room = layout.width - len(text) - (len(tag) + 1 if tag else 0)  # what the bar's label may take
+        # The longest label that fits whole: a cut one reads as nonsense ("Depth (cumulative STALE").
+        label = next((w for w in ("  Depth (cumulative)", "  Depth") if layout.bar_w and len(w) <= room), "")
+        strip = Strip([Segment(text + label, style)])
+        if tag:
             tag_name = {"frozen": "ladder--frozen", "down": "ladder--banner-down"}.get(mode, "ladder--banner")
-            tag_style = self._style(tag_name)
-            room = layout.width - len(tag) - 1
-            strip = Strip.join([strip.crop(0, room).extend_cell_length(room, style), Strip([Segment(tag, tag_style)])])
+            at = layout.width - len(tag) - 1
+            head = strip.crop(0, at).extend_cell_length(at, style)
+            strip = Strip.join([head, Strip([Segment(tag, self._style(tag_name))])])
         return strip.extend_cell_length(layout.width, style).crop(0, layout.width)
 
     def _spread_strip(self, spread: int | None, mid2: int, layout: Layout) -> Strip:

@@ -266,10 +266,12 @@ class HeaderBar(Panel):
         elif ticker is not None:
             fields.append(Field(units(ticker.last_units, pdec, True), self.st("panel--value"), rank=1, sep="   "))
         fields.extend(self._figures_24h(session, now, pdec, qdec))
+        # What kind of book this is (REPLAY, DEMO) and whether the view is frozen outrank the age and
+        # the 24 h figures: a replay or a simulated market must never pass for the live one.
         if extra:
-            fields.append(Field(f" {extra} ", self.st("panel--badge"), rank=3, sep="   "))
+            fields.append(Field(f" {extra} ", self.st("panel--badge"), rank=1, sep="   "))
         if frozen:
-            fields.append(Field(" ❄ FROZEN · p to resume ", self.st("panel--frozen"), rank=2, sep="   ", cut=True))
+            fields.append(Field(" ❄ FROZEN · p to resume ", self.st("panel--frozen"), rank=0, sep="   ", cut=True))
         t = fit_line(fields, width)
         if width >= 100:
             # The time, right-aligned, only where it fits beside everything else: the wall clock
