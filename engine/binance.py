@@ -60,7 +60,7 @@ from engine.events import (
     decode_snapshot,
     read_frame,
 )
-from engine.markets import SPOT_MARKET, Market
+from engine.markets import RPI_MARKETS, SPOT_MARKET, Market
 from engine.record import Recorder
 from engine.session import Listener, Session, SymbolInfo
 from engine.sync import State
@@ -310,8 +310,10 @@ class Link:
 
 
 def stream_suffixes(market: Market) -> tuple[str, ...]:
-    """The session's streams: diff depth, trades, bookTicker (verifies the book), miniTicker (24 h)."""
-    return (market.depth_stream, market.trade_stream, "bookTicker", "miniTicker")
+    """The session's streams: diff depth, trades, bookTicker (verifies the book; not asked for where it
+    cannot, ``market.unverified``: the RPI book), miniTicker (24 h)."""
+    ticker = () if market.unverified else ("bookTicker",)
+    return (market.depth_stream, market.trade_stream, *ticker, "miniTicker")
 
 
 def links(market: Market) -> tuple[Link, ...]:
@@ -500,6 +502,11 @@ class LiveSession(Session):
         if self.recorder is not None:
             self.recorder.write(self.clock() * 1000.0, None, f"{symbol.lower()}@exchangeInfo", raw)
         info = SymbolInfo.from_exchange_info(entry, self.market.qty_unit)
+        if info.rpi and not self.market.rpi and self.market.name in RPI_MARKETS:
+            self.notice(
+                f"{symbol} takes RPI orders: this book (the API's) excludes them, unlike Binance's web page; "
+                "obtui --rpi follows the book with them"
+            )
         if not info.trading:
             # Listed but not trading (HALT, BREAK; futures' SETTLING, DELIVERING, ...): the book may be
             # empty or frozen. Said plainly, and watched all the same.
@@ -544,7 +551,9 @@ class LiveSession(Session):
         try:
             body = await self.rest.depth(symbol, self.snapshot_limit)
             try:
-                return body, usable_snapshot(symbol, body, self.snapshot_limit)
+                snap = usable_snapshot(symbol, body, self.snapshot_limit)
+                snap.rpi = self.market.rpi  # asked of the market's endpoint: depth or rpiDepth
+                return body, snap
             except ValueError as e:
                 where = self.market.depth_path()
                 raise RestError(f"the snapshot from {where} is unusable: {one_line(str(e))}") from None
@@ -571,7 +580,7 @@ class LiveSession(Session):
                     break  # the symbol changed while we waited
                 recv_ms = self.clock() * 1000.0
                 if self.recorder is not None:
-                    self.recorder.write(recv_ms, None, f"{symbol.lower()}@depthSnapshot", body)
+                    self.recorder.write(recv_ms, None, f"{symbol.lower()}@{self.market.snapshot_stream}", body)
                 before = sync.stats.snapshots_too_old
                 self.process(snap, recv_ms)
                 if sync.stats.snapshots_too_old > before:
