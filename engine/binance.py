@@ -60,9 +60,9 @@ from engine.events import (
     decode_snapshot,
     read_frame,
 )
-from engine.markets import RPI_MARKETS, SPOT_MARKET, Market
+from engine.markets import SPOT_MARKET, Market
 from engine.record import Recorder
-from engine.session import Listener, Session, SymbolInfo
+from engine.session import Listener, Session, SymbolInfo, excludes_rpi
 from engine.sync import State
 
 SNAPSHOT_LIMIT = 1000
@@ -502,7 +502,7 @@ class LiveSession(Session):
         if self.recorder is not None:
             self.recorder.write(self.clock() * 1000.0, None, f"{symbol.lower()}@exchangeInfo", raw)
         info = SymbolInfo.from_exchange_info(entry, self.market.qty_unit)
-        if info.rpi and not self.market.rpi and self.market.name in RPI_MARKETS:
+        if excludes_rpi(info, self.market):
             self.notice(
                 f"{symbol} takes RPI orders: this book (the API's) excludes them, unlike Binance's web page; "
                 "obtui --rpi follows the book with them"

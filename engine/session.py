@@ -37,7 +37,7 @@ from engine.events import (
     route,
     ticker_update_id,
 )
-from engine.markets import SPOT_MARKET, Market
+from engine.markets import RPI_MARKETS, SPOT_MARKET, Market
 from engine.num import parse
 from engine.stats import LatencyWindow, RateMeter
 from engine.sync import BookSync, NeedSnapshot, State, StateChanged
@@ -190,6 +190,12 @@ class SymbolInfo:
             units //= 10
             d -= 1
         return d
+
+
+def excludes_rpi(info: SymbolInfo | None, market: Market) -> bool:
+    """``info``'s symbol takes RPI orders and ``market``'s book leaves them out, where the market has a
+    book with them (``--rpi``): the book is then not the one on Binance's web page."""
+    return info is not None and info.rpi and not market.rpi and market.name in RPI_MARKETS
 
 
 def _permissions(sets: object) -> set[str]:
@@ -369,6 +375,11 @@ class Session:
     @property
     def state(self) -> State:
         return self.sync.state
+
+    @property
+    def excludes_rpi(self) -> bool:
+        """The symbol takes RPI orders and this book leaves them out (``excludes_rpi``). O(1)."""
+        return excludes_rpi(self.info, self.market)
 
     def now(self) -> float:
         """The session's present, in seconds: the wall clock live (a replay overrides it with the

@@ -286,7 +286,8 @@ class Ladder(BoxedLines):
         when something changed.
         """
         step = self.step
-        title = f"Order book · step {units(step, SymbolInfo.decimals(step))}"
+        rpi = " · RPI" if self.session is not None and self.session.market.rpi else ""  # which book, always
+        title = f"Order book{rpi} · step {units(step, SymbolInfo.decimals(step))}"
         state = self.session.sync.state if self.session is not None else State.CONNECTING
         live = self.frozen or state is State.SYNCED
         stale = live and self._stale_banner() is not None
