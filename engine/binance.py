@@ -5,9 +5,11 @@ snapshot limit, weight and stream name, and nothing here branches on a market's 
 - the symbol is validated over REST (exchangeInfo) before anything else; unknown -> ``UnknownSymbol``;
   listed but not trading: said plainly, then watched all the same;
 - the streams ``<sym>@<depth>``, ``<sym>@<trade or aggTrade>``, ``<sym>@bookTicker`` (verifies the book)
-  and ``<sym>@miniTicker`` (the 24 h figures, once a second), grouped into connections by the WebSocket
-  path the table gives each (``links``): one on spot and COIN-M, two on USDⓈ-M (depth + bookTicker on
-  /public, aggTrade + miniTicker on /market). Spot asks for ``timeUnit=MICROSECOND``;
+  and ``<sym>@miniTicker`` (the 24 h figures, once a second; no bookTicker for a book it cannot check,
+  the RPI book: ``--rpi`` takes ``<sym>@rpiDepth@500ms`` and ``/fapi/v1/rpiDepth`` from its table),
+  grouped into connections by the WebSocket path the table gives each (``links``): one on spot and
+  COIN-M, two on USDⓈ-M (depth + bookTicker on /public, aggTrade + miniTicker on /market). Spot asks
+  for ``timeUnit=MICROSECOND``;
 - every connection has its own loop, backoff, handover and reconnect-now; only the book's one
   touches the sync. Any disconnect of it: reconnect with exponential backoff and jitter, then a full
   resync; a drop of the trades connection: reconnect it, and the book carries on;

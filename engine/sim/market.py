@@ -41,6 +41,12 @@ each depth event carries ``pu``, the previous event's ``u`` on its stream, and `
 ``lastUpdateId`` is always a published ``u`` (once one tick has run: the starting id was never published,
 so a futures client cannot sync on a snapshot taken before the first tick). Numbers are rendered with the
 tick's and step's decimals (``"61837.6"``, ``"0.003"``; COIN-M quantities are contract counts, ``"12"``).
+
+RPI (USDⓈ-M symbols with ``rpi``: BTCUSDT): a few Retail Price Improvement orders a side rest apart from the
+API book (some inside the spread), come and go on an rng of their own, and take no update id, so the API
+book, its streams, ids and bookTicker are exactly what they are without them. ``@rpiDepth@500ms`` merges the
+changes of the book with RPI orders (API levels plus RPI orders, crossed RPI volume hidden) with its own
+``pu``; ``snapshot(rpi=True)`` and ``rpi_book_at`` give that book, exact at every published ``u``.
 """
 
 from __future__ import annotations

@@ -30,6 +30,10 @@ comes from that market's table in ``engine.markets``:
   path is accepted (URL, SUBSCRIBE, LIST_SUBSCRIPTIONS) and silently gets nothing, as on Binance. COIN-M
   serves everything on ``/stream`` (``/ws/<name>``). 10 incoming messages a second per connection
   (spot 5): the table's ``control_per_s``.
+* USDⓈ-M also serves the book with RPI orders (``engine.markets.RPI_MARKETS``): ``/fapi/v1/rpiDepth`` (limit
+  1000 only, weight 20) and ``<sym>@rpiDepth@500ms`` (on ``/public``, its own ``pu`` chain). BTCUSDT takes
+  RPI orders (``"RPI"`` in its ``permissionSets``); the API book, its streams and bookTicker leave them out.
+  ``sim.market.rpi_book_at`` is that book's exact state, as ``book_at`` is the API book's.
 * Every fault below works the same; ``drop_depth`` then shows as a ``pu`` that does not chain.
 
 Design

@@ -12,13 +12,17 @@ from dataclasses import replace
 import pytest
 from textual.pilot import Pilot
 
+from engine.binance import LiveSession
 from engine.book import level
 from engine.events import DepthUpdate, Snapshot, Trade
 from engine.markets import COINM_MARKET, USDM_MARKET, USDM_RPI_MARKET, Market
 from engine.session import Session, SymbolInfo
+from engine.sim.server import SimServer
 from engine.sync import State
 from tests.tui.conftest import SnapApp
 from tests.tui.test_futures_header import NOW, PERP, USDM_PERP
+from tests.tui.waiting import until
+from tui.app import ObtuiApp
 from tui.widgets.panels import EXCLUDES_RPI
 
 RPI_PERP = replace(USDM_PERP, rpi=True)
@@ -112,3 +116,22 @@ def test_rpi_book_snapshot(snap_compare) -> None:
     """The RPI book (--rpi): RPI in the header and the ladder's title, no bookTicker counts."""
     session = futures_session(USDM_RPI_MARKET, RPI_PERP)
     assert snap_compare(SnapApp(session), terminal_size=(120, 30), run_before=_settle)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("market", [USDM_RPI_MARKET, USDM_MARKET], ids=["rpi", "api"])
+async def test_the_app_on_the_usdm_simulator(market: Market) -> None:
+    """What ``obtui --demo --market usdm [--rpi]`` shows once synced: the simulator lists RPI for BTCUSDT."""
+    async with SimServer(host="127.0.0.1", port=0, seed=5, market="usdm") as sim:
+        session = LiveSession("BTCUSDT", sim.ws_url, sim.rest_url, market=market)
+        app = ObtuiApp(session, max_fps=None)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: session.state is State.SYNCED, "the first sync", timeout=20)
+            app.refresh_panels()
+            await pilot.pause()
+            header, sync = app.header_bar.text.plain, flat(app.sync_panel.text.plain)
+            if market.rpi:
+                assert " RPI " in header and app.ladder.box_title.startswith("Order book · RPI"), header
+                assert "top not checked: bookTicker excludes RPI orders" in sync, sync
+            else:
+                assert EXCLUDES_RPI in header and "RPI" not in app.ladder.box_title, header
+                assert f"{EXCLUDES_RPI}: not the book on Binance's web page" in sync, sync
