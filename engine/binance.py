@@ -5,9 +5,11 @@ snapshot limit, weight and stream name, and nothing here branches on a market's 
 - the symbol is validated over REST (exchangeInfo) before anything else; unknown -> ``UnknownSymbol``;
   listed but not trading: said plainly, then watched all the same;
 - the streams ``<sym>@<depth>``, ``<sym>@<trade or aggTrade>``, ``<sym>@bookTicker`` (verifies the book)
-  and ``<sym>@miniTicker`` (the 24 h figures, once a second), grouped into connections by the WebSocket
-  path the table gives each (``links``): one on spot and COIN-M, two on USDⓈ-M (depth + bookTicker on
-  /public, aggTrade + miniTicker on /market). Spot asks for ``timeUnit=MICROSECOND``;
+  and ``<sym>@miniTicker`` (the 24 h figures, once a second; no bookTicker for a book it cannot check,
+  the RPI book: ``--rpi`` takes ``<sym>@rpiDepth@500ms`` and ``/fapi/v1/rpiDepth`` from its table),
+  grouped into connections by the WebSocket path the table gives each (``links``): one on spot and
+  COIN-M, two on USDⓈ-M (depth + bookTicker on /public, aggTrade + miniTicker on /market). Spot asks
+  for ``timeUnit=MICROSECOND``;
 - every connection has its own loop, backoff, handover and reconnect-now; only the book's one
   touches the sync. Any disconnect of it: reconnect with exponential backoff and jitter, then a full
   resync; a drop of the trades connection: reconnect it, and the book carries on;
@@ -64,7 +66,7 @@ from engine.events import (
 )
 from engine.markets import SPOT_MARKET, Market
 from engine.record import Recorder
-from engine.session import Listener, Session, SymbolInfo
+from engine.session import Listener, Session, SymbolInfo, excludes_rpi
 from engine.sync import State
 
 SNAPSHOT_LIMIT = 1000
@@ -312,8 +314,10 @@ class Link:
 
 
 def stream_suffixes(market: Market) -> tuple[str, ...]:
-    """The session's streams: diff depth, trades, bookTicker (verifies the book), miniTicker (24 h)."""
-    return (market.depth_stream, market.trade_stream, "bookTicker", "miniTicker")
+    """The session's streams: diff depth, trades, bookTicker (verifies the book; not asked for where it
+    cannot, ``market.unverified``: the RPI book), miniTicker (24 h)."""
+    ticker = () if market.unverified else ("bookTicker",)
+    return (market.depth_stream, market.trade_stream, *ticker, "miniTicker")
 
 
 def links(market: Market) -> tuple[Link, ...]:
@@ -502,6 +506,11 @@ class LiveSession(Session):
         if self.recorder is not None:
             self.recorder.write(self.clock() * 1000.0, None, f"{symbol.lower()}@exchangeInfo", raw)
         info = SymbolInfo.from_exchange_info(entry, self.market.qty_unit)
+        if excludes_rpi(info, self.market):
+            self.notice(
+                f"{symbol} takes RPI orders: this book (the API's) excludes them, unlike Binance's web page; "
+                "obtui --rpi follows the book with them"
+            )
         if not info.trading:
             # Listed but not trading (HALT, BREAK; futures' SETTLING, DELIVERING, ...): the book may be
             # empty or frozen. Said plainly, and watched all the same.
@@ -573,7 +582,9 @@ class LiveSession(Session):
         try:
             body = await self.rest.depth(symbol, self.snapshot_limit)
             try:
-                return body, usable_snapshot(symbol, body, self.snapshot_limit)
+                snap = usable_snapshot(symbol, body, self.snapshot_limit)
+                snap.rpi = self.market.rpi  # asked of the market's endpoint: depth or rpiDepth
+                return body, snap
             except ValueError as e:
                 where = self.market.depth_path()
                 raise RestError(f"the snapshot from {where} is unusable: {one_line(str(e))}") from None
@@ -600,7 +611,7 @@ class LiveSession(Session):
                     break  # the symbol changed while we waited
                 recv_ms = self.clock() * 1000.0
                 if self.recorder is not None:
-                    self.recorder.write(recv_ms, None, f"{symbol.lower()}@depthSnapshot", body)
+                    self.recorder.write(recv_ms, None, f"{symbol.lower()}@{self.market.snapshot_stream}", body)
                 before = sync.stats.snapshots_too_old
                 self.process(snap, recv_ms)
                 if sync.stats.snapshots_too_old > before:

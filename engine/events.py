@@ -38,6 +38,7 @@ class DepthUpdate:
     bids: list[Level]
     asks: list[Level]
     prev_final_id: int | None = None  # pu: the previous event's u (futures only)
+    rpi: bool = False  # from <sym>@rpiDepth@500ms: a diff of the book with RPI orders (USDⓈ-M)
 
 
 @dataclass(slots=True)
@@ -49,6 +50,7 @@ class Snapshot:
     bids: list[Level]
     asks: list[Level]
     limit: int | None = None  # the limit it was fetched with (None: not known, e.g. in a recording)
+    rpi: bool = False  # from /fapi/v1/rpiDepth (recorded as <sym>@rpiDepthSnapshot): RPI orders included
 
 
 @dataclass(slots=True)
@@ -422,8 +424,10 @@ def route(stream: str) -> tuple[Kind, str]:
             r = (Kind.SHUTDOWN, "")
         elif kind == "depth" or (kind.startswith("depth@") and kind.endswith("ms")):
             r = (Kind.DEPTH, name.upper())  # diff depth at any speed: @depth, @depth@100ms, futures' @depth@0ms
-        elif kind == "depthSnapshot":
+        elif kind == "depthSnapshot" or kind == "rpiDepthSnapshot":
             r = (Kind.SNAPSHOT, name.upper())
+        elif kind == "rpiDepth" or (kind.startswith("rpiDepth@") and kind.endswith("ms")):
+            r = (Kind.DEPTH, name.upper())  # USDⓈ-M's book with RPI orders: decoded with rpi set (is_rpi)
         elif kind.startswith("depth"):
             r = (Kind.UNSUPPORTED_DEPTH, name.upper())
         elif kind == "trade":
@@ -443,14 +447,26 @@ def route(stream: str) -> tuple[Kind, str]:
     return r
 
 
+def is_rpi(stream: str) -> bool:
+    """Whether a depth or snapshot stream is of the book with RPI orders (``@rpiDepth@500ms``,
+    ``@rpiDepthSnapshot``): its events must never reach a book kept without them, nor the reverse."""
+    return "@rpiDepth" in stream
+
+
 def decode_payload(stream: str, payload: Payload) -> Message:
     """Decode one payload by the name of the stream it came on; a bad payload is a ``Reject``."""
     kind, symbol = route(stream)
     try:
         if kind is Kind.DEPTH:
-            return decode_depth(symbol, payload)
+            ev = decode_depth(symbol, payload)
+            if "@rpiDepth" in stream:  # is_rpi, inline: once per depth event
+                ev.rpi = True
+            return ev
         if kind is Kind.SNAPSHOT:
-            return decode_snapshot(symbol, payload)
+            snap = decode_snapshot(symbol, payload)
+            if "@rpiDepth" in stream:
+                snap.rpi = True
+            return snap
         if kind is Kind.TRADE:
             return decode_trade(symbol, payload)
         if kind is Kind.AGG_TRADE:

@@ -31,7 +31,17 @@ class NdjsonWriter:
         self.out = out if out is not None else sys.stdout.buffer
         self.lines = 0
 
-    def write(self, sync: BookSync, ts_recv_ms: float, check: TickerCheck | None = None, **extra: object) -> None:
+    def write(
+        self,
+        sync: BookSync,
+        ts_recv_ms: float,
+        check: TickerCheck | None = None,
+        rpi: bool = False,
+        unverified: str = "",
+        **extra: object,
+    ) -> None:
+        """One line. ``rpi``: the book includes RPI orders; ``unverified``: why there is no ``check``
+        (the market's: bookTicker cannot check an RPI book)."""
         state = sync.state
         line: dict[str, object] = {"ts_recv_ms": ts_recv_ms, "symbol": self.symbol, "state": state.value}
         if state is State.SYNCED:
@@ -51,6 +61,10 @@ class NdjsonWriter:
         if check is not None:
             line["verified"] = check.ok
             line["mismatches"] = check.mismatches
+        elif unverified:
+            line["unverified"] = unverified  # no count at all rather than a count of nothing checked
+        if rpi:
+            line["rpi"] = True  # the book with RPI orders (--rpi), not the API's
         st = sync.stats
         line["stats"] = {
             "snapshots": st.snapshots,
@@ -98,6 +112,13 @@ def replay_ndjson(
     return session.sync
 
 
+def _checks(session: Session) -> tuple[TickerCheck | None, bool, str]:
+    """(the bookTicker check, or None where it cannot check this book; rpi; why not checked), as
+    ``NdjsonWriter.write`` takes them after the time: the market's table decides."""
+    market = session.market
+    return (None if market.unverified else session.check), market.rpi, market.unverified
+
+
 STALE_CHECK_S = 0.25  # how often a live --ndjson session looks at the age of its book
 
 
@@ -128,12 +149,12 @@ class _NdjsonListener(Listener):
             self.writer.write(
                 sync,
                 session.last_recv_ms or session.clock() * 1000.0,
-                session.check,
+                *_checks(session),
                 stale_book=False,
                 age_ms=round(age * 1000) if age is not None else None,
             )
             return
-        self.writer.write(sync, session.last_recv_ms or session.clock() * 1000.0, session.check)
+        self.writer.write(sync, session.last_recv_ms or session.clock() * 1000.0, *_checks(session))
 
     def check_stale(self, session: Session) -> None:
         """Write a stale line if the synced book has just gone stale. O(64 log 64)."""
@@ -146,7 +167,7 @@ class _NdjsonListener(Listener):
         self.stale = True
         age = session.book_age(now) or 0.0
         self.writer.write(
-            session.sync, now * 1000.0, session.check, stale_book=True, age_ms=round(age * 1000), reason=reason
+            session.sync, now * 1000.0, *_checks(session), stale_book=True, age_ms=round(age * 1000), reason=reason
         )
 
     def book_changed(self, session: Session) -> None:

@@ -47,9 +47,17 @@ class Market:
     # The diff streams a market serves, suffix -> period in ms (0: real time, unthrottled).
     diff_streams: dict[str, int] = field(default_factory=lambda: {"depth@100ms": 100, "depth": 1000})
     coin_margined: bool = False  # COIN-M: quantities are contract counts, payloads add ``ps`` (the pair)
+    # The book this table keeps: "depth" (the API book) or "rpiDepth" (USDⓈ-M's book with RPI orders,
+    # as on Binance's web page). The REST endpoint of its snapshots, and their stream in a recording.
+    depth_endpoint: str = "depth"
+    snapshot_stream: str = "depthSnapshot"
+    rpi: bool = False  # the book includes Retail Price Improvement orders (marked RPI on screen)
+    # Why bookTicker cannot check this book ("" : it can). bookTicker excludes RPI orders, so against an
+    # RPI book it would report mismatches that are not errors.
+    unverified: str = ""
 
     def depth_path(self) -> str:
-        return f"{self.api}/depth"
+        return f"{self.api}/{self.depth_endpoint}"
 
     def exchange_info_path(self) -> str:
         return f"{self.api}/exchangeInfo"
@@ -141,4 +149,23 @@ COINM_MARKET = replace(
     coin_margined=True,
 )
 
+# USDⓈ-M's book with RPI orders (binance-protocol.md §5): /fapi/v1/rpiDepth (limit 1000 only, weight 20)
+# and <sym>@rpiDepth@500ms (U/u/pu, the futures rules, its own pu chain). The same market otherwise: the
+# same name, trades, tickers and connections. A zero there can also mean crossed RPI volume is hidden.
+USDM_RPI_MARKET = replace(
+    USDM_MARKET,
+    title="USDⓈ-M futures (book with RPI orders)",
+    depth_limits=(1000,),
+    depth_weights=((1000, 20),),
+    depth_stream="rpiDepth@500ms",
+    depth_default=1000,
+    diff_streams={"rpiDepth@500ms": 500},
+    depth_endpoint="rpiDepth",
+    snapshot_stream="rpiDepthSnapshot",
+    rpi=True,
+    unverified="bookTicker excludes RPI orders",
+)
+
 MARKETS: dict[str, Market] = {m.name: m for m in (SPOT_MARKET, USDM_MARKET, COINM_MARKET)}
+# The RPI book of each market that has one (--rpi), by the market's name: only USDⓈ-M.
+RPI_MARKETS: dict[str, Market] = {USDM_RPI_MARKET.name: USDM_RPI_MARKET}

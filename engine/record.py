@@ -1,7 +1,8 @@
 """Recordings: one JSON object a line, ``{"ts_recv_ms", "latency_ms", "stream", "data"}``.
 
 ``data`` is the exchange payload byte for byte; REST snapshots are recorded as stream
-``<sym>@depthSnapshot``. This is the format of ``../shared/data/``. Files ending in ``.gz`` are gzip.
+``<sym>@depthSnapshot`` (``<sym>@rpiDepthSnapshot`` for USDⓈ-M's book with RPI orders, ``--rpi``: the
+market table's ``snapshot_stream``). This is the format of ``../shared/data/``. Files ending in ``.gz`` are gzip.
 
 The writer flushes every line (and, for gzip, every line as a sync-flushed block), so a recording cut
 by Ctrl-C or a crash is readable up to its last complete line, and a later ``--record`` to the same

@@ -26,10 +26,11 @@ from engine.events import (
     Snapshot,
     decode_payload,
     futures_marks,
+    is_rpi,
     read_record,
     route,
 )
-from engine.markets import COINM_MARKET, MARKETS, SPOT_MARKET, USDM_MARKET, Market
+from engine.markets import COINM_MARKET, MARKETS, RPI_MARKETS, SPOT_MARKET, USDM_MARKET, Market
 from engine.record import Recording
 from engine.session import Listener, Session, SymbolInfo
 
@@ -64,7 +65,8 @@ class ReplaySession(Session):
         clock: Callable[[], float] = time.time,
         market: Market | None = None,
     ) -> None:
-        """``market`` None: read it from the recording (futures depth events carry ``pu``)."""
+        """``market`` None: read it from the recording (futures depth events carry ``pu``; the book with
+        RPI orders comes on ``@rpiDepth@500ms``)."""
         if market is None:
             market = SPOT_MARKET if path == "-" else find_replayable(path, symbol)[0] or SPOT_MARKET
         super().__init__(symbol, listener, clock, market)
@@ -255,7 +257,8 @@ class Contents:
             per: dict[str, Counter[str]] = {}
             for stream, n in self.streams.items():
                 kind, sym = route(stream)
-                per.setdefault(sym or stream, Counter())[_KIND_NAMES.get(kind, stream.partition("@")[2])] += n
+                name = _KIND_NAMES.get(kind, stream.partition("@")[2])
+                per.setdefault(sym or stream, Counter())["RPI " + name if is_rpi(stream) else name] += n
             shown = sorted(per.items(), key=lambda kv: -sum(kv[1].values()))[:6]
             what = f"{self.records:,} records: " + "; ".join(
                 f"{sym} ({', '.join(f'{k} {n:,}' for k, n in kinds.most_common())})" for sym, kinds in shown
@@ -304,9 +307,11 @@ def find_replayable(path: str, symbol: str, market: Market | None = None) -> tup
         kind, s = route(f.stream)
         if kind is Kind.DEPTH:
             found = market_of(f.payload)
+            if is_rpi(f.stream):  # @rpiDepth@500ms: the book with RPI orders, whatever --market says
+                found = RPI_MARKETS.get(found.name, found)
             c.markets.setdefault(s, found.name)
             if s == sym and (market is None or market.rules is found.rules):
-                return market or found, c
+                return (found if market is None or market.name == found.name else market), c
     c.cut_at, c.tears = rec.cut_at, rec.tears
     return None, c
 

@@ -37,7 +37,7 @@ from engine.events import (
     route,
     ticker_update_id,
 )
-from engine.markets import SPOT_MARKET, Market
+from engine.markets import RPI_MARKETS, SPOT_MARKET, Market
 from engine.num import parse
 from engine.stats import LatencyWindow, RateMeter
 from engine.sync import BookSync, NeedSnapshot, State, StateChanged
@@ -100,6 +100,9 @@ class SymbolInfo:
     contract_size: int = 0  # COIN-M: the USD value of one contract, in units of 1e-8 (0: not given)
     pair: str = ""  # futures: the underlying pair (BTCUSD for BTCUSD_PERP)
     qty_unit: str = ""  # what sizes count when not the base asset (the market's: "cont" on COIN-M)
+    # "RPI" in permissionSets (USDⓈ-M): the symbol takes Retail Price Improvement orders, which the API
+    # book (depth, its diff streams, bookTicker) leaves out: it is not the book on Binance's web page.
+    rpi: bool = False
     inferred: bool = False
 
     @classmethod
@@ -119,6 +122,7 @@ class SymbolInfo:
             info.contract_size = parse(str(size)) if size is not None and type(size) is not bool else 0
         except ValueError:
             info.contract_size = 0
+        info.rpi = "RPI" in _permissions(entry.get("permissionSets"))
         for f in entry.get("filters", ()):
             try:
                 if f.get("filterType") == "PRICE_FILTER" and parse(f["tickSize"]) > 0:
@@ -188,6 +192,25 @@ class SymbolInfo:
         return d
 
 
+def excludes_rpi(info: SymbolInfo | None, market: Market) -> bool:
+    """``info``'s symbol takes RPI orders and ``market``'s book leaves them out, where the market has a
+    book with them (``--rpi``): the book is then not the one on Binance's web page."""
+    return info is not None and info.rpi and not market.rpi and market.name in RPI_MARKETS
+
+
+def _permissions(sets: object) -> set[str]:
+    """Every permission named in ``permissionSets``: a list of strings (futures) or of lists of strings
+    (spot: ``[["SPOT", "MARGIN"]]``); anything else names none."""
+    out: set[str] = set()
+    if isinstance(sets, list):
+        for item in sets:
+            if isinstance(item, str):
+                out.add(item)
+            elif isinstance(item, list):
+                out.update(p for p in item if isinstance(p, str))
+    return out
+
+
 class Session:
     """Shared core of live and replay sessions. ``process`` is the one entry for decoded frames."""
 
@@ -215,6 +238,7 @@ class Session:
         self.ticker_24h_at: float | None = None  # when they were received (seconds, the session's clock)
         self.last_trade: Trade | None = None
         self.other_symbol_frames = 0
+        self.other_book_frames = 0  # depth frames of the book this session does not keep (RPI or API)
         self.notice_text = ""
         self.notice_error = False
         self.retry_at: float | None = None  # monotonic deadline of the next retry, for a countdown
@@ -271,6 +295,9 @@ class Session:
             if msg.symbol != self.symbol:
                 self.other_symbol_frames += 1  # the old symbol's frames after a switch
                 return
+            if msg.rpi != self.market.rpi:
+                self.other_book_frames += 1  # the other book's diffs (with or without RPI) never mix in
+                return
             now_s = recv_ms / 1000.0
             self.depth_rate.tick(now_s)
             last = self._last_depth_s
@@ -291,10 +318,12 @@ class Session:
             self.last_trade = msg
             self.listener.trade(self, msg)
         elif isinstance(msg, BookTicker):
-            if msg.symbol == self.symbol:
+            if msg.symbol == self.symbol and not self.market.unverified:
                 self.check.ticker(msg, sync.last_update_id)
         elif isinstance(msg, Snapshot):
-            if msg.symbol == self.symbol and sync.snapshot(msg):
+            if msg.rpi != self.market.rpi:
+                self.other_book_frames += 1
+            elif msg.symbol == self.symbol and sync.snapshot(msg):
                 self.check.applied(sync.book)
                 self.listener.book_changed(self)
         elif isinstance(msg, MiniTicker):
@@ -327,7 +356,7 @@ class Session:
         kind, symbol = route(stream)
         if kind is Kind.TICKER or kind in self.listener.skips:
             self.last_recv_ms = recv_ms
-            if kind is Kind.TICKER and symbol == self.symbol:
+            if kind is Kind.TICKER and symbol == self.symbol and not self.market.unverified:
                 payload = frame.payload
                 try:
                     uid = ticker_update_id(payload)
@@ -346,6 +375,11 @@ class Session:
     @property
     def state(self) -> State:
         return self.sync.state
+
+    @property
+    def excludes_rpi(self) -> bool:
+        """The symbol takes RPI orders and this book leaves them out (``excludes_rpi``). O(1)."""
+        return excludes_rpi(self.info, self.market)
 
     def now(self) -> float:
         """The session's present, in seconds: the wall clock live (a replay overrides it with the

@@ -18,6 +18,7 @@ from typing import IO, Any, NoReturn, TextIO
 from urllib.parse import urlsplit
 
 MARKET_NAMES = ("spot", "usdm", "coinm")  # engine/markets.py has the tables; named here so --help imports nothing
+RPI_MARKET_NAMES = ("usdm",)  # markets with a book with RPI orders (engine/markets.py RPI_MARKETS)
 DEMO_SYMBOLS = {"spot": "BTCUSDT", "usdm": "BTCUSDT", "coinm": "BTCUSD_PERP"}  # --demo's symbol per market
 DEFAULT_LEVELS = 20
 DEFAULT_SEED = 7
@@ -140,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="spot (default), usdm = USDⓈ-M futures, coinm = COIN-M futures; a replay reads it from the recording",
     )
     p.add_argument(
+        "--rpi",
+        action="store_true",
+        help="with --market usdm: follow the book with RPI orders (rpiDepth), the one on Binance's web page",
+    )
+    p.add_argument(
         "--ws-url",
         default=None,
         metavar="URL",
@@ -167,6 +173,15 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("--speed paces a replay: use it with --replay FILE (a live feed runs in real time)")
     if args.seed is not None and not args.demo:
         raise UsageError("--seed seeds the simulator: use it with --demo")
+    if args.rpi and args.replay:
+        raise UsageError(
+            "--rpi with --replay: a replay reads its book (with RPI orders or not) from the recording, drop --rpi"
+        )
+    if args.rpi and args.market not in RPI_MARKET_NAMES:
+        raise UsageError(
+            "--rpi follows USDⓈ-M's book with RPI orders: add --market usdm "
+            f"(obtui {(args.symbol or 'btcusdt').lower()} --market usdm --rpi)"
+        )
     if args.levels is not None and not args.ndjson:
         raise UsageError("--levels sets the depth of the --ndjson lines: use it with --ndjson")
     if args.ws_url is not None:
@@ -353,9 +368,11 @@ def main(argv: list[str] | None = None) -> int:
         args.levels = DEFAULT_LEVELS
     if args.seed is None:
         args.seed = DEFAULT_SEED
-    from engine.markets import MARKETS, SPOT_MARKET
+    from engine.markets import MARKETS, RPI_MARKETS, SPOT_MARKET
 
     market = MARKETS[args.market] if args.market else None
+    if args.rpi:
+        market = RPI_MARKETS[args.market]  # check_args refused --rpi on a market without one
     if args.replay:
         from engine.replay import nothing_to_replay
 

@@ -41,6 +41,12 @@ each depth event carries ``pu``, the previous event's ``u`` on its stream, and `
 ``lastUpdateId`` is always a published ``u`` (once one tick has run: the starting id was never published,
 so a futures client cannot sync on a snapshot taken before the first tick). Numbers are rendered with the
 tick's and step's decimals (``"61837.6"``, ``"0.003"``; COIN-M quantities are contract counts, ``"12"``).
+
+RPI (USDⓈ-M symbols with ``rpi``: BTCUSDT): a few Retail Price Improvement orders a side rest apart from the
+API book (some inside the spread), come and go on an rng of their own, and take no update id, so the API
+book, its streams, ids and bookTicker are exactly what they are without them. ``@rpiDepth@500ms`` merges the
+changes of the book with RPI orders (API levels plus RPI orders, crossed RPI volume hidden) with its own
+``pu``; ``snapshot(rpi=True)`` and ``rpi_book_at`` give that book, exact at every published ``u``.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from typing import Any
 import orjson
 from sortedcontainers import SortedDict
 
-from engine.markets import MARKETS, SPOT_MARKET
+from engine.markets import MARKETS, RPI_MARKETS, SPOT_MARKET
 from engine.markets import Market as Venue
 
 SCALE = 10**8
@@ -119,6 +125,7 @@ class SymbolSpec:
     pair: str = ""  # the underlying pair: BTCUSDT, BTCUSD
     delivery_ms: int = PERPETUAL_DELIVERY_MS
     trimmed: bool = False  # render with the tick's/step's decimals instead of always 8
+    rpi: bool = False  # USDⓈ-M: takes RPI orders ("RPI" in permissionSets), which only the RPI book shows
 
     @property
     def stream_prefix(self) -> str:
@@ -150,7 +157,7 @@ USDM_CATALOG: dict[str, SymbolSpec] = {
     s.symbol: s
     for s in (
         SymbolSpec("BTCUSDT", "BTC", "USDT", 10_000_000, 100_000, 600_000, 25.0, 1.5, 200, 50,
-                   contract_type=_PERP, pair="BTCUSDT", trimmed=True),
+                   contract_type=_PERP, pair="BTCUSDT", trimmed=True, rpi=True),
         SymbolSpec("ETHUSDT", "ETH", "USDT", 1_000_000, 100_000, 260_000, 12.0, 2.0, 2000, 500,
                    contract_type=_PERP, pair="ETHUSDT", trimmed=True),
         SymbolSpec("SOLUSDT", "SOL", "USDT", 1_000_000, 1_000_000, 15_000, 1.5, 1.5, 300, 50,
@@ -183,6 +190,11 @@ _ADDS_PER_S = 120.0
 _CANCELS_PER_S = 80.0
 _PHANTOM_PER_TICK = 0.12
 _MIN_KEEP = 20  # takers never eat a side below this many levels
+# RPI orders (USDⓈ-M symbols with ``rpi``), a few resting levels a side, per tick of 100 ms:
+_RPI_ADD = 0.35  # chance of a new RPI order
+_RPI_CANCEL = 0.25  # chance that one RPI level is cancelled whole
+_RPI_INSIDE = 0.3  # share of new RPI orders priced inside the spread (the price improvement)
+_RPI_MAX = 12  # RPI levels a side at most (the farthest is cancelled past it)
 
 
 class SimEvent:
@@ -432,6 +444,7 @@ class _Merge:
     first: int = 0
     levels: tuple[dict[int, int], dict[int, int]] = field(default_factory=lambda: ({}, {}))
     prev: int = 0  # futures: the u of this stream's previous event (its next pu)
+    rpi: bool = False  # @rpiDepth@500ms: merges the changes of the book with RPI orders, not the API's
 
 
 @dataclass(slots=True)
@@ -446,6 +459,7 @@ class _State:
     next_trade_id: int
     status: str = "TRADING"
     history: deque[tuple[int, int, array]] = field(default_factory=deque)
+    rpi_history: deque[tuple[int, array]] = field(default_factory=deque)  # (u, RPI changes) beside ``history``
     oldest_id: int = 0
     last_top: tuple[int, int, int, int] | None = None
     # per-tick scratch: the changes of this tick and the final quantity of each touched level
@@ -455,6 +469,13 @@ class _State:
     merges: list[_Merge] = field(default_factory=list)
     prev_u: int = 0  # futures: the u of the last per-tick depth event (the next one's pu)
     next_agg_id: int = 0  # futures: aggTrade ids
+    # USDⓈ-M: resting RPI orders (price ticks -> qty units) a side, kept apart from the API book; the
+    # RPI book is the sum of both, less RPI volume that would cross (``_rpi_view``). RPI changes take no
+    # update id of their own: they are published at the u of the tick they happen in (see ``rpi_book_at``).
+    rpi: tuple[dict[int, int], dict[int, int]] = field(default_factory=lambda: ({}, {}))
+    rpi_changes: array = field(default_factory=lambda: array("q"))  # this tick's, as (side, price, old, new)
+    rpi_shown: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())  # RPI prices not hidden
+    rpi_rng: random.Random | None = None  # apart from the model's rng: the API book stays as it was
     minutes: deque[_Minute] = field(default_factory=lambda: deque(maxlen=24 * 60))
     prior: _Minute | None = None  # a synthetic day before the start, so 24 h stats look alive at once
     last_trade: tuple[int, int] = (0, 0)
@@ -496,6 +517,7 @@ class Market:
         venue = market if isinstance(market, Venue) else MARKETS.get(market)
         if venue is None:
             raise ValueError(f"unknown market {market!r}; known: {', '.join(MARKETS)}")
+        venue = MARKETS.get(venue.name, venue)  # the RPI book is part of its market, served beside the API's
         self.venue: Venue = venue
         # Futures rules: events carry pu, and U is not contiguous with the previous u.
         self.chained = venue.rules.name == "futures"
@@ -503,6 +525,9 @@ class Market:
         periods = venue.diff_streams
         self._tick_streams = [f for f, ms in periods.items() if ms in (0, TICK_MS)]
         self._merged = [(f, ms) for f, ms in periods.items() if ms not in (0, TICK_MS)]
+        # The book with RPI orders (USDⓈ-M): its diff stream is merged like a slow one, from that book.
+        rpi = RPI_MARKETS.get(venue.name) if self.chained else None
+        self._rpi_merged = list(rpi.diff_streams.items()) if rpi is not None else []
         catalog = CATALOGS.get(venue.name, {})
         self.seed = seed
         self.history = history
@@ -571,8 +596,29 @@ class Market:
             [[fp(p * t), fq(q)] for p, q in sorted(asks.items())],
         )
 
-    def snapshot(self, symbol: str, limit: int = 100, update_id: int | None = None) -> dict[str, Any]:
-        """The REST depth body, at the current id or at an older ``update_id`` from history.
+    def rpi_book_at(self, symbol: str, update_id: int) -> tuple[list[list[str]], list[list[str]]]:
+        """The book with RPI orders after update ``update_id`` (what ``@rpiDepth@500ms`` and
+        ``/fapi/v1/rpiDepth`` show), like ``book_at``. RPI changes take effect at the ``u`` of the depth
+        event of their tick, so this is exact at every ``u`` (every id a client's book can be at); at an
+        id inside an event it holds the RPI orders of the event before. O(levels + changes since)."""
+        bids, asks = self._rpi_levels_at(symbol, update_id)
+        spec = self._state(symbol).spec
+        t, fp, fq = spec.tick, spec.fmt_price, spec.fmt_qty
+        return (
+            [[fp(p * t), fq(q)] for p, q in sorted(bids.items(), reverse=True)],
+            [[fp(p * t), fq(q)] for p, q in sorted(asks.items())],
+        )
+
+    def rpi_orders(self, symbol: str) -> tuple[dict[int, int], dict[int, int]]:
+        """The resting RPI orders now, (bids, asks) as price ticks -> qty units (copies)."""
+        rb, ra = self._state(symbol).rpi
+        return dict(rb), dict(ra)
+
+    def snapshot(
+        self, symbol: str, limit: int = 100, update_id: int | None = None, rpi: bool = False
+    ) -> dict[str, Any]:
+        """The REST depth body, at the current id or at an older ``update_id`` from history; ``rpi``: of
+        the book with RPI orders (``/fapi/v1/rpiDepth``).
 
         On futures the body adds ``E`` and ``T`` (now), and ``lastUpdateId`` is a published event's ``u``
         as long as ``update_id`` is one (the current id always is once a tick has run)."""
@@ -580,11 +626,16 @@ class Market:
         limit = max(1, min(limit, self.venue.max_limit))
         spec = st.spec
         t, fp, fq = spec.tick, spec.fmt_price, spec.fmt_qty
-        if update_id is None or update_id == st.last_id:
+        if rpi:
+            update_id = st.last_id if update_id is None else update_id
+            b, a = self._rpi_levels_at(symbol, update_id)
+            bid_items: Iterable[tuple[int, int]] = iter(sorted(b.items(), reverse=True)[:limit])
+            ask_items: Iterable[tuple[int, int]] = sorted(a.items())[:limit]
+        elif update_id is None or update_id == st.last_id:
             update_id = st.last_id
             # SortedDict views slice in O(limit), no copy of the whole book
             bid_items = reversed(st.bids.items()[-limit:])
-            ask_items: Iterable[tuple[int, int]] = st.asks.items()[:limit]
+            ask_items = st.asks.items()[:limit]
         else:
             b, a = self._levels_at(symbol, update_id)
             bid_items = iter(sorted(b.items(), reverse=True)[:limit])
@@ -647,6 +698,8 @@ class Market:
         else:
             out["status"] = st.status
             out["marginAsset"] = s.quote
+            # USDⓈ-M lists what a symbol takes besides plain orders; "RPI": its API book leaves some out.
+            out["permissionSets"] = ["GRID", "COPY", "DCA", "RPI"] if s.rpi else ["GRID", "COPY", "DCA"]
         out |= {
             "maintMarginPercent": "2.5000",
             "requiredMarginPercent": "5.0000",
@@ -827,6 +880,75 @@ class Market:
                     del book[ch[i + 1]]
         return books
 
+    def _rpi_levels_at(self, symbol: str, update_id: int) -> tuple[dict[int, int], dict[int, int]]:
+        """The book with RPI orders at ``update_id``: the API book plus the RPI orders of the last event
+        at or before it, less those that would cross (``_rpi_shown``)."""
+        bids, asks = self._levels_at(symbol, update_id)  # raises KeyError outside the history
+        st = self._state(symbol)
+        books = (dict(st.rpi[BID]), dict(st.rpi[ASK]))
+        for last, rch in reversed(st.rpi_history):
+            if last <= update_id:
+                break
+            for i in range(len(rch) - 4, -1, -4):  # newest first
+                book, price, old = books[rch[i]], rch[i + 1], rch[i + 2]
+                if old:
+                    book[price] = old
+                else:
+                    del book[price]
+        rb, ra = books
+        shown_b, shown_a = _rpi_shown(max(bids), min(asks), rb, ra)
+        for p in shown_b:
+            bids[p] = bids.get(p, 0) + rb[p]
+        for p in shown_a:
+            asks[p] = asks.get(p, 0) + ra[p]
+        return bids, asks
+
+    def _set_rpi(self, st: _State, side: int, price: int, new: int, touched: tuple[set[int], set[int]]) -> None:
+        """Set one RPI level to an absolute quantity (no update id: see ``rpi_book_at``)."""
+        book = st.rpi[side]
+        old = book.get(price, 0)
+        if old == new:
+            return
+        if new:
+            book[price] = new
+        else:
+            del book[price]
+        st.rpi_changes.extend((side, price, old, new))
+        touched[side].add(price)
+
+    def _rpi_tick(self, st: _State, tb: dict[int, int], ta: dict[int, int]) -> tuple[dict[int, int], dict[int, int]]:
+        """RPI orders come and go (symbols that take them); returns the changes of the book with RPI
+        orders in this tick: every price whose API level or RPI level changed, or whose RPI volume was
+        hidden or shown again, with its quantity in that book."""
+        rb, ra = st.rpi
+        touched: tuple[set[int], set[int]] = (set(tb), set(ta))
+        rng = st.rpi_rng
+        if rng is not None:
+            spec = st.spec
+            bb, ba = st.bids.peekitem(-1)[0], st.asks.peekitem(0)[0]
+            if rng.random() < _RPI_ADD:
+                side = BID if rng.random() < 0.5 else ASK
+                if ba - bb > 1 and rng.random() < _RPI_INSIDE:
+                    price = bb + 1 + int(rng.random() * (ba - bb - 1))  # inside the spread: a better price
+                else:
+                    d = int(rng.expovariate(1.0 / (2 * spec.gap)))
+                    price = bb - d if side == BID else ba + d
+                if price >= 1:
+                    self._set_rpi(st, side, price, st.rpi[side].get(price, 0) + self._rpi_qty(st), touched)
+            for side, book in ((BID, rb), (ASK, ra)):
+                if book and rng.random() < _RPI_CANCEL:
+                    self._set_rpi(st, side, rng.choice(sorted(book)), 0, touched)
+                while len(book) > _RPI_MAX:
+                    self._set_rpi(st, side, min(book) if side == BID else max(book), 0, touched)
+        old = st.rpi_shown
+        shown = st.rpi_shown = _rpi_shown(st.bids.peekitem(-1)[0], st.asks.peekitem(0)[0], rb, ra)
+        out: tuple[dict[int, int], dict[int, int]] = ({}, {})
+        for side, api, rpi in ((BID, st.bids, rb), (ASK, st.asks, ra)):
+            vis, changes = shown[side], out[side]
+            for p in touched[side] | (vis ^ old[side]):
+                changes[p] = api.get(p, 0) + (rpi[p] if p in vis else 0)
+        return out
+
     def _new_state(self, spec: SymbolSpec) -> _State:
         rng = self._rng
         st = _State(
@@ -848,6 +970,19 @@ class Market:
         st.oldest_id = st.last_id
         st.prev_u = st.last_id
         st.merges = [_Merge(suffix, ms, prev=st.last_id) for suffix, ms in self._merged]
+        st.merges += [_Merge(suffix, ms, prev=st.last_id, rpi=True) for suffix, ms in self._rpi_merged]
+        if spec.rpi and self._rpi_merged:
+            # Its own rng, seeded by the model's seed and the symbol: the API book and its ids are the
+            # same with RPI orders as without.
+            st.rpi_rng = random.Random(f"{self.seed}:rpi:{spec.symbol}")
+            touched: tuple[set[int], set[int]] = (set(), set())
+            for _ in range(_RPI_MAX // 2):
+                side = BID if st.rpi_rng.random() < 0.5 else ASK
+                d = int(st.rpi_rng.expovariate(1.0 / (2 * spec.gap)))
+                price = spec.price - d if side == BID else spec.price + 1 + d
+                self._set_rpi(st, side, price, st.rpi[side].get(price, 0) + self._rpi_qty(st), touched)
+            st.rpi_changes = array("q")  # the starting orders are the state, not a change
+            st.rpi_shown = _rpi_shown(st.bids.peekitem(-1)[0], st.asks.peekitem(0)[0], *st.rpi)
         if self.chained:
             st.next_agg_id = rng.randrange(10**8, 2 * 10**9)
         st.last_top = self._top_ticks(st)
@@ -868,6 +1003,12 @@ class Market:
         )
         st.prior.quote_volume = st.prior.volume * ((open_ + mid) // 2)
         return st
+
+    @staticmethod
+    def _rpi_qty(st: _State) -> int:
+        assert st.rpi_rng is not None
+        spec = st.spec
+        return spec.step * max(1, int(st.rpi_rng.lognormvariate(math.log(spec.order_qty), 1.0)))
 
     def _order_qty(self, spec: SymbolSpec) -> int:
         return spec.step * max(1, int(self._rng.lognormvariate(math.log(spec.order_qty), 1.3)))
@@ -942,6 +1083,7 @@ class Market:
             st.last_id += int(rng.expovariate(0.25))
         first_id = st.last_id + 1
         st.changes = array("q")
+        st.rpi_changes = array("q")
         st.touched = ({}, {})
         dt = TICK_MS / 1000
 
@@ -1030,6 +1172,7 @@ class Market:
                 if price not in ta:
                     ta[price] = 0
 
+        view = self._rpi_tick(st, tb, ta) if self._rpi_merged else None
         last_id = st.last_id
         bl = sorted(tb.items(), reverse=True)
         al = sorted(ta.items())
@@ -1044,14 +1187,19 @@ class Market:
         for name in streams[1:]:
             out.append(ev.renamed(prefix + name))
         st.history.append((first_id, last_id, st.changes))
+        if self._rpi_merged:
+            st.rpi_history.append((last_id, st.rpi_changes))
         if len(st.history) > self.history:
             st.oldest_id = st.history.popleft()[1]
+            if st.rpi_history:
+                st.rpi_history.popleft()
 
         for mg in st.merges:
             if not mg.levels[0] and not mg.levels[1]:
                 mg.first = first_id
-            mg.levels[0].update(tb)
-            mg.levels[1].update(ta)
+            vb, va = view if mg.rpi and view is not None else (tb, ta)
+            mg.levels[0].update(vb)
+            mg.levels[1].update(va)
 
         top = self._top_ticks(st)
         if top != st.last_top:
@@ -1105,6 +1253,21 @@ def _lookup(name: str, catalog: dict[str, SymbolSpec] = CATALOG, market: str = "
     return spec
 
 
+def _rpi_shown(
+    best_bid: int, best_ask: int, rb: dict[int, int], ra: dict[int, int]
+) -> tuple[frozenset[int], frozenset[int]]:
+    """The RPI prices the book with RPI orders shows, (bids, asks), given the API book's best bid and ask.
+
+    RPI volume that would cross is hidden (binance-protocol.md §5: a zero there can mean exactly that):
+    an RPI ask at or below the best bid, then an RPI bid at or above the lower of the best ask and the
+    lowest RPI ask shown. So the book with RPI orders never crosses. O(RPI levels)."""
+    asks = frozenset(p for p in ra if p > best_bid)
+    limit = min(best_ask, min(asks)) if asks else best_ask
+    return frozenset(p for p in rb if p < limit), asks
+
+
 def stream_suffixes(market: Venue = SPOT_MARKET) -> Sequence[str]:
-    """Stream kinds this simulator produces on ``market`` (after ``<symbol>@``)."""
-    return (*market.diff_streams, market.trade_stream, "bookTicker", "miniTicker")
+    """Stream kinds this simulator produces on ``market`` (after ``<symbol>@``), the RPI book's too."""
+    market = MARKETS.get(market.name, market)
+    rpi = RPI_MARKETS.get(market.name) if market.rules.name == "futures" else None
+    return (*market.diff_streams, *(rpi.diff_streams if rpi else ()), market.trade_stream, "bookTicker", "miniTicker")

@@ -30,6 +30,10 @@ comes from that market's table in ``engine.markets``:
   path is accepted (URL, SUBSCRIBE, LIST_SUBSCRIPTIONS) and silently gets nothing, as on Binance. COIN-M
   serves everything on ``/stream`` (``/ws/<name>``). 10 incoming messages a second per connection
   (spot 5): the table's ``control_per_s``.
+* USDⓈ-M also serves the book with RPI orders (``engine.markets.RPI_MARKETS``): ``/fapi/v1/rpiDepth`` (limit
+  1000 only, weight 20) and ``<sym>@rpiDepth@500ms`` (on ``/public``, its own ``pu`` chain). BTCUSDT takes
+  RPI orders (``"RPI"`` in its ``permissionSets``); the API book, its streams and bookTicker leave them out.
+  ``sim.market.rpi_book_at`` is that book's exact state, as ``book_at`` is the API book's.
 * Every fault below works the same; ``drop_depth`` then shows as a ``pu`` that does not chain.
 
 Design
@@ -128,7 +132,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from engine.markets import MARKETS
+from engine.markets import MARKETS, RPI_MARKETS
 from engine.markets import Market as Venue
 from engine.sim.market import SCALE, TICK_MS, Market, SimEvent, SymbolSpec, fmt8, stream_suffixes
 
@@ -582,7 +586,9 @@ class SimServer:
         venue = market if isinstance(market, Venue) else MARKETS.get(market)
         if venue is None:
             raise ValueError(f"unknown market {market!r}; known: {', '.join(MARKETS)}")
+        venue = MARKETS.get(venue.name, venue)  # a market's RPI book is served beside its API book
         self.venue: Venue = venue
+        self.rpi_venue: Venue | None = RPI_MARKETS.get(venue.name)  # USDⓈ-M's book with RPI orders
         self.host = host
         self._want_port = port
         self._speed = speed
@@ -602,11 +608,15 @@ class SimServer:
         self._suffixes = frozenset(stream_suffixes(venue))
         self._lanes = frozenset(venue.ws_paths.values())  # combined paths: /stream, /public/stream, ...
         self._raw = {lane.removesuffix("stream") + "ws": lane for lane in self._lanes}  # /ws/<name> forms
-        self._depth_path = venue.depth_path()
         api = venue.api
         info_weight, (one, every) = venue.exchange_info_weight, venue.ticker_weights
         self._endpoints: dict[str, tuple[_Handler, Callable[[dict[str, str]], int]]] = {
             api + "/depth": (SimServer._depth, self._depth_weight),
+            **(
+                {self.rpi_venue.depth_path(): (SimServer._rpi_depth, self._rpi_depth_weight)}
+                if self.rpi_venue is not None
+                else {}
+            ),
             api + "/exchangeInfo": (SimServer._exchange_info, lambda p: info_weight),
             api + "/ticker/24hr": (SimServer._ticker, lambda p: one if "symbol" in p else every),
             api + "/time": (SimServer._time, lambda p: 1),
@@ -1059,12 +1069,20 @@ class SimServer:
         await asyncio.sleep(0)  # let connection_lost run, so websockets sends nothing more
         return connection.respond(200, "")
 
-    def _depth(self, params: dict[str, str]) -> tuple[int, Any, float, str | None]:
+    def _rpi_depth(self, params: dict[str, str]) -> tuple[int, Any, float, str | None]:
+        """``/fapi/v1/rpiDepth``: the book with RPI orders, by the RPI table's rules (limit 1000 only)."""
+        return self._depth(params, rpi=True)
+
+    def _rpi_depth_weight(self, params: dict[str, str]) -> int:
+        assert self.rpi_venue is not None
+        return self.rpi_venue.depth_weight(self.rpi_venue.max_limit)
+
+    def _depth(self, params: dict[str, str], rpi: bool = False) -> tuple[int, Any, float, str | None]:
         err = self._symbol_error(params)
         if err:
             return 400, err, 0.0, None
         symbol = params["symbol"]
-        venue = self.venue
+        venue = self.rpi_venue if rpi and self.rpi_venue is not None else self.venue
         limit = _raw_limit(params, venue.depth_default)
         if limit is None:
             return (
@@ -1079,7 +1097,7 @@ class SimServer:
         if venue.depth_limits is not None and limit not in venue.depth_limits:
             return 400, {"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."}, 0.0, None
         limit = max(1, min(limit, venue.max_limit))
-        depth_path = self._depth_path
+        depth_path = venue.depth_path()
         notes = []
         update_id = None
         stale = Faults._take(self.faults._stale, depth_path)
@@ -1090,7 +1108,7 @@ class SimServer:
             # the u of the event before (on futures, ids between events were never published)
             update_id = max(lo, hist[-back - 1][1]) if back < len(hist) else lo
             notes.append(f"stale:{hi - update_id}")
-        body = self.market.snapshot(symbol, limit, update_id)
+        body = self.market.snapshot(symbol, limit, update_id, rpi=rpi)
         ahead = Faults._take(self.faults._ahead, depth_path)
         if ahead is not None:
             body["lastUpdateId"] += ahead.behind

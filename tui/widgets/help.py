@@ -73,6 +73,12 @@ INDICATORS: list[tuple[str, str]] = [
     ),
     ("REPLAY · ×¼ … max", "a replay: its speed (times real time, max = as fast as possible), PAUSED or END"),
     ("DEMO", "the simulated exchange (--demo): a made-up market, never Binance's"),
+    (
+        "RPI",
+        "USDⓈ-M only: the book with Retail Price Improvement orders (--rpi), as on Binance's web page; "
+        "bookTicker excludes them, so this book's top is not checked. Without --rpi, a symbol that takes "
+        "RPI orders says its book excludes them",
+    ),
     (f"{PARTIAL_MARK} partial", "a price bucket that reaches past the known book: its size is a lower bound"),
     ("sizes in cont", "COIN-M sizes count contracts (a contract is worth a fixed amount of USD), not coins"),
     ("FROZEN", "the view is frozen (p); the feed and the sync panel run on"),

@@ -296,7 +296,8 @@ class Ladder(BoxedLines):
         when something changed.
         """
         step = self.step
-        title = f"Order book · step {units(step, SymbolInfo.decimals(step))}"
+        rpi = " · RPI" if self.session is not None and self.session.market.rpi else ""  # which book, always
+        title = f"Order book{rpi} · step {units(step, SymbolInfo.decimals(step))}"
         info = self.session.info if self.session is not None else None
         layout = self._layout
         if (

@@ -38,6 +38,7 @@ from tui.widgets.fields import Field, Item, Line, fit_line, fit_lines, grid, wra
 from tui.widgets.ladder import mid_text
 from tui.widgets.pump import FramePump, repaint
 
+EXCLUDES_RPI = "book excludes RPI orders (--rpi to include)"
 TICKER_OLD_S = 3.0  # 24 h figures come once a second: older than this, the header shows their age
 
 
@@ -233,6 +234,11 @@ class HeaderBar(Panel):
         info = session.info
         if info is not None and not info.trading:  # HALT, BREAK, SETTLING...: why the book does not move
             fields.append(Field(f"· {info.status}", self.st("panel--warn"), sep=" " if market else ""))
+        if session.market.rpi:
+            # Which book this is matters as much as the symbol: the RPI book differs from the API's.
+            fields.append(Field(" RPI ", self.st("panel--badge"), sep=" "))
+        elif session.excludes_rpi:
+            fields.append(Field(f"· {EXCLUDES_RPI}", self.st("panel--warn"), rank=2, cut=True))
         state = session.sync.state
         now = session.now()
         stale = session.is_stale(now)
@@ -504,6 +510,17 @@ class SyncPanel(Panel):
             head.append(state.value.upper(), self.st(STATE_CLASS[state]) + Style(bold=True))
             head.append(" · " + reason, self.st("panel--dim"))
         lines = wrap(head, width)
+        if session.excludes_rpi:
+            # Its own lines, never left out: the book on screen is not the one on Binance's web page.
+            lines += wrap(Text(f"{EXCLUDES_RPI}: not the book on Binance's web page", self.st("panel--warn")), width)
+        unverified = session.market.unverified
+        if unverified:
+            # The RPI book: bookTicker cannot check it, so there are no counts to show (zeros would
+            # read as "checked, nothing found").
+            note = Text()
+            note.append("RPI book", self.st("panel--label"))
+            note.append(f" · top not checked: {unverified}", self.st("panel--dim"))
+            lines += wrap(note, width)
         links = link_text(session, clock(), self.st("panel--good"), self.st("panel--warn"), self.st("panel--dim"))
         if links is not None:  # more than one connection (USDⓈ-M): each one's state, the trades' too
             lines += wrap(links, width)
@@ -548,6 +565,8 @@ class SyncPanel(Panel):
                 pairs.append(("buffered", str(sync.buffered)))
         if last_reject:
             pairs = [p for p in pairs if p[0] != "rejects"]  # said above, with the reason
+        if unverified:
+            pairs = [p for p in pairs if p[1] is not verified and p[1] is not mismatches]  # said above
         room = None if height is None else height - len(lines)
         if room is None or room > 0:
             lines += grid(self.items(pairs), width, self.st("panel--label"), room, 3 if width >= 60 else 2)
