@@ -417,8 +417,11 @@ async def test_dead_network_that_hangs_times_out_and_retries(sim, loop_errors) -
 async def test_rest_unreachable_at_start(sim, loop_errors) -> None:
     sim.faults.reject_connections(30)
     async with Live(sim) as live:
-        await live.until(lambda: len(journal(sim, "rejected")) >= 2, "two refused REST attempts")
-        assert live.session.retry_at is not None
+        # The journal sees a refusal before the client does: wait for the client's retry countdown too.
+        await live.until(
+            lambda: len(journal(sim, "rejected")) >= 2 and live.session.retry_at is not None,
+            "two refused REST attempts and a retry countdown",
+        )
         text, error, retry_at = live.cap.notices[0]
         assert error and retry_at is not None
         assert "cannot reach" in text and "--rest-url" in text
