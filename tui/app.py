@@ -248,10 +248,38 @@ class ObtuiApp(App[int]):
         Long texts are cut: a tall toast would climb over the spread panel, and the whole text is in
         the sync panel and the ladder anyway. No markup: notices quote errors such as "[Errno 111]"."""
         if len(message) > TOAST_CHARS:
-            message = message[: TOAST_CHARS - 1].rstrip() + "…"
+            # At a word's end: "check the spellin…" reads as a typo, and a cut number as a wrong one.
+            message = message[: TOAST_CHARS - 1].rsplit(" ", 1)[0].rstrip(" ,;:·—") + " …"
+        self._withdraw_same(message)
         notification = Notification(message, "", severity, timeout, markup=False)
         self.post_message(Notify(notification))
         return notification
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Textual's ``notify``, one toast per message: a key pressed twice where it cannot act (G at
+        the tick size) renews its toast instead of stacking a copy."""
+        self._withdraw_same(message, title)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def _withdraw_same(self, message: str, title: str = "") -> None:
+        for shown in list(self._notifications):
+            if shown.message == message and shown.title == title:
+                self._unnotify(shown)
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """The palette's Screenshot: Textual saves into ~/Downloads, which a server or container
+        often lacks (the save then fails); there, the working directory takes it."""
+        if path is None and not (Path.home() / "Downloads").is_dir():
+            path = str(Path.cwd())
+        super().action_screenshot(filename, path)
 
     def _withdraw(self, notification: Notification | None) -> None:
         # Textual 8.2 has no public call to withdraw one toast (only clear_notifications, which would

@@ -136,14 +136,16 @@ async def test_coinm_spread_panel_shows_contracts_and_their_usd_value() -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
         text = app.market.text.plain
-        # 35 contracts of 100 USD; the ask's value does not fit beside 1,645 contracts: left out whole.
-        assert "61,804.7 × 35 cont ≈ 3,500 USD" in text, text
-        assert "61,804.8 × 1,645 cont\n" in text + "\n" and "164,500" not in text, text
+        # The ask's value does not fit beside 1,645 contracts: left out whole, and the bid's with it
+        # (a value on one side only would look like a missing number on the other).
+        assert "61,804.7 × 35 cont" in text and "61,804.8 × 1,645 cont" in text, text
+        assert "≈" not in text, text
     app = SnapApp(futures_session(COINM_MARKET, PERP))  # type: ignore[arg-type]
     async with app.run_test(size=(200, 60)) as pilot:
         await pilot.pause()
         text = app.market.text.plain
         assert "61,804.8 × 1,645 cont ≈ 164,500 USD" in text, text
+        assert "61,804.7 × 35 cont    ≈ 3,500 USD" in text, text  # the values in one column
     app = SnapApp(futures_session(USDM_MARKET, USDM_PERP, qty="1.5"))  # type: ignore[arg-type]
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
@@ -248,3 +250,36 @@ async def test_the_kind_of_book_outranks_its_age_at_80_columns(badge: str) -> No
         app.refresh_panels()
         await pilot.pause()
         assert ("DEMO" if badge else "REPLAY") in app.header_bar.text.plain, app.header_bar.text.plain
+
+
+@pytest.mark.parametrize("width", range(120, 200, 8))
+async def test_the_best_bid_and_ask_show_their_sizes_both_or_neither(width: int) -> None:
+    """A long bid size and a short ask size: at some widths only one fitted, and the other went
+    missing without a word (seen at 120 columns)."""
+    session = futures_session(USDM_MARKET, USDM_PERP, qty="123456.789")  # asks hold 1645: narrower
+    app = SnapApp(session)  # type: ignore[arg-type]
+    async with app.run_test(size=(width, 40)) as pilot:
+        await pilot.pause()
+        rows = [app.market.render_line(y).text for y in range(app.market.size.height)]
+        bid = next((r for r in rows if r.strip().startswith("Bid")), "")
+        ask = next((r for r in rows if r.strip().startswith("Ask")), "")
+        assert ("×" in bid) == ("×" in ask), (bid, ask)
+        assert ("≈" in bid) == ("≈" in ask), (bid, ask)
+
+
+async def test_a_stale_book_greys_the_spread_panel_too() -> None:
+    session = futures_session(USDM_MARKET, USDM_PERP)
+    app = SnapApp(session)  # type: ignore[arg-type]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+
+        def bid_style() -> str:
+            line = app.market.render_line(next(y for y in range(4) if "Bid" in app.market.render_line(y).text))
+            return str(next(seg.style for seg in line if "61,804.7" in seg.text).color)
+
+        fresh = bid_style()
+        session.clock = lambda: NOW + 60  # a minute with no update: the book is stale
+        assert session.is_stale()
+        app.market.poll()
+        await pilot.pause()
+        assert bid_style() != fresh

@@ -79,3 +79,41 @@ async def test_toasts_never_cover_the_ladder_or_the_spread(size: tuple[int, int]
         for toast in app.screen.query(Toast):
             for numbers in (app.ladder, app.market):
                 assert not toast.region.overlaps(numbers.region), (size, toast.region, numbers.id, numbers.region)
+
+
+async def test_a_key_pressed_twice_where_it_cannot_act_gives_one_toast() -> None:
+    session = syncing_session()
+    app = SnapApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("G")  # already at the tick size
+        await until(pilot, lambda: toasts(app) == ["already at the tick size"], "the toast")
+        await pilot.press("G")
+        await pilot.press("G")
+        await pilot.pause()
+        assert toasts(app) == ["already at the tick size"]
+
+
+async def test_a_long_toast_is_cut_at_a_word_end() -> None:
+    session = syncing_session()
+    app = SnapApp(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        session.notice("FOOBAR is not listed on this exchange: check the spelling, did you mean BTCUSDT? " * 2, True)
+        await until(pilot, lambda: len(toasts(app)) == 1, "the toast")
+        (text,) = toasts(app)
+        assert text.endswith(" …"), text
+        cut = text.removesuffix(" …")
+        assert (cut + " ") in (session.notice_text + " "), text  # whole words only
+
+
+async def test_the_palette_screenshot_saves_where_it_can(tmp_path, monkeypatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()  # no Downloads directory, as on a server
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    app = SnapApp(syncing_session())
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.action_screenshot()
+        await until(pilot, lambda: any(work.glob("*.svg")), "the screenshot file", timeout=10)
+        await until(pilot, lambda: any("work" in t for t in toasts(app)), "where it went")

@@ -345,7 +345,12 @@ class MarketPanel(Panel):
         """From the panel timer: repaint only if what the panel shows could have changed without a
         book change (the symbol's decimals arriving, a state change, a freeze)."""
         session, book = self.source()
-        key = (id(session.info) if session is not None else None, id(book), book.last_update_id if book else None)
+        key = (
+            id(session.info) if session is not None else None,
+            id(book),
+            book.last_update_id if book else None,
+            session is not None and session.is_stale(),  # stale comes with no book change
+        )
         if key != self._polled:
             self._polled = key
             self.mark_dirty()
@@ -387,6 +392,9 @@ class MarketPanel(Panel):
                 for name, rank in (("Spread", 0), ("Mid", 1), ("Bid", 2), ("Ask", 2))
             ]
             return fit_lines(lines, self.inner_width(), max(2, rows))
+        stale = session is not None and session.is_stale()
+        if stale:  # greyed like the ladder: old numbers must not look like live ones
+            value = self.st("panel--dim")
         spread = ask.price - bid.price
         mid2 = ask.price + bid.price
         lines = [
@@ -395,17 +403,20 @@ class MarketPanel(Panel):
         ]
         info = session.info if session is not None else None
         unit = f" {info.qty_unit}" if info is not None and info.qty_unit else ""  # COIN-M: contracts
-        for name, lv, style in (("Bid", bid, "panel--up"), ("Ask", ask, "panel--down")):
-            price = Field(units(lv.price, pdec, True), self.st(style))
-            size = Field(f"× {units(lv.qty, qdec, True)}{unit}", self.st(style), rank=2, needs=1)
-            worth = info.notional(lv.qty) if info is not None else None
-            if worth is None:
-                lines.append(line(name, 2, price, size))
-            else:  # what the contracts are worth (contracts × contractSize), where room allows
-                value_of = Field(
-                    f"≈ {units(worth, 0, True)} {info.quote or 'USD'}", self.st("panel--dim"), rank=3, needs=2
-                )
-                lines.append(line(name, 2, price, size, value_of))
+        sides = (("Bid", bid, "panel--up"), ("Ask", ask, "panel--down"))
+        # Each column as wide on both lines: a size (or value) fits on both or is left out of both,
+        # never shown for the bid and silently missing for the ask.
+        prices = [units(lv.price, pdec, True) for _, lv, _ in sides]
+        sizes = [f"× {units(lv.qty, qdec, True)}{unit}" for _, lv, _ in sides]
+        worths = [info.notional(lv.qty) if info is not None else None for _, lv, _ in sides]
+        pw, sw = max(map(len, prices)), max(map(len, sizes))
+        values = [f"≈ {units(w, 0, True)} {info.quote or 'USD'}" if w is not None and info else "" for w in worths]
+        for (name, _, style), p, q, v in zip(sides, prices, sizes, values, strict=True):
+            look = value if stale else self.st(style)
+            fields = [Field(p.rjust(pw), look), Field(q.ljust(sw), look, rank=2, needs=1)]
+            if v:  # what the contracts are worth (contracts × contractSize), where room allows
+                fields.append(Field(v, self.st("panel--dim"), rank=3, needs=2))
+            lines.append(line(name, 2, *fields))
         return fit_lines(lines, self.inner_width(), rows)
 
 
