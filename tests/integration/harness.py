@@ -1,5 +1,9 @@
 """The harness of the live-client fault tests: a ``Live`` client on the in-process simulator, the CLI as a
-subprocess (``Cli``), and checks every book against the simulator's exact one. Fixtures in conftest.py."""
+subprocess (``Cli``), and checks every book against the simulator's exact one. Fixtures in conftest.py.
+
+The simulator serves one market (spot, USDⓈ-M or COIN-M; the ``market`` fixture); whatever differs between
+markets (REST paths, the symbol, which connection carries the book) is read from the simulator's table
+(``sim.venue``, engine/markets.py), so one test runs on every market unchanged."""
 
 from __future__ import annotations
 
@@ -21,15 +25,20 @@ import orjson
 
 from engine.binance import Backoff, LiveSession
 from engine.session import Listener, Session
-from engine.sim.market import Market
+from engine.sim.market import DEFAULTS, Market
 from engine.sim.server import SimServer
 from engine.sync import State, StateChanged
 
 ROOT = Path(__file__).resolve().parents[2]
-SYMBOL = "BTCUSDT"
+SYMBOL = "BTCUSDT"  # spot's (and USDⓈ-M's); ``symbol_of`` gives each market's
 N = 10  # levels a side compared with the simulator's book
 SPEED = 10.0  # simulated seconds per wall second: 100 depth events a second
-DEPTH = "/api/v3/depth"
+DEPTH = "/api/v3/depth"  # spot's; ``sim.venue.depth_path()`` on any market
+
+
+def symbol_of(market: str) -> str:
+    """The symbol the fault tests watch on ``market``: the simulator's first (BTCUSDT, BTCUSD_PERP)."""
+    return DEFAULTS[market][0]
 
 
 # --------------------------------------------------------------------------- waiting
@@ -56,7 +65,15 @@ def journal(sim: SimServer, what: str) -> list[Any]:
 
 
 def depth_calls(sim: SimServer) -> list[Any]:
-    return [c for c in sim.rest_calls if c.path == DEPTH]
+    path = sim.venue.depth_path()
+    return [c for c in sim.rest_calls if c.path == path]
+
+
+def book_conn(sim: SimServer) -> Any:
+    """The open connection that carries the diff depth stream (USDⓈ-M holds a second one, for trades)."""
+    lane = sim.venue.ws_path(sim.venue.depth_stream)
+    (conn,) = [c for c in sim.connections if c.lane == lane]
+    return conn
 
 
 def assert_rest_rules(sim: SimServer) -> None:
@@ -148,12 +165,15 @@ class Mark:
 
 
 class Live:
-    """A ``LiveSession`` on the simulator, run as a task; ``async with`` cancels it."""
+    """A ``LiveSession`` on the simulator's market (its first symbol unless told), run as a task; ``async
+    with`` cancels it."""
 
-    def __init__(self, sim: SimServer, symbol: str = "btcusdt", **kw: Any) -> None:
+    def __init__(self, sim: SimServer, symbol: str | None = None, **kw: Any) -> None:
         self.sim = sim
+        symbol = symbol or sim.market.symbols[0].lower()
         self.cap = Capture(sim.market, symbol)
         kw.setdefault("backoff", Backoff(base=0.05, cap=0.5))
+        kw.setdefault("market", sim.venue)
         self.session = LiveSession(symbol, sim.ws_url, sim.rest_url, self.cap, **kw)
         self.task: asyncio.Task[None] | None = None
 
