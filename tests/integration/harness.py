@@ -258,19 +258,22 @@ def finish(live: Live, loop_errors: list[dict[str, Any]]) -> None:
 
 
 class Cli:
-    """``obtui btcusdt --ndjson --levels N`` on the simulator; every line is checked as it arrives."""
+    """``obtui SYMBOL --market M --ndjson --levels N`` on the simulator (its market, its first symbol unless
+    told); every line is checked as it arrives."""
 
     def __init__(self, sim: SimServer) -> None:
         self.sim = sim
+        self.symbol = sim.market.symbols[0]
         self.lines: list[dict[str, Any]] = []
         self.err: list[str] = []
         self.mismatches: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
         self._readers: list[asyncio.Task[None]] = []
 
-    async def start(self, symbol: str = "btcusdt") -> Cli:
+    async def start(self, symbol: str | None = None) -> Cli:
+        symbol = symbol or self.symbol.lower()
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tui.cli", symbol, "--ndjson", "--levels", str(N),
+            sys.executable, "-m", "tui.cli", symbol, "--market", self.sim.venue.name, "--ndjson", "--levels", str(N),
             "--ws-url", self.sim.ws_url, "--rest-url", self.sim.rest_url,
             cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
@@ -288,7 +291,7 @@ class Cli:
                 continue
             uid = obj["last_update_id"]
             try:
-                bids, asks = true_top(self.sim.market, uid)
+                bids, asks = true_top(self.sim.market, uid, self.symbol)
             except KeyError as e:
                 self.mismatches.append(f"{uid} not in the simulator's history: {e}")
                 continue

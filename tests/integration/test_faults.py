@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 import pytest
 
-from engine.binance import Backoff, LiveSession, UnknownSymbol
+from engine.binance import Backoff, LiveSession, UnknownSymbol, links
 from engine.markets import MARKETS
 from engine.sim.server import MALFORMED_KINDS, SimServer
 from engine.sync import State
@@ -323,6 +323,32 @@ async def test_server_shutdown_opens_the_new_connection_first_and_resyncs_on_it(
     finish(live, loop_errors)
 
 
+@pytest.mark.parametrize("market", [m.name for m in MARKETS.values() if len(links(m)) > 1])
+async def test_server_shutdown_of_a_connection_without_the_book_never_touches_it(sim, loop_errors) -> None:
+    """USDⓈ-M's trades connection (/market) is told to go: it hands over alone; the book stays synced."""
+    async with Live(sim) as live:
+        await live.synced()
+        book = book_conn(sim)
+        (old,) = [c for c in sim.connections if c is not book]
+        trades = live.session.conns[1]
+        tape = live.session.last_trade
+        m = live.mark()
+        sim.faults.server_shutdown(old, grace=5.0)
+        await live.until(lambda: trades.handovers == 1 and not old.open, "the trades connection's handover")
+        (new,) = [c for c in sim.connections if c is not book]
+        await live.until(lambda: live.session.last_trade is not tape and new.frames_sent > 0, "trades on the new one")
+        await live.synced(m, books=20)
+        assert live.cap.states_since(m) == []  # no resync, no state change at all
+        for key in ("gaps", "reconnects", "disconnects", "snapshot_requests"):
+            assert m.delta(live, key) == 0, key
+        assert book.open and book_conn(sim) is book and live.session.conns[0].handovers == 0
+        closed = next(j for j in sim.journal if j.what == "closed" and j.conn == old.id)
+        assert closed.detail["code"] == 1000 and closed.t - m.t < 5.0  # closed by the client, after the handover
+        assert any(f"server shutting {trades.label} down" in t for t in live.cap.notices_since(m))
+        await live.stop()
+    finish(live, loop_errors)
+
+
 @EVERY_MARKET
 async def test_server_shutdown_when_no_new_connection_opens_keeps_the_old_one(sim, loop_errors) -> None:
     """The handover fails (dead network): the old connection keeps the book synced until the server closes it."""
@@ -586,22 +612,28 @@ async def test_cli_every_malformed_kind_over_http(sim, cli) -> None:
     cli.check(await cli.stop())
 
 
+@EVERY_MARKET
 async def test_cli_server_shutdown_over_http(sim, cli) -> None:
+    """Every connection is told (on USDⓈ-M the trades one too): each hands over, the book resyncs once."""
     await cli.start()
     await cli.synced()
     since = len(cli.lines)
-    (old,) = sim.connections
+    olds = sim.connections
+    old = book_conn(sim)
     await sim_fault(sim, kind="shutdown", grace=1.0)
     await cli.recovered(since)
-    await cli.until(lambda: not old.open, "the old connection to close")
+    await cli.until(lambda: not any(c.open for c in olds), "the old connections to close")
     assert cli.transitions(since) == ["resyncing", "synced"]  # never disconnected
-    (new,) = sim.connections
+    assert len(sim.connections) == len(olds)
+    new = book_conn(sim)
     entries = list(sim.journal)
     opened = next(i for i, j in enumerate(entries) if j.what == "open" and j.conn == new.id)
     closed = next(i for i, j in enumerate(entries) if j.what == "closed" and j.conn == old.id)
     assert opened < closed
     assert cli.lines[-1]["stats"]["reconnects"] == 1
-    assert any("server shutting this connection down" in line for line in cli.err)
+    for link in links(sim.venue):
+        said = f"server shutting {link.label(len(olds) == 1)} down"
+        assert sum(said in line for line in cli.err) == 1, (said, cli.err)
     cli.check(await cli.stop())
 
 
