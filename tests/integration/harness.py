@@ -26,7 +26,7 @@ import orjson
 from engine.binance import Backoff, LiveSession
 from engine.session import Listener, Session
 from engine.sim.market import DEFAULTS, Market
-from engine.sim.server import SimServer
+from engine.sim.server import SimConnection, SimServer
 from engine.sync import State, StateChanged
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def depth_calls(sim: SimServer) -> list[Any]:
     return [c for c in sim.rest_calls if c.path == path]
 
 
-def book_conn(sim: SimServer) -> Any:
+def book_conn(sim: SimServer) -> SimConnection:
     """The open connection that carries the diff depth stream (USDⓈ-M holds a second one, for trades)."""
     lane = sim.venue.ws_path(sim.venue.depth_stream)
     (conn,) = [c for c in sim.connections if c.lane == lane]
