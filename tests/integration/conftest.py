@@ -9,12 +9,18 @@ from typing import Any
 import pytest
 
 from engine.sim.server import SimServer
-from tests.integration.harness import SPEED, SYMBOL, Cli
+from tests.integration.harness import SPEED, Cli, symbol_of
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    server = SimServer(seed=5, speed=0, symbols=[SYMBOL])
+def market() -> str:
+    """The market ``sim`` serves; a test runs on others with ``@pytest.mark.parametrize("market", [...])``."""
+    return "spot"
+
+
+@pytest.fixture
+async def sim(market: str) -> AsyncIterator[SimServer]:
+    server = SimServer(seed=5, speed=0, symbols=[symbol_of(market)], market=market)
     async with server as s:
         await s.advance(100)  # a history, so a stale snapshot can be older than a fresh stream
         s.speed = SPEED

@@ -1,5 +1,9 @@
 """The harness of the live-client fault tests: a ``Live`` client on the in-process simulator, the CLI as a
-subprocess (``Cli``), and checks every book against the simulator's exact one. Fixtures in conftest.py."""
+subprocess (``Cli``), and checks every book against the simulator's exact one. Fixtures in conftest.py.
+
+The simulator serves one market (spot, USDⓈ-M or COIN-M; the ``market`` fixture); whatever differs between
+markets (REST paths, the symbol, which connection carries the book) is read from the simulator's table
+(``sim.venue``, engine/markets.py), so one test runs on every market unchanged."""
 
 from __future__ import annotations
 
@@ -21,15 +25,20 @@ import orjson
 
 from engine.binance import Backoff, LiveSession
 from engine.session import Listener, Session
-from engine.sim.market import Market
-from engine.sim.server import SimServer
+from engine.sim.market import DEFAULTS, Market
+from engine.sim.server import SimConnection, SimServer
 from engine.sync import State, StateChanged
 
 ROOT = Path(__file__).resolve().parents[2]
-SYMBOL = "BTCUSDT"
+SYMBOL = "BTCUSDT"  # spot's (and USDⓈ-M's); ``symbol_of`` gives each market's
 N = 10  # levels a side compared with the simulator's book
 SPEED = 10.0  # simulated seconds per wall second: 100 depth events a second
-DEPTH = "/api/v3/depth"
+DEPTH = "/api/v3/depth"  # spot's; ``sim.venue.depth_path()`` on any market
+
+
+def symbol_of(market: str) -> str:
+    """The symbol the fault tests watch on ``market``: the simulator's first (BTCUSDT, BTCUSD_PERP)."""
+    return DEFAULTS[market][0]
 
 
 # --------------------------------------------------------------------------- waiting
@@ -56,7 +65,15 @@ def journal(sim: SimServer, what: str) -> list[Any]:
 
 
 def depth_calls(sim: SimServer) -> list[Any]:
-    return [c for c in sim.rest_calls if c.path == DEPTH]
+    path = sim.venue.depth_path()
+    return [c for c in sim.rest_calls if c.path == path]
+
+
+def book_conn(sim: SimServer) -> SimConnection:
+    """The open connection that carries the diff depth stream (USDⓈ-M holds a second one, for trades)."""
+    lane = sim.venue.ws_path(sim.venue.depth_stream)
+    (conn,) = [c for c in sim.connections if c.lane == lane]
+    return conn
 
 
 def assert_rest_rules(sim: SimServer) -> None:
@@ -148,12 +165,15 @@ class Mark:
 
 
 class Live:
-    """A ``LiveSession`` on the simulator, run as a task; ``async with`` cancels it."""
+    """A ``LiveSession`` on the simulator's market (its first symbol unless told), run as a task; ``async
+    with`` cancels it."""
 
-    def __init__(self, sim: SimServer, symbol: str = "btcusdt", **kw: Any) -> None:
+    def __init__(self, sim: SimServer, symbol: str | None = None, **kw: Any) -> None:
         self.sim = sim
+        symbol = symbol or sim.market.symbols[0].lower()
         self.cap = Capture(sim.market, symbol)
         kw.setdefault("backoff", Backoff(base=0.05, cap=0.5))
+        kw.setdefault("market", sim.venue)
         self.session = LiveSession(symbol, sim.ws_url, sim.rest_url, self.cap, **kw)
         self.task: asyncio.Task[None] | None = None
 
@@ -238,19 +258,22 @@ def finish(live: Live, loop_errors: list[dict[str, Any]]) -> None:
 
 
 class Cli:
-    """``obtui btcusdt --ndjson --levels N`` on the simulator; every line is checked as it arrives."""
+    """``obtui SYMBOL --market M --ndjson --levels N`` on the simulator (its market, its first symbol unless
+    told); every line is checked as it arrives."""
 
     def __init__(self, sim: SimServer) -> None:
         self.sim = sim
+        self.symbol = sim.market.symbols[0]
         self.lines: list[dict[str, Any]] = []
         self.err: list[str] = []
         self.mismatches: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
         self._readers: list[asyncio.Task[None]] = []
 
-    async def start(self, symbol: str = "btcusdt") -> Cli:
+    async def start(self, symbol: str | None = None) -> Cli:
+        symbol = symbol or self.symbol.lower()
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tui.cli", symbol, "--ndjson", "--levels", str(N),
+            sys.executable, "-m", "tui.cli", symbol, "--market", self.sim.venue.name, "--ndjson", "--levels", str(N),
             "--ws-url", self.sim.ws_url, "--rest-url", self.sim.rest_url,
             cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
@@ -268,7 +291,7 @@ class Cli:
                 continue
             uid = obj["last_update_id"]
             try:
-                bids, asks = true_top(self.sim.market, uid)
+                bids, asks = true_top(self.sim.market, uid, self.symbol)
             except KeyError as e:
                 self.mismatches.append(f"{uid} not in the simulator's history: {e}")
                 continue
