@@ -149,7 +149,8 @@ class ReplaySession(Session):
         if not isinstance(msg, (DepthUpdate, Snapshot)):
             return
         assert self._infer is not None
-        inferred, self._infer = SymbolInfo.from_levels(symbol, (*msg.bids, *msg.asks), self._infer)
+        levels = (*msg.bids, *msg.asks)
+        inferred, self._infer = SymbolInfo.from_levels(symbol, levels, self._infer, self.market.qty_unit)
         if kind is Kind.SNAPSHOT and self._infer_after_snapshot < 0:
             self._infer_after_snapshot = 0
         elif self._infer_after_snapshot >= 0:

@@ -162,10 +162,11 @@ class SymbolInfo:
 
     @classmethod
     def from_levels(
-        cls, symbol: str, levels: Iterable[Level], gcds: tuple[int, int] = (0, 0)
+        cls, symbol: str, levels: Iterable[Level], gcds: tuple[int, int] = (0, 0), qty_unit: str = ""
     ) -> tuple[SymbolInfo | None, tuple[int, int]]:
         """Tick and step size as the finest decimal steps of the levels' prices and quantities (None when
         there is nothing to go by), and the running gcds to pass with the next levels. O(levels).
+        ``qty_unit`` is the market's (``Market.qty_unit``: "cont" on COIN-M), which no level can tell.
 
         A price's last significant decimal is a multiple of the tick, so the gcd of many prices has the
         tick's decimals (a tick of 0.05 reads as 0.01: the decimals, which is what the screen needs, are
@@ -177,7 +178,7 @@ class SymbolInfo:
             qtys = math.gcd(qtys, lv[1])
         if not prices:
             return None, (prices, qtys)
-        info = cls(symbol, tick_size=10 ** (8 - cls.decimals(prices)), inferred=True)
+        info = cls(symbol, tick_size=10 ** (8 - cls.decimals(prices)), inferred=True, qty_unit=qty_unit)
         if qtys:
             info.step_size = 10 ** (8 - cls.decimals(qtys))
         return info, (prices, qtys)

@@ -103,13 +103,15 @@ def test_inferred_units_from_levels() -> None:
 
 
 @pytest.mark.parametrize(
-    ("file", "symbol", "tick", "step"),
+    ("file", "symbol", "tick", "step", "unit"),
     [
-        ("binance-spot-ethusdt-20240808.ndjson.gz", "ETHUSDT", 1_000_000, 10_000),  # 0.01, 0.0001
-        ("binance-spot-btcusdt-20240808.ndjson.gz", "BTCUSDT", 1_000_000, 1_000),  # 0.01, 0.00001
+        ("binance-spot-ethusdt-20240808.ndjson.gz", "ETHUSDT", 1_000_000, 10_000, ""),  # 0.01, 0.0001
+        ("binance-spot-btcusdt-20240808.ndjson.gz", "BTCUSDT", 1_000_000, 1_000, ""),  # 0.01, 0.00001
+        # COIN-M sizes count contracts whatever the data says: the market's, not the levels'.
+        ("binance-coinm-btcusd_perp-20240808.ndjson.gz", "BTCUSD_PERP", 10_000_000, 100_000_000, "cont"),
     ],
 )
-def test_real_recordings_infer_the_exchange_units(file: str, symbol: str, tick: int, step: int) -> None:
+def test_real_recordings_infer_the_exchange_units(file: str, symbol: str, tick: int, step: int, unit: str) -> None:
     path = DATA / file
     if not path.exists():
         pytest.skip(f"real data not present: {path}")
@@ -119,3 +121,4 @@ def test_real_recordings_infer_the_exchange_units(file: str, symbol: str, tick: 
     replay.step_until(lambda r: r._infer is None, limit=5000)  # settled after INFER_EVENTS more events
     assert replay.sync.stats.events_applied <= INFER_EVENTS + 5
     assert (replay.info.tick_size, replay.info.step_size) == (tick, step)
+    assert replay.info.qty_unit == unit
