@@ -10,7 +10,9 @@ inferred from the exchange's own numbers in its first snapshot and the depth eve
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import copy
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -46,6 +48,12 @@ _KIND_NAMES = {
     Kind.MINI_TICKER: "miniTicker",
     Kind.INFO: "exchangeInfo",
 }
+KEYFRAME_RECORDS = 10_000  # a copy of the session's state every this many records: a seek replays fewer
+# What a keyframe leaves out: the file and its reader, the controls, and what never changes.
+_NOT_STATE = frozenset(
+    {"listener", "clock", "market", "path", "speed", "paused", "recording", "_lines", "_anchor", "_wake", "_keyframes"}
+    | {"end_ms", "snapshot_ms"}
+)
 MAX_WAIT_S = 5.0  # longest pause between two records when paced: a recorder that slept must not freeze a replay
 INFER_EVENTS = 20  # depth events after the first snapshot that still refine inferred units (2 s at 100 ms)
 
@@ -89,6 +97,10 @@ class ReplaySession(Session):
         self._infer_events = 0  # depth events of the symbol seen while inferring
         self.sync.connection_opened()
         # The first state is told with the first record's time (not 0, not the wall clock): drained in step().
+        self.end_ms: float | None = None  # the last record's time, once ``index()`` has read the file
+        self.snapshot_ms: list[float] = []  # when the recording's snapshots came (``index()``)
+        self._keyframes: list[tuple[float, int, dict]] = []  # (recv_ms, line_no, state), in file order
+        self._keyframe()
 
     def step(self) -> float | None:
         """Process the next record; returns its receive time, or None at the end of the file.
@@ -96,6 +108,8 @@ class ReplaySession(Session):
         A line that is not a record (torn, re-encoded badly, a receive time that is not a number) is
         counted as a reject with its line number and reason, never dropped without a trace.
         """
+        if self.records and self.records % KEYFRAME_RECORDS == 0 and self.line_no > self._keyframes[-1][1]:
+            self._keyframe()  # between records: restoring it reads on from the next line
         for line in self._lines:
             self.line_no += 1
             f = read_record(line)
@@ -121,6 +135,64 @@ class ReplaySession(Session):
             self.drain()
             self.notice(f"replay finished{self.damage()}: the book stays as of the last recorded event")
         return None
+
+    # -- moving around in the recording ----------------------------------------------------------
+
+    def index(self) -> None:
+        """Read the whole file once for its end time and where its snapshots are (the timeline). Only
+        the envelopes are decoded: about 0.05 s per 100k records. Idempotent."""
+        if self.end_ms is not None:
+            return
+        end, snaps = None, []
+        for line in Recording(self.path):
+            f = read_record(line)
+            if type(f) is Frame and f.recv_ms is not None:
+                end = f.recv_ms
+                if f.stream is not None and f.stream.endswith("Snapshot"):
+                    snaps.append(f.recv_ms)
+        self.end_ms = end if end is not None else (self.first_recv_ms or 0.0)
+        self.snapshot_ms = snaps
+
+    def seek(self, target_ms: float) -> None:
+        """Move to the recorded time ``target_ms`` (clamped to the file): the session is then exactly as
+        a replay from the start would have left it at the first record at or after that time.
+
+        Backwards, the latest keyframe before the target is restored and the file read on from there;
+        forwards, records are processed from where the replay stands. Listeners hear nothing meanwhile,
+        then one ``symbol_changed`` (redraw everything) and the state. Costs at most
+        ``KEYFRAME_RECORDS`` records processed plus the lines skipped to reach the keyframe's."""
+        listener = self.listener
+        here = self.last_recv_ms if self.last_recv_ms is not None else float("-inf")
+        if target_ms < here or self.finished:
+            # Strictly before: records sharing the target's time may precede the keyframe.
+            at = bisect.bisect_left([k[0] for k in self._keyframes], target_ms) - 1
+            self._restore(max(at, 0))
+        self.listener = Listener()  # no frames drawn, no notices said on the way
+        try:
+            while self.last_recv_ms is None or self.last_recv_ms < target_ms:
+                if self.step() is None:
+                    break
+        finally:
+            self.listener = listener
+        self._anchor = None
+        if self._wake is not None:
+            self._wake.set()
+        listener.symbol_changed(self)
+        listener.book_changed(self)
+
+    def _keyframe(self) -> None:
+        state = {k: v for k, v in self.__dict__.items() if k not in _NOT_STATE}
+        memo = {id(self.market): self.market, id(self.market.rules): self.market.rules}
+        self._keyframes.append((self.last_recv_ms or float("-inf"), self.line_no, copy.deepcopy(state, memo)))
+
+    def _restore(self, i: int) -> None:
+        _, line_no, state = self._keyframes[i]
+        memo = {id(self.market): self.market, id(self.market.rules): self.market.rules}
+        self.__dict__.update(copy.deepcopy(state, memo))
+        self.recording = Recording(self.path)
+        self._lines = iter(self.recording)
+        for _ in range(line_no):  # raw lines, not decoded: a gzip file has no cheaper way back
+            next(self._lines, None)
 
     def now(self) -> float:
         """The replayed time: the receive time of the current record (the wall clock before the first).

@@ -1,0 +1,101 @@
+"""Seeking in a replay: the session after ``seek(t)`` is exactly the one a replay from the start has at t."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine import replay as replay_module
+from engine.replay import ReplaySession
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+FILES = {
+    "spot": ("binance-spot-btcusdt-20240808.ndjson.gz", "btcusdt"),
+    "usdm": ("binance-usdm-ethusdt-20240808.ndjson.gz", "ethusdt"),
+}
+
+
+def session_of(market: str) -> ReplaySession:
+    name, symbol = FILES[market]
+    path = DATA / name
+    if not path.exists():
+        pytest.skip(f"real data not present: {path}")
+    return ReplaySession(str(path), symbol, speed=None)
+
+
+def straight(market: str, targets: list[float]) -> dict[float, tuple]:
+    """The view at each target of one replay from the start (one pass: targets in time order)."""
+    s = session_of(market)
+    out = {}
+    for t in sorted(targets):
+        s.step_until(lambda r, t=t: r.last_recv_ms is not None and r.last_recv_ms >= t, limit=10**7)
+        out[t] = view(s)
+    return out
+
+
+def view(s: ReplaySession) -> tuple:
+    """Everything the screen and the --ndjson lines are made of."""
+    sync, book = s.sync, s.sync.book
+    return (
+        s.state,
+        s.last_recv_ms,
+        s.records,
+        book.last_update_id,
+        book.bids(50),
+        book.asks(50),
+        (book.bid_floor, book.ask_ceiling),
+        sync.stats.events_applied,
+        sync.stats.gaps,
+        s.check.ok,
+        s.check.mismatches,
+        [t.trade_id for t in s.trades],
+        s.info,
+        s.finished,
+    )
+
+
+@pytest.mark.parametrize("market", ["spot", "usdm"])
+def test_seek_anywhere_equals_a_straight_replay(market: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(replay_module, "KEYFRAME_RECORDS", 3_000)  # several keyframes in a short file
+    s = session_of(market)
+    s.index()
+    assert s.end_ms is not None and s.snapshot_ms
+    s.step_until(lambda r: r.records >= 1)
+    first, end = s.first_recv_ms, s.end_ms
+    assert first is not None and end > first
+    span = end - first
+    # Forwards, backwards past several keyframes, to the very start, past the end, then back again.
+    targets = [first + span * frac for frac in (0.6, 0.2, 0.55, 0.0, 0.93, 1.5, 0.31)]
+    truth = straight(market, targets)
+    for target in targets:
+        s.seek(target)
+        assert view(s) == truth[target], (target - first) / span
+    assert len(s._keyframes) >= 3
+
+
+def test_seek_tells_the_listener_once_and_nothing_on_the_way() -> None:
+    from engine.session import Listener
+
+    class Count(Listener):
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def book_changed(self, session) -> None:
+            self.calls.append("book")
+
+        def trade(self, session, trade) -> None:
+            self.calls.append("trade")
+
+        def symbol_changed(self, session) -> None:
+            self.calls.append("redraw")
+
+    s = session_of("spot")
+    s.listener = count = Count()
+    s.index()
+    assert s.first_recv_ms is None
+    s.step()
+    assert s.first_recv_ms is not None
+    count.calls.clear()
+    s.seek(s.first_recv_ms + (s.end_ms - s.first_recv_ms) / 2)
+    assert count.calls == ["redraw", "book"]
