@@ -180,6 +180,20 @@ class ReplaySession(Session):
         listener.symbol_changed(self)
         listener.book_changed(self)
 
+    def step_event(self) -> float | None:
+        """Process records up to and including the next depth event of the symbol, whatever it did
+        (applied, buffered, stale, a gap); returns its receive time, or None at the end of the file."""
+
+        def seen() -> tuple[int, ...]:
+            st = self.sync.stats
+            return st.events_applied, st.stale, st.gaps, st.dropped_at_snapshot, self.sync.buffered
+
+        before = seen()
+        while (recv_ms := self.step()) is not None:
+            if seen() != before:
+                return recv_ms
+        return None
+
     def _keyframe(self) -> None:
         state = {k: v for k, v in self.__dict__.items() if k not in _NOT_STATE}
         memo = {id(self.market): self.market, id(self.market.rules): self.market.rules}

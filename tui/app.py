@@ -28,6 +28,7 @@ from textual.widgets import Footer
 
 from engine.book import Book
 from engine.events import Trade
+from engine.replay import ReplaySession
 from engine.session import Listener, Session
 from engine.sync import State, StateChanged
 from tui.speed import SPEED_STEPS, speed_label, step_speed
@@ -37,6 +38,7 @@ from tui.widgets.panels import HeaderBar, LatencyPanel, MarketPanel, SyncPanel
 from tui.widgets.pump import FramePump
 from tui.widgets.symbol_picker import SymbolPicker
 from tui.widgets.tape import Tape
+from tui.widgets.timeline import Timeline
 
 DEFAULT_MAX_FPS = 8.0  # repaints a second at most; see max_fps_from_env
 SWITCH_TIMEOUT = 10.0  # seconds a symbol switch may take before the picker gives up on it
@@ -46,7 +48,17 @@ PROBLEM_TOAST_TIMEOUT = 8.0  # seconds at most; a problem's toast also goes as s
 _STEPS_UP = " ".join(speed_label(s).lstrip("×") for s in (*SPEED_STEPS, None))
 _STEPS_DOWN = " ".join(reversed(_STEPS_UP.split()))
 # Keys that mean something in one kind of session only: hidden (footer, palette, help) in the other.
-REPLAY_ACTIONS = frozenset({"pause", "resume", "faster", "slower"})
+# Seeking in a replay: in the timeline's hint and in help, not in the footer (it has no room left).
+_SEEK_KEYS = (
+    ("left", "seek_by(-10)", "←", "back-10s", "seek 10 s back"),
+    ("right", "seek_by(10)", "→", "ahead-10s", "seek 10 s on"),
+    ("shift+left", "seek_by(-60)", "⇧←", "back-1m", "seek 1 min back"),
+    ("shift+right", "seek_by(60)", "⇧→", "ahead-1m", "seek 1 min on"),
+    ("home", "seek_start", "home", "seek-start", "seek to the recording's start"),
+    ("end", "seek_end", "end", "seek-end", "seek to the recording's end"),
+    ("full_stop", "step_event", ".", "step", "while paused: one depth event"),
+)
+REPLAY_ACTIONS = frozenset({"pause", "resume", "faster", "slower", "seek_by", "seek_start", "seek_end", "step_event"})
 LIVE_ACTIONS = frozenset({"resync", "reconnect", "switch_symbol"})
 
 
@@ -94,6 +106,8 @@ class BookScreen(Screen):
         yield app.latency_panel
         yield app.sync_panel
         yield app.tape
+        if app.timeline is not None:
+            yield app.timeline
         yield Footer()
 
 
@@ -131,6 +145,10 @@ class ObtuiApp(App[int]):
             "plus,equals_sign", "faster", "Faster", key_display="+", id="faster", tooltip="replay faster: " + _STEPS_UP
         ),
         Binding("minus", "slower", "Slower", key_display="-", id="slower", tooltip="replay slower: " + _STEPS_DOWN),
+        *(
+            Binding(key, action, tip, show=False, key_display=shown, id=id_, tooltip=tip)
+            for key, action, shown, id_, tip in _SEEK_KEYS
+        ),
         Binding("ctrl+c", "interrupt", "Interrupt", show=False, priority=True, id="interrupt"),
     ]
 
@@ -168,6 +186,7 @@ class ObtuiApp(App[int]):
         self.market = MarketPanel(lambda: (self.session, self.shown_book()), id="market")
         self.latency_panel = LatencyPanel(id="latency")
         self.sync_panel = SyncPanel(id="sync")
+        self.timeline = Timeline(session, id="timeline") if isinstance(session, ReplaySession) else None
         # One frame for everything that changed: see tui/widgets/pump.py. None: no cap (tests).
         self.pump = FramePump(max_fps)
         for widget in (self.ladder, self.tape, self.header_bar, self.market, self.latency_panel, self.sync_panel):
@@ -187,6 +206,14 @@ class ObtuiApp(App[int]):
         self.set_interval(self.panel_interval, self.refresh_panels)
         if self.live:
             self.run_worker(self._feed(), name="feed", group="feed", exclusive=True)
+        if isinstance(self.session, ReplaySession):
+            # The timeline needs the file's end: one read of the envelopes, off the event loop.
+            self.run_worker(self._index, name="index", group="index", thread=True)
+
+    def _index(self) -> None:
+        assert isinstance(self.session, ReplaySession)
+        self.session.index()
+        self.call_from_thread(self.refresh_panels)  # the timeline, now that the end is known
 
     def on_resize(self) -> None:
         # Panels choose their layout from their size, which is only known after layout.
@@ -319,12 +346,15 @@ class ObtuiApp(App[int]):
         self.sync_panel.update_from(session, self.monotonic)
         self.ladder.update_chrome()
         self.ladder.poll()  # not synced: the countdown and the buffered count move on their own
+        if self.timeline is not None:
+            self.timeline.update_from()
 
     # -- actions ----------------------------------------------------------------------------------
 
     def offered(self, action: str) -> bool:
         """Whether ``action`` means anything for this kind of session (live or replay); keys that do
         not are hidden everywhere: footer, command palette, help."""
+        action = action.split("(", 1)[0]  # "seek_by(10)": the action's name
         replay = self.session.kind == "replay"
         if action in REPLAY_ACTIONS:
             return replay
@@ -352,6 +382,10 @@ class ObtuiApp(App[int]):
             return not self._reconnect_pending()
         ended = getattr(self.session, "finished", False)  # a replay at its end: nothing moves any more
         paused = getattr(self.session, "paused", False)
+        if action in ("seek_by", "seek_start", "seek_end"):
+            return True  # at the end too: a seek back plays on
+        if action == "step_event":
+            return paused and not ended
         if action in ("pause", "resume", "faster", "slower"):
             return not ended and (action != "pause" or not paused) and (action != "resume" or paused)
         if action == "freeze":
@@ -375,8 +409,9 @@ class ObtuiApp(App[int]):
         """(key, what it does) for every binding that applies to this session, plus the palette."""
         out = []
         for b in self._bindings_list():
-            # Every key of this mode, including those that apply in some states only (Reconnect).
-            if not b.show or not self.offered(b.action):
+            # Every key of this mode, including those that apply in some states only (Reconnect) and
+            # those the footer has no room for (seeking); ctrl+c is listed below.
+            if b.action == "interrupt" or not self.offered(b.action):
                 continue
             out.append((self.get_key_display(b), b.tooltip or b.description))
         out.append(("ctrl+p", "command palette: every action by name"))
@@ -459,6 +494,38 @@ class ObtuiApp(App[int]):
             self.refresh_bindings()
 
     action_resume = action_pause
+
+    # -- moving around in a replay ----------------------------------------------------------------
+
+    def _seek(self, target_ms: float) -> None:
+        session = self.session
+        if not isinstance(session, ReplaySession):
+            return
+        ended = session.finished
+        session.seek(target_ms)
+        if ended and not session.finished and self.live:
+            self.run_worker(self._feed(), name="feed", group="feed", exclusive=True)  # it had returned at the end
+        self.refresh_panels()
+        self.refresh_bindings()
+
+    def action_seek_by(self, seconds: float) -> None:
+        session = self.session
+        if isinstance(session, ReplaySession) and session.last_recv_ms is not None:
+            self._seek(session.last_recv_ms + seconds * 1000.0)
+
+    def action_seek_start(self) -> None:
+        if isinstance(self.session, ReplaySession):
+            self._seek(float("-inf"))
+
+    def action_seek_end(self) -> None:
+        self._seek(float("inf"))  # past the last record: the replay reads to the end and says END
+
+    def action_step_event(self) -> None:
+        session = self.session
+        if isinstance(session, ReplaySession):
+            session.step_event()
+            self.refresh_panels()
+            self.refresh_bindings()
 
     def _step_speed(self, up: bool) -> None:
         session: Any = self.session

@@ -1,0 +1,59 @@
+"""Replay as a tool: the timeline row and the seek keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.replay import ReplaySession
+from tests.tui.conftest import SnapApp, StubLiveSession, synced_session
+from tests.tui.waiting import until
+
+pytestmark = pytest.mark.usefixtures("need_data")
+
+
+async def test_seek_keys_move_the_replay_and_the_timeline_follows() -> None:
+    session = synced_session()
+    app = SnapApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: session.end_ms is not None, "the recording indexed")
+        assert app.timeline is not None
+        await until(pilot, lambda: "/ 0:05:" in app.timeline.render().plain, "the timeline's total")
+        start = session.last_recv_ms
+        assert start is not None
+        await pilot.press("right")
+        await until(pilot, lambda: session.last_recv_ms >= start + 10_000, "10 s on")
+        assert session.last_recv_ms < start + 11_000  # the first record at or after the target
+        await pilot.press("shift+left")
+        await until(pilot, lambda: session.last_recv_ms == session.first_recv_ms, "clamped at the start")
+        await pilot.press("end")
+        await until(pilot, lambda: session.finished, "the end")
+        assert session.last_recv_ms == session.end_ms
+        await pilot.press("home")
+        await until(pilot, lambda: not session.finished, "back from the end")
+        shown = app.timeline.render().plain
+        assert shown.startswith(" 23:54:13 ┃") and "0:00:00 / 0:05:46" in shown, shown  # a snapshot at the start
+
+
+async def test_dot_steps_one_depth_event_while_paused_only() -> None:
+    session = synced_session()
+    app = SnapApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        applied = session.sync.stats.events_applied
+        assert app.check_action("step_event", ()) is False  # playing: nothing to step
+        await pilot.press("space")
+        await until(pilot, lambda: session.paused, "paused")
+        assert app.check_action("step_event", ()) is True
+        await pilot.press("full_stop")
+        await until(pilot, lambda: session.sync.stats.events_applied == applied + 1, "one event")
+        await pilot.pause()
+        assert session.sync.stats.events_applied == applied + 1
+
+
+async def test_a_live_session_has_no_timeline_and_no_seek_keys() -> None:
+    app = SnapApp(synced_session(cls=StubLiveSession))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert not isinstance(app.session, ReplaySession) or app.session.kind == "live"
+        assert app.timeline is None or app.session.kind == "live"
+        keys = dict(app.key_help())
+        assert not {"←", "→", "home", "end", "."} & set(keys), keys
