@@ -55,10 +55,7 @@ class Venues:
             return cls({m.name: (m.ws_url, m.rest_url) for m in MARKETS.values()}, tables=[market])
         # A testnet or a local server: another market is elsewhere, and Binance's real one would be
         # a different exchange from the one the user chose (real prices next to testnet ones).
-        why = (
-            f"--ws-url/--rest-url point at a {market.title} server: to watch {{title}}, "
-            f"restart obtui with --market {{name}} and its URLs"
-        )
+        why = f"--ws-url/--rest-url serve {market.title} only: restart obtui with --market {{name}} and its URLs"
         return cls({market.name: (ws_url, rest_url)}, tables=[market], refused=why)
 
     def markets(self) -> list[Market]:

@@ -381,7 +381,10 @@ class ObtuiApp(App[int]):
         if action == "unfreeze":
             return self.frozen
         if action == "flip_market":
-            return self.flip_target() is not None
+            # Hidden where there is no other side (COIN-M) or it cannot be reached for the whole run
+            # (recording, one market's --ws-url): the picker's Tab says why.
+            target = self.flip_target()
+            return target is not None and self.market_refusal(target[0]) is None
         return True
 
     def action_quit_app(self) -> None:
@@ -550,7 +553,7 @@ class ObtuiApp(App[int]):
             return
         refusal = self.market_refusal(target[0])
         if refusal:
-            self.notify(refusal, title="Market", severity="warning")
+            self.notify(refusal, severity="warning")
             return
         self.run_worker(self._flip(*target), group="flip", exclusive=True)
 

@@ -172,4 +172,4 @@ def test_command_line_urls_belong_to_the_starting_market() -> None:
         "spot": ("ws://127.0.0.1:9000", "http://127.0.0.1:9000")
     }
     why = local.refusal("usdm")
-    assert why is not None and "to watch USDⓈ-M futures, restart obtui with --market usdm and its URLs" in why
+    assert why is not None and "serve spot only: restart obtui with --market usdm and its URLs" in why

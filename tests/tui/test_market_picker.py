@@ -10,7 +10,7 @@ import asyncio
 import pytest
 from textual.widgets import Input, Label
 
-from engine.markets import USDM_MARKET, Market
+from engine.markets import SPOT_MARKET, Market
 from engine.session import Session, SymbolInfo
 from engine.venues import Venues
 from tests.tui.conftest import SnapApp, StubLiveSession, UnknownSymbolError, synced_session
@@ -168,19 +168,25 @@ async def test_recording_refuses_a_market_change_and_says_why() -> None:
         assert any("recording holds one market" in str(n.message) for n in app._notifications)
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, SymbolPicker), "the picker to close")
+        await until(pilot, lambda: "switch_symbol" in footer_keys(app), "the footer")
+        assert "flip_market" not in footer_keys(app)  # f is not offered while recording
         await pilot.press("f")
         await pilot.pause()
         assert app.session is session and not venues.built
 
 
 async def test_urls_for_one_market_refuse_the_others() -> None:
-    venues = FakeVenues(refused=Venues.for_command_line(USDM_MARKET, "ws://127.0.0.1:1", "http://127.0.0.1:1").refused)
-    app, session = app_with(venues)
+    urls = Venues.for_command_line(SPOT_MARKET, "ws://127.0.0.1:1", "http://127.0.0.1:1")
+    app, session = app_with(FakeVenues(refused=urls.refused))
     async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: "switch_symbol" in footer_keys(app), "the footer")
+        assert "flip_market" not in footer_keys(app)
         picker = await open_picker(app, pilot)
         await pilot.press("tab")
-        await until(pilot, lambda: "--market usdm and its URLs" in text(picker, "#picker-status"), "the refusal")
+        want = "--ws-url/--rest-url serve spot only: restart obtui with --market usdm and its URLs"
+        await until(pilot, lambda: want in text(picker, "#picker-status"), "the refusal")
         assert picker.market_name == "spot" and app.session is session
+        assert any(want == str(n.message) for n in app._notifications)
 
 
 async def test_f_flips_between_spot_and_the_perpetual() -> None:

@@ -196,7 +196,7 @@ class SymbolPicker(ModalScreen[str | None]):
         refusal = self.choice.refusal(name) if self.choice is not None and name != self.home else None
         if refusal:
             self._status(refusal, error=True)
-            self.app.notify(refusal, title="Market", severity="warning")
+            self.app.notify(refusal, severity="warning")
             return False
         self.market_name = name
         self.query_one("#picker-markets", Label).update(self._row())
