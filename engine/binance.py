@@ -521,6 +521,16 @@ class LiveSession(Session):
             )
         return info
 
+    async def prepare(self) -> None:
+        """Check the symbol before ``run`` (which then skips that step): a market change does, so that
+        a typo leaves the old session on screen. ``UnknownSymbol`` passes through; on any failure or
+        cancellation the REST client is closed, since ``run`` (which would close it) never starts."""
+        try:
+            self.info = await self.validate(self.symbol)
+        except BaseException:
+            await self.rest.aclose()
+            raise
+
     async def _halted(self) -> bool:
         """Whether exchangeInfo says the symbol does not trade now (HALT, BREAK, SETTLING, ...); one
         request (weight 20), no retries: an answer that does not come says nothing, so False.
@@ -888,7 +898,7 @@ class LiveSession(Session):
                     stale_only, self._stream_id = True, msg.final_id
 
     async def run(self) -> None:
-        """Validate the symbol, then stream until cancelled.
+        """Validate the symbol (unless ``info`` already holds its entry), then stream until cancelled.
 
         Raises ``UnknownSymbol`` or ``Refused`` (final answers), after noticing them and failing the sync.
         """
@@ -896,7 +906,10 @@ class LiveSession(Session):
         tasks: list[asyncio.Future[None]] = [snapshots]
         try:
             try:
-                self.info = await self.validate(self.symbol)
+                if self.info is None or self.info.symbol != self.symbol:
+                    # Not checked yet (a market change checks the symbol before it builds the session
+                    # into the app, so that a typo leaves the old market on screen).
+                    self.info = await self.validate(self.symbol)
                 await self._load_ticker()
                 tasks.extend(asyncio.ensure_future(self._stream(c)) for c in self.conns)
                 # All loop forever: one that ends met something retrying cannot fix (or a bug).

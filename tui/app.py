@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import os
 import signal
@@ -18,7 +19,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -36,9 +37,12 @@ from tui.widgets.help import HelpScreen
 from tui.widgets.ladder import Ladder
 from tui.widgets.panels import HeaderBar, LatencyPanel, MarketPanel, SyncPanel
 from tui.widgets.pump import FramePump
-from tui.widgets.symbol_picker import SymbolPicker
+from tui.widgets.symbol_picker import MarketChoice, SymbolPicker
 from tui.widgets.tape import Tape
 from tui.widgets.timeline import Timeline
+
+if TYPE_CHECKING:
+    from engine.venues import Venues
 
 DEFAULT_MAX_FPS = 8.0  # repaints a second at most; see max_fps_from_env
 SWITCH_TIMEOUT = 10.0  # seconds a symbol switch may take before the picker gives up on it
@@ -59,7 +63,9 @@ _SEEK_KEYS = (
     ("full_stop", "step_event", ".", "step", "while paused: one depth event"),
 )
 REPLAY_ACTIONS = frozenset({"pause", "resume", "faster", "slower", "seek_by", "seek_start", "seek_end", "step_event"})
-LIVE_ACTIONS = frozenset({"resync", "reconnect", "switch_symbol"})
+LIVE_ACTIONS = frozenset({"resync", "reconnect", "switch_symbol", "flip_market"})
+# ``f``: the market of the same pair's other side (spot <-> its USDⓈ-M perpetual); COIN-M has none.
+FLIP_MARKETS = {"spot": "usdm", "usdm": "spot"}
 
 
 class FeedListener(Listener):
@@ -133,7 +139,14 @@ class ObtuiApp(App[int]):
         Binding(
             "r", "reconnect", "Reconnect", id="reconnect", tooltip="while disconnected: reconnect now, skip the wait"
         ),
-        Binding("s", "switch_symbol", "Symbol", id="switch-symbol", tooltip="follow another symbol"),
+        Binding("s", "switch_symbol", "Symbol", id="switch-symbol", tooltip="follow another symbol, or market (Tab)"),
+        Binding(
+            "f",
+            "flip_market",
+            "Spot/perp",
+            id="flip-market",
+            tooltip="flip between the pair's spot and USDⓈ-M perpetual (BTCUSDT spot <-> perp)",
+        ),
         Binding("g", "coarser", "Coarser", id="group-coarser", tooltip="group prices 10x coarser"),
         Binding("G", "finer", "Finer", key_display="G", id="group-finer", tooltip="group prices 10x finer"),
         # Each toggle is two bindings on one key, the footer showing the one that applies now.
@@ -163,9 +176,14 @@ class ObtuiApp(App[int]):
         max_fps: float | None = DEFAULT_MAX_FPS,
         switch_timeout: float = SWITCH_TIMEOUT,
         resync_toast_linger: float = RESYNC_TOAST_LINGER,
+        venues: Venues | None = None,
     ) -> None:
+        """``venues``: where each market is served; without it the session's market is the only one."""
         super().__init__()
         self.session = session
+        self.venues = venues
+        self._pending: Session | None = None  # a market change's new session, while its symbol is checked
+        self._feed_worker: Any = None
         self.live = live
         self.monotonic = monotonic
         self.panel_interval = panel_interval
@@ -205,7 +223,7 @@ class ObtuiApp(App[int]):
         self.refresh_panels()
         self.set_interval(self.panel_interval, self.refresh_panels)
         if self.live:
-            self.run_worker(self._feed(), name="feed", group="feed", exclusive=True)
+            self._feed_worker = self.run_worker(self._feed(self.session), name="feed", group="feed", exclusive=True)
         if isinstance(self.session, ReplaySession):
             # The timeline needs the file's end: one read of the envelopes, off the event loop.
             self.run_worker(self._index, name="index", group="index", thread=True)
@@ -219,30 +237,32 @@ class ObtuiApp(App[int]):
         # Panels choose their layout from their size, which is only known after layout.
         self.call_after_refresh(self.refresh_panels)
 
-    async def _feed(self) -> None:
-        """Run the session until it ends (replay) or the app quits (live)."""
+    async def _feed(self, session: Session) -> None:
+        """Run ``session`` until it ends (replay), the app quits, or a market change replaces it (live)."""
         try:
-            await self.session.run()
+            await session.run()
             # A replay's end: its keys (pause, speed, freeze) mean nothing now, and the badge says END.
             self.refresh_panels()
             self.refresh_bindings()
         except asyncio.CancelledError:
             raise
         except Exception as e:
+            if session is not self.session:
+                return  # a session a market change replaced: its end is no news
             if _is_unknown_symbol(e):
                 # At start-up an unknown symbol is fatal (cli.md): one line on stderr, exit status 2.
                 self.exit_message = (
-                    f"obtui: {self.session.symbol} is not a symbol on this exchange: check the spelling (e.g. BTCUSDT)"
+                    f"obtui: {session.symbol} is not a symbol on this exchange: check the spelling (e.g. BTCUSDT)"
                 )
                 self.exit(return_code=2)
                 return
             # The feed gave up (a bad --ws-url) or hit a bug: the terminal stays usable, the book is
             # marked unknown, and the reason is on screen. The engine's own message wins if it set one.
             self.log.error(f"feed stopped: {e!r}")
-            if self.session.sync.state is not State.ERROR:
-                self.session.sync.fail(f"feed stopped: {type(e).__name__}: {e} — restart obtui; please report this")
-                self.session.drain()
-            self.notify(f"the feed stopped: {self.session.sync.reason}", severity="error", timeout=15)
+            if session.sync.state is not State.ERROR:
+                session.sync.fail(f"feed stopped: {type(e).__name__}: {e} — restart obtui; please report this")
+                session.drain()
+            self.notify(f"the feed stopped: {session.sync.reason}", severity="error", timeout=15)
             self.refresh_panels()
 
     # -- feed callbacks (via FeedListener) --------------------------------------------------------
@@ -367,6 +387,8 @@ class ObtuiApp(App[int]):
                 return hasattr(self.session, "switch_symbol")
             if action == "reconnect":
                 return hasattr(self.session, "reconnect_now")
+            if action == "flip_market":
+                return self.venues is not None
         return True
 
     def _reconnect_pending(self) -> bool:
@@ -392,6 +414,11 @@ class ObtuiApp(App[int]):
             return not self.frozen and not ended
         if action == "unfreeze":
             return self.frozen
+        if action == "flip_market":
+            # Hidden where there is no other side (COIN-M) or it cannot be reached for the whole run
+            # (recording, one market's --ws-url): the picker's Tab says why.
+            target = self.flip_target()
+            return target is not None and self.market_refusal(target[0]) is None
         return True
 
     def action_quit_app(self) -> None:
@@ -457,17 +484,139 @@ class ObtuiApp(App[int]):
         if switch is None or isinstance(self.screen, SymbolPicker):
             return
         list_symbols = getattr(self.session, "list_symbols", None)
+        venues = self.venues
 
-        def done(symbol: str | None) -> None:
-            if symbol:
-                self.notify(f"now following {symbol}")
+        def done(what: str | None) -> None:
+            if what:
+                self.notify(f"now following {what}")
+            if venues is not None:  # a demo's simulators started only to list their symbols
+                self.run_worker(venues.release(self.session.market.name), group="venues")
 
-        def why() -> str:
-            # The session's latest complaint (a REST retry, say) is the likeliest reason a switch hangs.
-            return self.session.notice_text if self.session.notice_error else ""
-
-        picker = SymbolPicker(self.session.symbol, switch, list_symbols, timeout=self.switch_timeout, why=why)
+        self._pending = None  # an earlier market change's complaint says nothing of this one
+        choice = None
+        if venues is not None:
+            choice = MarketChoice(venues.markets(), self.change_market, venues.list_symbols, self.market_refusal)
+        picker = SymbolPicker(
+            self.session.symbol,
+            switch,
+            list_symbols,
+            timeout=self.switch_timeout,
+            why=self._why,
+            market=self.session.market,
+            choice=choice,
+        )
         self.push_screen(picker, done)
+
+    def _why(self) -> str:
+        """The latest complaint of the session being switched to (a market change's new one) or on (a
+        symbol switch): a REST retry, say, is the likeliest reason a switch hangs."""
+        session = self._pending or self.session
+        return session.notice_text if session.notice_error else ""
+
+    # -- changing market --------------------------------------------------------------------------
+
+    def market_refusal(self, name: str) -> str | None:
+        """Why the app cannot change to market ``name`` now, or None."""
+        if name == self.session.market.name:
+            return None
+        if self.venues is None:
+            return "this session cannot change market"
+        if getattr(self.session, "recorder", None) is not None:
+            # A recording holds one market: a replay reads the market from the data.
+            return f"a recording holds one market: quit, then run obtui {self.session.symbol.lower()} --market {name}"
+        return self.venues.refusal(name)
+
+    async def change_market(self, name: str, symbol: str) -> None:
+        """Follow ``symbol`` on market ``name`` on a new session, which replaces the current one once
+        the exchange lists the symbol. Raises ``ValueError`` (refused, an unknown symbol) and leaves the
+        current session alone; a cancellation (the picker's timeout) leaves it alone too."""
+        refusal = self.market_refusal(name)
+        if refusal:
+            raise ValueError(refusal)
+        assert self.venues is not None
+        session = await self.venues.session(name, symbol.strip().upper())
+        # Kept after a failure too: the picker reads its complaint (_why) once the wait has timed out.
+        self._pending = session
+        await session.prepare()  # before the swap: a typo must leave the old market on screen
+        self._pending = None
+        self._swap(session)
+
+    def _swap(self, session: Session) -> None:
+        """Make ``session`` the app's: widgets reset to it, its worker started, the old one stopped."""
+        old, old_worker = self.session, self._feed_worker
+        old.listener = Listener()  # its last words (connections closing) are not the new market's
+        self.session = session
+        self.ladder.session = session
+        self.tape.session = session
+        session.listener = FeedListener(self)
+        for toast in (self._problem_toast, self._resync_toast):
+            self._withdraw(toast)
+        self._problem_toast = self._resync_toast = None
+        self.feed_symbol_changed()  # the old book, tape and grouping go: they were another market's
+        if old_worker is not None:
+            old_worker.cancel()  # its session closes its connections and REST client as it ends
+        if self.live:
+            self._feed_worker = self.run_worker(self._feed(session), name="feed", group="feed", exclusive=True)
+        self.run_worker(self._retire(old_worker, session.market.name), group="venues")
+        self.refresh_bindings()
+
+    async def _retire(self, worker: Any, keep: str) -> None:
+        """Once the old session has ended, let go of what only it needed (a demo's simulator)."""
+        if worker is not None:
+            with contextlib.suppress(Exception):
+                await worker.wait()
+        if self.venues is not None:
+            await self.venues.release(keep)
+
+    def flip_target(self) -> tuple[str, str] | None:
+        """(market, symbol) of the same pair's other side: spot BTCUSDT <-> USDⓈ-M BTCUSDT (a delivery
+        contract flips to its pair's spot); None where there is none (COIN-M)."""
+        target = FLIP_MARKETS.get(self.session.market.name)
+        if target is None:
+            return None
+        info = self.session.info
+        symbol = info.pair if info is not None and info.pair else self.session.symbol
+        return target, symbol
+
+    def action_flip_market(self) -> None:
+        if self.venues is None or not self.offered("flip_market"):
+            self.notify("this session cannot change market", timeout=3)
+            return
+        target = self.flip_target()
+        if target is None:
+            self.notify("f flips spot <-> USDⓈ-M perpetual; s then Tab chooses any market", timeout=5)
+            return
+        refusal = self.market_refusal(target[0])
+        if refusal:
+            self.notify(refusal, severity="warning")
+            return
+        self.run_worker(self._flip(*target), group="flip", exclusive=True)
+
+    async def _flip(self, name: str, symbol: str) -> None:
+        assert self.venues is not None
+        what = f"{symbol} on {self.venues.market(name).title}"
+        before = f"{self.session.symbol} on {self.session.market.title}"
+        self._pending = None
+        busy = self._toast(f"switching to {what}…", timeout=self.switch_timeout + 1)
+        try:
+            await asyncio.wait_for(self.change_market(name, symbol), self.switch_timeout)
+        except TimeoutError:
+            reason = self._why() or "no answer from the exchange"
+            self.notify(
+                f"could not switch to {what} within {self.switch_timeout:g} s: {reason}; still on {before} — "
+                "check the network and try again",
+                title="Switch failed",
+                severity="error",
+            )
+        except ValueError as e:
+            message = str(e)
+            if not message or message.upper() == symbol:  # UnknownSymbol carries just the name
+                message = f"{symbol} is not a symbol on {self.venues.market(name).title}"
+            self.notify(f"{message}: still showing {before}", title="Unknown symbol", severity="error")
+        else:
+            self.notify(f"now following {what}")
+        finally:
+            self._withdraw(busy)
 
     def action_coarser(self) -> None:
         if not self.ladder.coarser():
@@ -504,7 +653,8 @@ class ObtuiApp(App[int]):
         ended = session.finished
         session.seek(target_ms)
         if ended and not session.finished and self.live:
-            self.run_worker(self._feed(), name="feed", group="feed", exclusive=True)  # it had returned at the end
+            # It had returned at the end.
+            self._feed_worker = self.run_worker(self._feed(session), name="feed", group="feed", exclusive=True)
         self.refresh_panels()
         self.refresh_bindings()
 
@@ -571,6 +721,7 @@ def run_app(args: argparse.Namespace, symbol: str) -> int:
     if args.demo:
         return asyncio.run(_run_demo(args, symbol))
     recorder = None
+    venues = None
     if args.replay:
         from engine.replay import ReplaySession
 
@@ -578,10 +729,12 @@ def run_app(args: argparse.Namespace, symbol: str) -> int:
     else:
         from engine.binance import LiveSession
         from engine.record import Recorder
+        from engine.venues import Venues
 
         recorder = Recorder(args.record) if args.record else None
         session = LiveSession(symbol, args.ws_url, args.rest_url, recorder=recorder, market=args.market)
-    app = ObtuiApp(session, max_fps=max_fps_from_env())
+        venues = Venues.for_command_line(args.market, args.ws_url, args.rest_url)
+    app = ObtuiApp(session, max_fps=max_fps_from_env(), venues=venues)
     try:
         asyncio.run(_run_until_signalled(app))
     finally:
@@ -609,18 +762,23 @@ async def _run_until_signalled(app: ObtuiApp) -> None:
 
 
 async def _run_demo(args: argparse.Namespace, symbol: str) -> int:
-    """``--demo``: the simulated exchange on 127.0.0.1 in this process, watched by an ordinary LiveSession."""
+    """``--demo``: the simulated exchange on 127.0.0.1 in this process, watched by an ordinary LiveSession.
+
+    A simulator serves one market: a market change (``s`` then Tab, ``f``) starts one for the new
+    market (engine/venues.py SimVenues) and stops the old one once its session has closed."""
     from engine.binance import LiveSession
     from engine.record import Recorder
-    from engine.sim.server import SimServer
+    from engine.venues import SimVenues
 
     recorder = Recorder(args.record) if args.record else None
+    venues = SimVenues(args.seed, tables=[args.market])
     try:
-        async with SimServer(host="127.0.0.1", port=0, seed=args.seed, market=args.market.name) as sim:
-            session = LiveSession(symbol, sim.ws_url, sim.rest_url, recorder=recorder, market=args.market)
-            app = ObtuiApp(session, badge="DEMO · simulated exchange", max_fps=max_fps_from_env())
-            await _run_until_signalled(app)
+        ws_url, rest_url = await venues.endpoint(args.market.name)
+        session = LiveSession(symbol, ws_url, rest_url, recorder=recorder, market=args.market)
+        app = ObtuiApp(session, badge="DEMO · simulated exchange", max_fps=max_fps_from_env(), venues=venues)
+        await _run_until_signalled(app)
     finally:
+        await venues.aclose()
         if recorder is not None:
             recorder.close()
     return _finish(app)
