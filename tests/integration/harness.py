@@ -225,6 +225,17 @@ class Live:
             timeout,
         )
 
+    async def resynced(self, since: Mark, books: int = 5, timeout: float = 10.0) -> None:
+        """After a fault that costs the book its sync: wait for the state to leave SYNCED, then for a
+        synced book. Waiting for a synced book alone can pass on frames already queued before the fault
+        struck (a loaded machine has a backlog), before the resync under test has even begun."""
+        await self.until(
+            lambda: any(s.change.new is not State.SYNCED for s in self.cap.states[since.states :]),
+            "the fault to cost the sync",
+            timeout,
+        )
+        await self.synced(since, books, timeout)
+
     async def stop(self) -> None:
         """Cancel the run task: it must end by that cancellation alone and close what it opened."""
         task, self.task = self.task, None

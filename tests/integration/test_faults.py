@@ -73,7 +73,7 @@ async def test_gap_resyncs_with_one_snapshot_on_the_same_connection(sim, loop_er
         m = live.mark()
         sim.faults.drop_depth(n)
         await live.until(lambda: live.session.sync.stats.gaps == 1, "the gap")
-        await live.synced(m)
+        await live.resynced(m)
         assert live.cap.states_since(m) == [State.RESYNCING, State.SYNCED]
         assert live.cap.states[m.states].change.reason.startswith(gap_reason(sim))
         assert m.delta(live, "snapshot_requests") == 1
@@ -151,7 +151,7 @@ async def test_stale_snapshot_after_a_gap_is_fetched_again_on_the_same_connectio
         sim.faults.stale_snapshot(count=1, behind=60)
         sim.faults.drop_depth(1)
         await live.until(lambda: m.delta(live, "snapshots_too_old") == 1, "the stale snapshot")
-        await live.synced(m)
+        await live.resynced(m)
         assert live.cap.states_since(m) == [State.RESYNCING, State.SYNCED]
         assert m.delta(live, "snapshot_requests") == 2 and m.delta(live, "snapshots") == 1
         assert len(depth_calls(sim)) - m.depth_calls == 2
@@ -173,7 +173,7 @@ async def test_slow_snapshot_buffers_the_stream_then_syncs(sim, loop_errors, whe
             m = live.mark()
             sim.faults.slow_snapshot(delay)
             sim.faults.drop_depth(1)
-        await live.synced(m)
+        await live.resynced(m)
         (call,) = depth_calls(sim)[m.depth_calls :]
         assert call.fault == f"slow:{delay}" and call.done - call.t >= delay
         waited, synced = live.cap.states[m.states], live.cap.states[m.states + 1]
@@ -200,7 +200,7 @@ async def test_snapshot_in_flight_when_the_connection_drops_is_not_used(sim, loo
         # The simulator takes the slow fault (and the snapshot) when the request arrives.
         await live.until(lambda: not sim.faults.pending()["slow"], "the snapshot to be taken")
         sim.faults.disconnect(book_conn(sim))
-        await live.synced(m)
+        await live.resynced(m)
         assert live.cap.states_since(m) == [
             State.RESYNCING, State.DISCONNECTED, State.CONNECTING, State.RESYNCING, State.SYNCED,
         ]  # fmt: skip
@@ -219,7 +219,7 @@ async def _rest_fault_during_resync(sim: SimServer, live: Live, inject: Callable
     m = live.mark()
     inject()
     sim.faults.drop_depth(1)
-    await live.synced(m)
+    await live.resynced(m)
     assert live.cap.states_since(m) == [State.RESYNCING, State.SYNCED]
     assert m.delta(live, "snapshot_requests") == 1 and m.delta(live, "snapshots") == 1
     assert live.session.connections == m.connections == len(live.session.links)
@@ -536,7 +536,7 @@ async def test_rest_unreachable_during_a_resync_keeps_the_connection(sim, loop_e
         await live.until(lambda: any("cannot reach" in t for t in live.cap.notices_since(m)), "the notice")
         assert live.session.state is State.RESYNCING
         sim.faults.accept_connections()
-        await live.synced(m)
+        await live.resynced(m)
         assert live.cap.states_since(m) == [State.RESYNCING, State.SYNCED]
         assert m.delta(live, "snapshot_requests") == 1 and m.delta(live, "reconnects") == 0
         assert live.session.connections == m.connections and len(journal(sim, "open")) == m.opens

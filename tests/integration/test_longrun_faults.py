@@ -52,7 +52,7 @@ async def test_rate_limit_notice_says_retrying_once(sim, loop_errors) -> None:
         m = live.mark()
         sim.faults.rate_limit(count=1, retry_after=1, path=DEPTH)
         sim.faults.drop_depth(1)
-        await live.synced(m)
+        await live.resynced(m)
         (notice,) = [t for t in live.cap.notices_since(m) if "HTTP 429" in t]
         assert len(re.findall(r"retrying in", notice)) == 1, notice
         assert re.search(r"retrying in \d+\.\d s", notice), notice
@@ -69,7 +69,7 @@ async def test_retry_after_zero_waits_at_least_a_second_and_backs_off(sim, loop_
         m = live.mark()
         sim.faults.rate_limit(count=3, retry_after=0, path=DEPTH)
         sim.faults.drop_depth(1)
-        await live.synced(m, timeout=20)
+        await live.resynced(m, timeout=20)
         calls = depth_calls(sim)[m.depth_calls :]
         assert [c.status for c in calls] == [429, 429, 429, 200]
         waits = gaps([c.t for c in calls])
@@ -174,7 +174,7 @@ async def test_unusable_snapshot_is_said_counted_and_backed_off(sim, loop_errors
         m = live.mark()
         inject(sim.faults)
         sim.faults.drop_depth(1)
-        await live.synced(m)
+        await live.resynced(m)
         calls = depth_calls(sim)[m.depth_calls :]
         assert len(calls) == 4, [c.fault for c in calls]  # three refused answers, then a good one
         waits = gaps([c.t for c in calls])
@@ -197,7 +197,7 @@ async def test_trickled_snapshot_meets_an_overall_deadline(sim, loop_errors) -> 
         m = live.mark()
         sim.faults.trickle(0.2, count=1, path=DEPTH)
         sim.faults.drop_depth(1)
-        await live.synced(m, timeout=8)
+        await live.resynced(m, timeout=8)
         said = [t for t in live.cap.notices_since(m) if "timed out" in t]
         assert len(said) == 1 and "retrying in" in said[0], live.cap.notices_since(m)
         assert live.session.snapshot_failures == 1
