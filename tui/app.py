@@ -177,10 +177,14 @@ class ObtuiApp(App[int]):
         switch_timeout: float = SWITCH_TIMEOUT,
         resync_toast_linger: float = RESYNC_TOAST_LINGER,
         venues: Venues | None = None,
+        seek_index: bool = True,
     ) -> None:
-        """``venues``: where each market is served; without it the session's market is the only one."""
+        """``venues``: where each market is served; without it the session's market is the only one.
+        ``seek_index``: in a replay, build the keyframes that make seeks short in a thread at start (one
+        replay of the file at full speed); tests that do not seek leave it out."""
         super().__init__()
         self.session = session
+        self.seek_index = seek_index
         self.venues = venues
         self._pending: Session | None = None  # a market change's new session, while its symbol is checked
         self._feed_worker: Any = None
@@ -229,9 +233,25 @@ class ObtuiApp(App[int]):
             self.run_worker(self._index, name="index", group="index", thread=True)
 
     def _index(self) -> None:
-        assert isinstance(self.session, ReplaySession)
-        self.session.index()
-        self.call_from_thread(self.refresh_panels)  # the timeline, now that the end is known
+        """In a thread: the file's end and snapshots for the timeline (a fraction of a second), then the
+        keyframes that make every seek short (one replay of the file at full speed, off the screen)."""
+        session, timeline = self.session, self.timeline
+        assert isinstance(session, ReplaySession) and timeline is not None
+        session.index()
+        if not self.seek_index:
+            timeline.indexing = None
+            self.call_from_thread(self.refresh_panels)  # the timeline, now that the end is known
+            return
+        self.call_from_thread(self.refresh_panels)
+
+        def progress(done: float) -> None:
+            timeline.indexing = done
+            self.call_from_thread(timeline.refresh)
+
+        keyframes = session.build_keyframes(progress)
+        self.call_from_thread(session.adopt_keyframes, keyframes)  # on the app's thread: no race with a seek
+        timeline.indexing = None
+        self.call_from_thread(timeline.refresh)
 
     def on_resize(self) -> None:
         # Panels choose their layout from their size, which is only known after layout.

@@ -58,6 +58,7 @@ def view(s: ReplaySession) -> tuple:
 @pytest.mark.parametrize("market", ["spot", "usdm"])
 def test_seek_anywhere_equals_a_straight_replay(market: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(replay_module, "KEYFRAME_RECORDS", 3_000)  # several keyframes in a short file
+    monkeypatch.setattr(replay_module, "KEYFRAME_LEVELS", 20_000)
     s = session_of(market)
     s.index()
     assert s.end_ms is not None and s.snapshot_ms
@@ -99,3 +100,34 @@ def test_seek_tells_the_listener_once_and_nothing_on_the_way() -> None:
     count.calls.clear()
     s.seek(s.first_recv_ms + (s.end_ms - s.first_recv_ms) / 2)
     assert count.calls == ["redraw", "book"]
+
+
+def test_adopted_keyframes_bound_every_seek_and_stay_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The indexing pass (build_keyframes, in a thread in the TUI) gives keyframes all along the file:
+    a seek far ahead then processes at most one keyframe's worth of records, and lands exactly."""
+    monkeypatch.setattr(replay_module, "KEYFRAME_RECORDS", 3_000)
+    s = session_of("spot")
+    s.index()
+    fractions: list[float] = []
+    s.adopt_keyframes(s.build_keyframes(fractions.append))
+    assert fractions and fractions == sorted(fractions) and 0.9 < fractions[-1] <= 1.0
+    assert len(s._keyframes) >= 10
+    s.step()
+    steps = 0
+    real_step = ReplaySession.step
+
+    def counting(self: ReplaySession) -> float | None:
+        nonlocal steps
+        steps += 1
+        return real_step(self)
+
+    monkeypatch.setattr(ReplaySession, "step", counting)
+    first, end = s.first_recv_ms, s.end_ms
+    assert first is not None and end is not None
+    targets = [first + (end - first) * f for f in (0.9, 0.1, 0.75)]
+    truth = straight("spot", targets)
+    for target in targets:
+        steps = 0
+        s.seek(target)
+        assert steps <= 3_000 + 1, steps
+        assert view(s) == truth[target]

@@ -71,6 +71,7 @@ class SnapApp(ObtuiApp):
 
     def __init__(self, session: ReplaySession, **kwargs) -> None:
         kwargs.setdefault("max_fps", None)  # repaint at once: screenshots follow changes immediately
+        kwargs.setdefault("seek_index", False)  # no replay of the whole file in a thread per test
         super().__init__(session, live=False, monotonic=lambda: MONO, **kwargs)
         self.cursor_blink_enabled = False
 

@@ -21,15 +21,16 @@ def _span(ms: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def timeline_text(session: ReplaySession, width: int) -> Text:
-    """The row at ``width`` cells. O(width + snapshots)."""
+def timeline_text(session: ReplaySession, width: int, indexing: float | None = None) -> Text:
+    """The row at ``width`` cells; ``indexing``, the fraction indexed while seeks are being made fast.
+    O(width + snapshots)."""
     first, end, now = session.first_recv_ms, session.end_ms, session.last_recv_ms
     if first is None or end is None or now is None:
         return Text(" reading the recording…", "dim")
     total = max(end - first, 1.0)
     head = f" {clock_of(now)[:8]} "
     tail = f" {_span(now - first)} / {_span(end - first)} "
-    hint = f" {KEYS_HINT} "
+    hint = f" {KEYS_HINT} " if indexing is None else f" indexing for seeks {indexing:.0%} "
     if len(head) + len(tail) + len(hint) + 20 > width:
         hint = ""  # the bar and the times first; the keys are in help (?) too
     bar_w = max(0, width - len(head) - len(tail) - len(hint))
@@ -63,9 +64,11 @@ class Timeline(Widget):
     def __init__(self, session: ReplaySession, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.session = session
+        self.indexing: float | None = 0.0  # fraction of the file indexed for seeks; None when done
 
     def update_from(self) -> None:
         self.refresh()
 
     def render(self) -> Text:
-        return timeline_text(self.session, self.size.width)  # the width as laid out, not a guess
+        # The width as laid out, not a guess. While the keyframes are built, seeks far ahead are slow: said.
+        return timeline_text(self.session, self.size.width, self.indexing)
