@@ -25,6 +25,7 @@ Costs, with n levels on a side within the reach:
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Callable
 from typing import NamedTuple
 
 from engine.num import SCALE, parse
@@ -53,7 +54,9 @@ class Book:
         "_reach",
         "ask_ceiling",
         "bid_floor",
+        "epoch",
         "last_update_id",
+        "observer",
         "symbol",
     )
 
@@ -69,6 +72,13 @@ class Book:
         self.bid_floor: int | None = None
         self.ask_ceiling: int | None = None
         self._reach = (-_NO_BOUND, _NO_BOUND)
+        # Counts loads and clears: a reader that keeps sums over the book (engine.metrics) knows by it
+        # that they must be rebuilt, since a snapshot replaces every level at once.
+        self.epoch = 0
+        # Called as observer(bids, asks) at the start of ``apply``, before any level changes, so that it
+        # can read each level's old quantity (engine.metrics keeps its depth bands so). None: no cost
+        # but one test per event.
+        self.observer: Callable[[list[Level], list[Level]], None] | None = None
 
     def __len__(self) -> int:
         return len(self._bids) + len(self._asks)
@@ -82,6 +92,7 @@ class Book:
         self._ask_keys.clear()
         self.bid_floor = self.ask_ceiling = None
         self._reach = (-_NO_BOUND, _NO_BOUND)
+        self.epoch += 1
 
     def load(self, last_update_id: int, bids: list[Level], asks: list[Level], limit: int | None = None) -> None:
         """Replace the book by a snapshot of at most ``limit`` levels a side. O(n log n).
@@ -102,12 +113,15 @@ class Book:
             -_NO_BOUND if self.bid_floor is None else self.bid_floor,
             _NO_BOUND if self.ask_ceiling is None else self.ask_ceiling,
         )
+        self.epoch += 1
 
     def apply(self, bids: list[Level], asks: list[Level], update_id: int) -> None:
         """Set each level to its absolute quantity (zero removes), then move to ``update_id``.
 
         O(1) per changed level; a level added or removed within the reach also moves the sorted index.
         """
+        if self.observer is not None:
+            self.observer(bids, asks)
         floor, ceiling = self._reach
         # The hottest loops of the program: locals only, one branch per case, one per side.
         side, keys = self._bids, self._bid_keys
