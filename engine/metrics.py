@@ -6,10 +6,9 @@ string, what it calls a number (microprice, imbalance, bps) is one correctly rou
 
 Depth bands. "The total quantity within X bps of mid" is a sum over hundreds of levels, and the band
 moves with mid; summing it per event would cost more than the rest of the replay. ``BookMetrics`` keeps
-each band's sum instead: the book calls it before each diff (``Book.observer``), so a changed level
-inside a band moves that band's sum by its change in quantity; when mid moves, each band edge moves by
-the few levels that cross it (found by bisect in the book's sorted index). A snapshot (``Book.epoch``)
-rebuilds the sums once.
+each band's sum instead: the book adds each changed level's change in quantity to the bands it lies in
+as it applies a diff (``Book.marks``); when mid moves, each band edge moves by the few levels that cross
+it (found by bisect in the book's sorted index). A snapshot (``Book.epoch``) rebuilds the sums once.
 
 Reach. The book is known only down to the snapshot's deepest bid and up to its deepest ask
 (``Book.bid_floor``/``ask_ceiling``). A band that reaches past that on a side has an unknown part:
@@ -21,11 +20,13 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass
 from fractions import Fraction
+from operator import itemgetter
 
-from engine.book import Book, Level
+from engine.book import Book, Level, Marks
 from engine.num import SCALE, to_str
 
-BANDS = (10, 50, 100)  # bps of mid, the contract's
+BANDS = (10, 50, 100)  # bps of mid, the contract's (Book.marks holds three)
+BANDS_WIDEST_FIRST = BANDS[::-1]
 _BPS = 10_000
 _FAR = 1 << 126  # an edge no price reaches: an empty band
 
@@ -91,7 +92,8 @@ class OrderCost:
     @property
     def avg_price(self) -> Fraction:
         """The average fill price, exactly (a price, not units)."""
-        return Fraction(self.notional, self.filled * SCALE * SCALE) if self.filled else Fraction(0)
+        # notional is units·units, filled units: their ratio is the price in units.
+        return Fraction(self.notional, self.filled * SCALE) if self.filled else Fraction(0)
 
     def avg_price_str(self, decimals: int) -> str:
         """The average fill price rounded half-even to ``decimals`` (it rarely ends: 1/3 of a tick). O(1)."""
@@ -105,9 +107,10 @@ class OrderCost:
         / mid · 10⁴ for a buy, (mid - avg) / mid for a sell. One correctly rounded division."""
         if not self.filled:
             return 0.0
-        # avg = notional / (filled·SCALE) units and mid = mid2 / 2 units.
-        diff = 2 * self.notional - self.mid2 * self.filled * SCALE
-        return (diff if self.buy else -diff) * _BPS / (self.mid2 * self.filled * SCALE)
+        # avg = notional / filled and mid = mid2 / 2, both in units: (avg - mid) / mid = (2·notional -
+        # mid2·filled) / (mid2·filled).
+        diff = 2 * self.notional - self.mid2 * self.filled
+        return (diff if self.buy else -diff) * _BPS / (self.mid2 * self.filled)
 
     def describe(self) -> str:
         """One line for people; says "not enough known depth" when the known book is too thin."""
@@ -160,81 +163,50 @@ def round_size(notional: int, price: int) -> int:
 class BookMetrics:
     """The depth bands of one book, kept incrementally, and the other numbers read from it.
 
-    Attaching sets ``book.observer`` (one per book). Costs:
-    - per diff: O(changed levels within the widest band) (a dict lookup each), before the book applies it;
-    - per read (``depth``): O(bands) when mid has not moved, else O(bands · (log n + levels crossed));
+    Attaching sets ``book.marks`` (one set per book): from then on the book adds each level's change to
+    the bands it lies in as it applies a diff. Costs:
+    - per changed level: O(1) more in ``Book.apply``;
+    - per read (``depth``): O(1) when mid has not moved, else O(log n + levels crossing an edge) a band;
     - after a snapshot or a clear: the first read sums each band, O(levels within the widest band).
     """
 
-    __slots__ = ("_ask_edges", "_ask_sums", "_bid_edges", "_bid_sums", "_epoch", "_mid2", "bands", "book")
+    __slots__ = ("_depth", "_depth_field", "_epoch", "_mid2", "_touch", "_touch_strs", "_unknown", "book", "marks")
 
-    def __init__(self, book: Book, bands: tuple[int, ...] = BANDS) -> None:
+    def __init__(self, book: Book) -> None:
         self.book = book
-        self.bands = tuple(sorted(bands, reverse=True))  # widest first: the widest edge filters the diffs
-        # Per band, widest first: the lowest bid counted and the highest ask counted (units), each already
-        # clipped to the reach, and the sums of the known levels between them and the touch.
-        self._bid_edges = [_FAR] * len(self.bands)
-        self._ask_edges = [-_FAR] * len(self.bands)
-        self._bid_sums = [0] * len(self.bands)
-        self._ask_sums = [0] * len(self.bands)
+        self.marks = Marks()
         self._mid2 = 0
+        self._unknown = [(False, False)] * len(BANDS)  # per band: (bid, ask) side reaches past the reach
         self._epoch = -1  # not built: the first read sums the bands
-        book.observer = self._observe
+        book.marks = self.marks
+        # What ``fields`` wrote last, to reuse its strings while the numbers stay the same.
+        self._touch: tuple[int, int] = (0, 0)
+        self._touch_strs: tuple[str, str | None] = ("", None)
+        self._depth: dict[int, tuple[int | None, int | None]] = {}
+        self._depth_field: dict[str, list[str | None]] = {}
 
     def detach(self) -> None:
-        """Stop following the book (the observer slot is freed)."""
-        if self.book.observer == self._observe:
-            self.book.observer = None
-
-    # -- kept up to date by the book -------------------------------------------------------------
-
-    def _observe(self, bids: list[Level], asks: list[Level]) -> None:
-        book = self.book
-        if self._epoch != book.epoch:
-            return  # a snapshot since the last read: the next read rebuilds
-        if bids:
-            edges, sums, side = self._bid_edges, self._bid_sums, book._bids
-            widest = edges[0]
-            # A dict, so that a price given twice in one diff counts once, at its last quantity (as applied).
-            changed = {lv[0]: lv[1] for lv in bids if lv[0] >= widest}
-            for p, q in changed.items():
-                old = side.get(p)
-                d = q - old[1] if old is not None else q
-                if d:
-                    for i, e in enumerate(edges):
-                        if p < e:
-                            break
-                        sums[i] += d
-        if asks:
-            edges, sums, side = self._ask_edges, self._ask_sums, book._asks
-            widest = edges[0]
-            changed = {lv[0]: lv[1] for lv in asks if lv[0] <= widest}
-            for p, q in changed.items():
-                old = side.get(p)
-                d = q - old[1] if old is not None else q
-                if d:
-                    for i, e in enumerate(edges):
-                        if p > e:
-                            break
-                        sums[i] += d
+        """Stop following the book: its diffs cost nothing more."""
+        if self.book.marks is self.marks:
+            self.book.marks = None
 
     def _rebuild(self) -> None:
-        """Sum every band from the book. O(levels within the widest band)."""
-        book = self.book
-        self._epoch = book.epoch
+        """Empty every band and move its edges to mid: sums them from the book. O(levels in the widest)."""
+        self._epoch = self.book.epoch
         self._mid2 = 0
-        n = len(self.bands)
-        self._bid_edges, self._ask_edges = [_FAR] * n, [-_FAR] * n
-        self._bid_sums, self._ask_sums = [0] * n, [0] * n
+        m = self.marks
+        m.bid_marks, m.ask_marks = (_FAR, _FAR, _FAR), (-_FAR, -_FAR, -_FAR)
+        m.bid_sums, m.ask_sums = [0, 0, 0], [0, 0, 0]
         self._move()
 
     def _move(self) -> None:
         """Move the band edges to the current mid, adding or taking away the levels that cross them.
-        O(bands) when mid is unchanged."""
+        O(1) when mid is unchanged."""
         book = self.book
+        # The sorted index itself: bisect finds the levels that cross an edge without a copy.
         bid_keys, ask_keys = book._bid_keys, book._ask_keys
         if not bid_keys or not ask_keys:
-            return  # no mid: the edges stay, the sums stay right for them
+            return  # no mid: the edges stay, and the sums stay right for them
         bid1, ask1 = bid_keys[-1], -ask_keys[-1]
         mid2 = bid1 + ask1
         if mid2 == self._mid2:
@@ -242,72 +214,96 @@ class BookMetrics:
         self._mid2 = mid2
         floor = book.bid_floor if book.bid_floor is not None else -_FAR
         ceiling = book.ask_ceiling if book.ask_ceiling is not None else _FAR
-        bids, asks = book._bids, book._asks
-        bid_edges, ask_edges, bid_sums, ask_sums = self._bid_edges, self._ask_edges, self._bid_sums, self._ask_sums
-        for i, bps in enumerate(self.bands):
+        bids, asks, m = book._bids, book._asks, self.marks
+        bid_marks, ask_marks = list(m.bid_marks), list(m.ask_marks)
+        bid_sums, ask_sums = m.bid_sums, m.ask_sums
+        unknown = []
+        for i, bps in enumerate(BANDS_WIDEST_FIRST):
             lo, hi = band_edges(bid1, ask1, bps)
-            lo = max(lo, floor)  # the index holds nothing below the floor: clip, and say None on read
+            # Past the reach when the exact edge mid·(1 ∓ X/10⁴) lies beyond it, even by less than 1e-8.
+            unknown.append((mid2 * (_BPS - bps) < floor * 2 * _BPS, mid2 * (_BPS + bps) > ceiling * 2 * _BPS))
+            lo = max(lo, floor)  # the index holds nothing beyond the reach: clip (the read says None)
             hi = min(hi, ceiling)
-            old = bid_edges[i]
+            old = bid_marks[i]
             if lo != old:
-                # keys ascending: the levels in [min, max) of the two edges cross.
+                # Bid keys ascend: the levels in [lower edge, higher edge) cross.
                 a, b = (lo, old) if lo < old else (old, lo)
-                j, k = bisect_left(bid_keys, a), bisect_left(bid_keys, b)
                 s = 0
-                for x in range(j, k):
+                for x in range(bisect_left(bid_keys, a), bisect_left(bid_keys, b)):
                     s += bids[bid_keys[x]][1]
                 bid_sums[i] += s if lo < old else -s
-                bid_edges[i] = lo
-            old = ask_edges[i]
+                bid_marks[i] = lo
+            old = ask_marks[i]
             if hi != old:
-                # ask keys are negated prices, ascending: the asks in (min, max] of the edges cross.
+                # Ask keys are negated prices, ascending: the asks in (lower edge, higher edge] cross.
                 a, b = (hi, old) if hi > old else (old, hi)
-                j, k = bisect_left(ask_keys, -a), bisect_left(ask_keys, -b)
                 s = 0
-                for x in range(j, k):
+                for x in range(bisect_left(ask_keys, -a), bisect_left(ask_keys, -b)):
                     s += asks[-ask_keys[x]][1]
                 ask_sums[i] += s if hi > old else -s
-                ask_edges[i] = hi
+                ask_marks[i] = hi
+        m.bid_marks, m.ask_marks = (
+            (bid_marks[0], bid_marks[1], bid_marks[2]),
+            (ask_marks[0], ask_marks[1], ask_marks[2]),
+        )
+        self._unknown = unknown
 
     # -- reading ---------------------------------------------------------------------------------
 
     def depth(self) -> dict[int, tuple[int | None, int | None]] | None:
         """{bps: (bid total, ask total)} in units of 1e-8, a side None when its band reaches past the
-        snapshot's reach; None when the book has no mid. O(bands) unless mid moved (see the class)."""
+        snapshot's reach; None when the book has no mid. O(1) unless mid moved (see the class)."""
         book = self.book
         if self._epoch != book.epoch:
             self._rebuild()
         else:
             self._move()
-        bid, ask = book.best_bid(), book.best_ask()
-        if bid is None or ask is None:
+        if not book.known_depth(True) or not book.known_depth(False):
             return None
-        floor, ceiling = book.bid_floor, book.ask_ceiling
+        m, unknown = self.marks, self._unknown
         out: dict[int, tuple[int | None, int | None]] = {}
-        for i, bps in enumerate(self.bands):
-            lo, hi = band_edges(bid[0], ask[0], bps)
-            out[bps] = (
-                None if floor is not None and lo < floor else self._bid_sums[i],
-                None if ceiling is not None and hi > ceiling else self._ask_sums[i],
+        for i in range(len(BANDS) - 1, -1, -1):  # narrowest first, as BANDS
+            bid_unknown, ask_unknown = unknown[i]
+            out[BANDS_WIDEST_FIRST[i]] = (
+                None if bid_unknown else m.bid_sums[i],
+                None if ask_unknown else m.ask_sums[i],
             )
         return out
 
     def fields(self, bids: list[Level], asks: list[Level]) -> dict[str, object]:
         """The ``--metrics`` fields of an ``--ndjson`` line, for the top levels printed (``bids``,
-        ``asks``: N = --levels). Every value None when a side is empty. O(N + a depth read)."""
+        ``asks``: N = --levels). Every value None when a side is empty. O(N + a depth read).
+
+        Once per line of a replay at full speed: what did not change since the last line (the touch's
+        prices, the band totals) reuses its strings, which are most of the cost.
+        """
         depth = self.depth()
         if not bids or not asks or depth is None:
             return {"spread": None, "mid": None, "microprice": None, "imbalance": None, "depth": None}
         b, a = bids[0], asks[0]
+        bq = sum(map(_qty, bids))
+        aq = sum(map(_qty, asks))
+        touch = (b[0], a[0])
+        if touch != self._touch:
+            self._touch = touch
+            self._touch_strs = (to_str(a[0] - b[0]), self.book.mid_str())
+        if depth != self._depth:
+            self._depth = depth
+            self._depth_field = {
+                _BAND_NAMES[bps]: [None if v is None else to_str(v) for v in sides] for bps, sides in depth.items()
+            }
+        spread, mid = self._touch_strs
         return {
-            "spread": to_str(a[0] - b[0]),
-            "mid": self.book.mid_str(),
+            "spread": spread,
+            "mid": mid,
             "microprice": microprice(b, a),
-            "imbalance": imbalance(bids, asks),
-            "depth": {
-                str(bps): [None if v is None else to_str(v) for v in sides] for bps, sides in sorted(depth.items())
-            },
+            "imbalance": (bq - aq) / (bq + aq),
+            "depth": self._depth_field,  # never changed once written: a new dict when the totals move
         }
+
+
+_qty = itemgetter(1)
+_BAND_NAMES = {bps: str(bps) for bps in BANDS}
 
 
 __all__ = [
