@@ -170,7 +170,7 @@ class BookMetrics:
     - after a snapshot or a clear: the first read sums each band, O(levels within the widest band).
     """
 
-    __slots__ = ("_depth", "_depth_field", "_epoch", "_mid2", "_touch", "_touch_strs", "_unknown", "book", "marks")
+    __slots__ = ("_depth_field", "_epoch", "_mid2", "_shown", "_touch", "_touch_strs", "_unknown", "book", "marks")
 
     def __init__(self, book: Book) -> None:
         self.book = book
@@ -182,7 +182,7 @@ class BookMetrics:
         # What ``fields`` wrote last, to reuse its strings while the numbers stay the same.
         self._touch: tuple[int, int] = (0, 0)
         self._touch_strs: tuple[str, str | None] = ("", None)
-        self._depth: dict[int, tuple[int | None, int | None]] = {}
+        self._shown: tuple[list[int], list[int], list[tuple[bool, bool]]] = ([], [], [])
         self._depth_field: dict[str, list[str | None]] = {}
 
     def detach(self) -> None:
@@ -272,13 +272,18 @@ class BookMetrics:
 
     def fields(self, bids: list[Level], asks: list[Level]) -> dict[str, object]:
         """The ``--metrics`` fields of an ``--ndjson`` line, for the top levels printed (``bids``,
-        ``asks``: N = --levels). Every value None when a side is empty. O(N + a depth read).
+        ``asks``: N = --levels). Every value None when a side is empty. O(N) and a band update (see the
+        class).
 
         Once per line of a replay at full speed: what did not change since the last line (the touch's
         prices, the band totals) reuses its strings, which are most of the cost.
         """
-        depth = self.depth()
-        if not bids or not asks or depth is None:
+        book = self.book
+        if self._epoch != book.epoch:
+            self._rebuild()
+        else:
+            self._move()
+        if not bids or not asks:
             return {"spread": None, "mid": None, "microprice": None, "imbalance": None, "depth": None}
         b, a = bids[0], asks[0]
         bq = sum(map(_qty, bids))
@@ -286,12 +291,19 @@ class BookMetrics:
         touch = (b[0], a[0])
         if touch != self._touch:
             self._touch = touch
-            self._touch_strs = (to_str(a[0] - b[0]), self.book.mid_str())
-        if depth != self._depth:
-            self._depth = depth
-            self._depth_field = {
-                _BAND_NAMES[bps]: [None if v is None else to_str(v) for v in sides] for bps, sides in depth.items()
-            }
+            self._touch_strs = (to_str(a[0] - b[0]), book.mid_str())
+        m = self.marks
+        if m.bid_sums != self._shown[0] or m.ask_sums != self._shown[1] or self._unknown is not self._shown[2]:
+            # Copies: _move adds to the lists in place.
+            self._shown = (m.bid_sums[:], m.ask_sums[:], self._unknown)
+            field = {}
+            for i in range(len(BANDS) - 1, -1, -1):  # narrowest first, as BANDS
+                unknown_bid, unknown_ask = self._unknown[i]
+                field[_NAMES[i]] = [
+                    None if unknown_bid else to_str(m.bid_sums[i]),
+                    None if unknown_ask else to_str(m.ask_sums[i]),
+                ]
+            self._depth_field = field
         spread, mid = self._touch_strs
         return {
             "spread": spread,
@@ -303,7 +315,7 @@ class BookMetrics:
 
 
 _qty = itemgetter(1)
-_BAND_NAMES = {bps: str(bps) for bps in BANDS}
+_NAMES = [str(bps) for bps in BANDS_WIDEST_FIRST]
 
 
 __all__ = [
