@@ -13,6 +13,7 @@ import orjson
 
 from engine.events import Kind
 from engine.markets import Market
+from engine.metrics import BookMetrics
 from engine.record import Recorder
 from engine.session import Listener, Session
 from engine.sync import BookSync, State, StateChanged
@@ -22,14 +23,18 @@ from engine.verify import TickerCheck
 class NdjsonWriter:
     """Formats and writes the lines of ``--ndjson``, flushed one by one.
 
-    A synced line costs O(levels); lines for any other state carry empty sides.
+    A synced line costs O(levels); lines for any other state carry empty sides. ``metrics`` (``--metrics``)
+    adds the book's numbers to each synced line (engine.metrics: O(levels) more, and the depth bands kept
+    up to date as the book changes).
     """
 
-    def __init__(self, symbol: str, levels: int, out: IO[bytes] | None = None) -> None:
+    def __init__(self, symbol: str, levels: int, out: IO[bytes] | None = None, metrics: bool = False) -> None:
         self.symbol = symbol.upper()
         self.levels = levels
         self.out = out if out is not None else sys.stdout.buffer
         self.lines = 0
+        self.metrics = metrics
+        self._tracker: BookMetrics | None = None
 
     def write(
         self,
@@ -48,9 +53,16 @@ class NdjsonWriter:
             book = sync.book
             n = self.levels
             line["last_update_id"] = book.last_update_id
+            bids, asks = book.bids(n), book.asks(n)
             # Level is (price, qty, price_str, qty_str): [2:] is the exchange's exact strings.
-            line["bids"] = [lv[2:] for lv in book.bids(n)]
-            line["asks"] = [lv[2:] for lv in book.asks(n)]
+            line["bids"] = [lv[2:] for lv in bids]
+            line["asks"] = [lv[2:] for lv in asks]
+            if self.metrics:
+                tracker = self._tracker
+                if tracker is None or tracker.book is not book:
+                    # From the first synced line on, the book tells the tracker of every change.
+                    tracker = self._tracker = BookMetrics(book)
+                line.update(tracker.fields(bids, asks))
         else:
             line["last_update_id"] = None
             line["bids"] = []
@@ -88,6 +100,7 @@ def replay_ndjson(
     speed: float | None = None,
     out: IO[bytes] | None = None,
     market: Market | None = None,
+    metrics: bool = False,
 ) -> BookSync:
     """Replay a recording and print ``--ndjson`` lines; returns the final sync.
 
@@ -97,7 +110,9 @@ def replay_ndjson(
     """
     from engine.replay import ReplaySession
 
-    session = ReplaySession(path, symbol, speed, _NdjsonListener(NdjsonWriter(symbol, levels, out)), market=market)
+    session = ReplaySession(
+        path, symbol, speed, _NdjsonListener(NdjsonWriter(symbol, levels, out, metrics)), market=market
+    )
     if speed is None:
         step = session.step
         while step() is not None:
@@ -204,7 +219,7 @@ async def _live_ndjson(args: Any, symbol: str) -> int:
     from engine.binance import LiveSession, Refused, UnknownSymbol
 
     recorder = Recorder(args.record) if getattr(args, "record", None) else None
-    listener = _NdjsonListener(NdjsonWriter(symbol, args.levels))
+    listener = _NdjsonListener(NdjsonWriter(symbol, args.levels, metrics=getattr(args, "metrics", False)))
     try:
         async with contextlib.AsyncExitStack() as stack:
             ws_url, rest_url = args.ws_url, args.rest_url

@@ -224,8 +224,20 @@ def test_a_replay_with_a_bad_ts_recv_ms_does_not_traceback(tmp_path: Path, ts: b
         (["--demo", "--ndjson", "--speed", "2"], ["--speed", "--replay"]),
         (["btcusdt", "--replay", "{rec}", "--ndjson", "--seed", "3"], ["--seed", "--demo"]),
         (["--demo", "--levels", "5"], ["--levels", "--ndjson"]),
+        (["--demo", "--metrics"], ["--metrics", "--ndjson"]),
+        (["btcusdt", "--replay", "{rec}", "--metrics"], ["--metrics", "--ndjson"]),
     ],
-    ids=["record-stdout-ndjson", "record-stdout-tui", "demo-replay", "record-replay", "speed", "seed", "levels"],
+    ids=[
+        "record-stdout-ndjson",
+        "record-stdout-tui",
+        "demo-replay",
+        "record-replay",
+        "speed",
+        "seed",
+        "levels",
+        "metrics-tui",
+        "metrics-replay-tui",
+    ],
 )
 def test_b_conflicting_flags_are_refused(args: list[str], words: list[str], tiny_recording: Path) -> None:
     argv = [a.format(rec=tiny_recording, tmp=tiny_recording.parent) for a in args]

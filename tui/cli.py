@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--record", metavar="FILE", help="record the raw feed to FILE ('.gz' = gzip)")
     p.add_argument("--ndjson", action="store_true", help="headless: one JSON line per book change on stdout")
+    p.add_argument(
+        "--metrics",
+        action="store_true",
+        help="with --ndjson: add spread, mid, microprice, imbalance and depth within 10/50/100 bps to synced lines",
+    )
     p.add_argument("--levels", type=_levels, default=None, metavar="N", help="levels per side in --ndjson (20)")
     p.add_argument(
         "--market",
@@ -184,6 +189,8 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if args.levels is not None and not args.ndjson:
         raise UsageError("--levels sets the depth of the --ndjson lines: use it with --ndjson")
+    if args.metrics and not args.ndjson:
+        raise UsageError("--metrics adds the book's numbers to the --ndjson lines: use it with --ndjson")
     if args.ws_url is not None:
         _check_url("--ws-url", args.ws_url, ("ws", "wss"))
     if args.rest_url is not None:
@@ -395,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.replay:
                 from engine.headless import replay_ndjson
 
-                replay_ndjson(args.replay, symbol, args.levels, args.speed, market=args.market)
+                replay_ndjson(args.replay, symbol, args.levels, args.speed, market=args.market, metrics=args.metrics)
                 return 0
             from engine.headless import live_ndjson
 
