@@ -31,6 +31,7 @@ from engine.events import Trade
 from engine.session import Listener, Session
 from engine.sync import State, StateChanged
 from tui.speed import SPEED_STEPS, speed_label, step_speed
+from tui.widgets.heatmap import Heatmap, slice_label
 from tui.widgets.help import HelpScreen
 from tui.widgets.ladder import Ladder
 from tui.widgets.panels import HeaderBar, LatencyPanel, MarketPanel, SyncPanel
@@ -47,6 +48,7 @@ _STEPS_UP = " ".join(speed_label(s).lstrip("×") for s in (*SPEED_STEPS, None))
 _STEPS_DOWN = " ".join(reversed(_STEPS_UP.split()))
 # Keys that mean something in one kind of session only: hidden (footer, palette, help) in the other.
 REPLAY_ACTIONS = frozenset({"pause", "resume", "faster", "slower"})
+HEATMAP_ACTIONS = frozenset({"slice_shorter", "slice_longer"})  # in the footer while the heatmap is shown
 LIVE_ACTIONS = frozenset({"resync", "reconnect", "switch_symbol"})
 
 
@@ -57,16 +59,19 @@ class FeedListener(Listener):
         self.app = app
 
     def book_changed(self, session: Session) -> None:
+        self.app.heatmap.book_changed(session)
         self.app.ladder.mark_dirty()
         self.app.market.mark_dirty()
         if self.app.ladder.stale_shown:
             self.app.refresh_panels()  # fresh again: say so now, not at the next panel tick
 
     def trade(self, session: Session, trade: Trade) -> None:
+        self.app.heatmap.trade(session, trade)
         self.app.tape.mark_dirty()
         self.app.header_bar.mark_dirty()  # the last price
 
     def state_changed(self, session: Session, change: StateChanged) -> None:
+        self.app.heatmap.state_changed(session)
         self.app.feed_state_changed(change)
 
     def notice(self, session: Session, text: str, error: bool = False) -> None:
@@ -86,6 +91,7 @@ class BookScreen(Screen):
     def compose(self) -> ComposeResult:
         app = self.parts
         yield app.header_bar
+        yield app.heatmap  # left of the ladder when shown (h), row for row with it; display: none otherwise
         # A flat grid (app.tcss), and the ladder and tape draw their own borders: Textual's
         # compositor re-renders every widget whose clip overlaps a change, on every frame, so each
         # container or bordered box costs on every book update (tui/widgets/box.py has numbers).
@@ -122,6 +128,23 @@ class ObtuiApp(App[int]):
         Binding("s", "switch_symbol", "Symbol", id="switch-symbol", tooltip="follow another symbol"),
         Binding("g", "coarser", "Coarser", id="group-coarser", tooltip="group prices 10x coarser"),
         Binding("G", "finer", "Finer", key_display="G", id="group-finer", tooltip="group prices 10x finer"),
+        Binding("h", "heatmap", "Heatmap", id="heatmap", tooltip="show or hide the depth heatmap beside the ladder"),
+        Binding(
+            "left_square_bracket",
+            "slice_shorter",
+            "Finer time",
+            key_display="[",
+            id="heatmap-finer-time",
+            tooltip="heatmap: shorter time slices a column (0.1 0.25 0.5 1 2 5 10 s)",
+        ),
+        Binding(
+            "right_square_bracket",
+            "slice_longer",
+            "Coarser time",
+            key_display="]",
+            id="heatmap-coarser-time",
+            tooltip="heatmap: longer time slices a column (more history on screen)",
+        ),
         # Each toggle is two bindings on one key, the footer showing the one that applies now.
         Binding("p", "freeze", "Freeze", id="freeze", tooltip="freeze the view; the feed runs on"),
         Binding("p", "unfreeze", "Unfreeze", id="unfreeze", tooltip="while frozen: show the live book again"),
@@ -162,6 +185,8 @@ class ObtuiApp(App[int]):
         self._resync_toast: Notification | None = None
         self.ladder = Ladder(session, clock=monotonic, id="ladder")
         self.tape = Tape(session, id="tape")
+        self.heatmap = Heatmap(session, self.ladder, id="heatmap")
+        self.ladder.linked = self.heatmap
         self.header_bar = HeaderBar(
             lambda: (self.session, self.frozen, self.monotonic, self.replay_badge()), id="header"
         )
@@ -172,6 +197,7 @@ class ObtuiApp(App[int]):
         self.pump = FramePump(max_fps)
         for widget in (self.ladder, self.tape, self.header_bar, self.market, self.latency_panel, self.sync_panel):
             widget.pump = self.pump
+        self.heatmap.pump = self.pump
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -291,6 +317,7 @@ class ObtuiApp(App[int]):
         self.frozen = False
         self.ladder.reset()
         self.tape.reset()
+        self.heatmap.reset()
         self.refresh_panels()
 
     # -- panels -----------------------------------------------------------------------------------
@@ -358,6 +385,8 @@ class ObtuiApp(App[int]):
             return not self.frozen and not ended
         if action == "unfreeze":
             return self.frozen
+        if action in HEATMAP_ACTIONS:
+            return self.heatmap.shown
         return True
 
     def action_quit_app(self) -> None:
@@ -441,6 +470,20 @@ class ObtuiApp(App[int]):
     def action_finer(self) -> None:
         if not self.ladder.finer():
             self.notify("already at the tick size", timeout=3)
+
+    def action_heatmap(self) -> None:
+        shown = not self.heatmap.shown
+        self.screen.set_class(shown, "-heatmap")
+        self.heatmap.set_shown(shown)
+        self.refresh_bindings()
+
+    def action_slice_shorter(self) -> None:
+        if not self.heatmap.step_slice(longer=False):
+            self.notify(f"the heatmap's shortest slice is {slice_label(self.heatmap.slice_ms)}", timeout=3)
+
+    def action_slice_longer(self) -> None:
+        if not self.heatmap.step_slice(longer=True):
+            self.notify(f"the heatmap's longest slice is {slice_label(self.heatmap.slice_ms)}", timeout=3)
 
     def action_freeze(self) -> None:
         self.frozen = not self.frozen

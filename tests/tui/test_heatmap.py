@@ -1,0 +1,117 @@
+"""The depth heatmap: ``h`` shows it beside the ladder, ``[``/``]`` change its time slices, and its rows
+are the ladder's rows (same prices, same grouping), drawn from the real recording."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.depth_history import NOT_LIVE
+from engine.session import Listener, Session
+from engine.sync import State
+from tests.tui.conftest import SnapApp, synced_session
+from tests.tui.waiting import footer_keys, until
+from tui.widgets.heatmap import Heatmap
+from tui.widgets.ladder import Ladder
+
+pytestmark = pytest.mark.usefixtures("need_data")
+
+
+async def test_h_toggles_the_heatmap_and_brings_its_keys() -> None:
+    app = SnapApp(synced_session())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: "heatmap" in footer_keys(app), "h in the footer")
+        assert not app.heatmap.display
+        assert "slice_longer" not in footer_keys(app)  # [ and ] mean nothing while it is hidden
+        await pilot.press("h")
+        await until(pilot, lambda: app.heatmap.region.width > 0, "the heatmap on screen")
+        # Beside the ladder, on its left, with the same rows.
+        assert app.heatmap.region.right == app.ladder.region.x
+        assert (app.heatmap.region.y, app.heatmap.region.height) == (app.ladder.region.y, app.ladder.region.height)
+        await until(pilot, lambda: {"slice_shorter", "slice_longer"} <= set(footer_keys(app)), "[ and ] in the footer")
+        assert app.heatmap.slice_ms == 1000
+        await pilot.press("right_square_bracket")
+        assert app.heatmap.slice_ms == 2000
+        assert "2 s a column" in app.heatmap.box_title
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        assert app.heatmap.slice_ms == 500
+        await pilot.press("h")
+        await until(pilot, lambda: not app.heatmap.display, "the heatmap hidden")
+        await until(pilot, lambda: app.ladder.region.x == 0, "the ladder back at the left edge")
+
+
+async def test_help_lists_the_heatmap_keys() -> None:
+    app = SnapApp(synced_session())
+    async with app.run_test(size=(160, 48)):
+        keys = dict(app.key_help())
+        assert "heatmap" in keys["h"]
+        assert "[" in keys and "]" in keys
+
+
+class _Feed(Listener):
+    def __init__(self, heatmap: Heatmap) -> None:
+        self.heatmap = heatmap
+
+    def book_changed(self, session: Session) -> None:
+        self.heatmap.book_changed(session)
+
+    def trade(self, session: Session, trade) -> None:
+        self.heatmap.trade(session, trade)
+
+    def state_changed(self, session: Session, change) -> None:
+        self.heatmap.state_changed(session)
+
+
+@pytest.mark.parametrize("group_exp", [0, 1, 2])
+def test_the_newest_column_is_the_ladder_row_for_row(group_exp: int) -> None:
+    """With no app: the open column's size on each price row is the ladder's size on that row, exactly."""
+    session = synced_session(extra_records=0)
+    ladder = Ladder(session, fixed_size=(46, 44))
+    ladder.group_exp = group_exp
+    heatmap = Heatmap(session, ladder, fixed_size=(56, 44))
+    session.listener = _Feed(heatmap)
+    for _ in range(4000):
+        session.step()
+    lines = [ladder.render_line(y).text for y in range(44)]
+    heat = [heatmap.render_line(y).text for y in range(44)]
+    assert len(heat[0]) == 56
+    sizes = heatmap.column_sizes(55)
+    assert len(sizes) == 42  # every price row of the ladder (21 a side) has its cell
+    known = 0
+    for y, size in sizes.items():
+        if size is None:  # only a bucket reaching past the book's reach (marked partial on the ladder)
+            assert "≥" in lines[y]
+            continue
+        ladder_size = lines[y].split()[1].replace(",", "").lstrip("≥")
+        assert size == round(float(ladder_size) * 10**8), (y, lines[y])
+        known += 1
+    assert known >= 40
+    # The time axis sits in the ladder's spread row, the legend in its header row.
+    spread_row = next(y for y, line in enumerate(lines) if "spread" in line)
+    assert "─" in heat[spread_row] and ":" in heat[spread_row]
+    assert heat[0].startswith(" 0 ")
+
+
+def test_a_resync_is_hatched_never_filled_in() -> None:
+    session = synced_session(extra_records=0)
+    ladder = Ladder(session, fixed_size=(46, 44))
+    heatmap = Heatmap(session, ladder, fixed_size=(56, 44))
+    session.listener = _Feed(heatmap)
+    start = session.now()
+    session.step_until(lambda s: s.now() > start + 30)
+    last = session.sync.last_update_id
+    session.sync.force_resync(f"gap: expected update {last + 1}, got {last + 7}")
+    session.drain()
+    assert session.state is State.RESYNCING
+    lost = session.now()
+    session.step_until(lambda s: s.now() > lost + 8)  # the replay has no snapshot to come: stays unknown
+    assert session.state is State.RESYNCING
+    heat = [heatmap.render_line(y).text for y in range(44)]
+    price_rows = [y for y, row in enumerate(ladder.price_rows()[0]) if row[0] in "aB"]
+    columns = heatmap.history.columns_of(1000, 56)
+    gap = [x for x, col in enumerate(columns) if col[1] & NOT_LIVE]
+    assert len(gap) >= 5
+    for x in gap:
+        assert columns[x][0] is None or x == gap[0]  # no book after the loss (the first slice had one before it)
+        for y in price_rows:
+            assert heat[y][x] in "╱·•●"  # hatched, or a trade on top (trades do not stop in a resync)
+    assert heatmap.column_sizes(gap[-1]) == {}
