@@ -135,7 +135,7 @@ class ObtuiApp(App[int]):
             "Finer time",
             key_display="[",
             id="heatmap-finer-time",
-            tooltip="heatmap: shorter time slices a column (0.1 0.25 0.5 1 2 5 10 s)",
+            tooltip="heatmap: less time a column (0.1 s at least)",
         ),
         Binding(
             "right_square_bracket",
@@ -143,7 +143,7 @@ class ObtuiApp(App[int]):
             "Coarser time",
             key_display="]",
             id="heatmap-coarser-time",
-            tooltip="heatmap: longer time slices a column (more history on screen)",
+            tooltip="heatmap: more time a column (10 s at most)",
         ),
         # Each toggle is two bindings on one key, the footer showing the one that applies now.
         Binding("p", "freeze", "Freeze", id="freeze", tooltip="freeze the view; the feed runs on"),
