@@ -4,8 +4,11 @@ are the ladder's rows (same prices, same grouping), drawn from the real recordin
 from __future__ import annotations
 
 import pytest
+from textual.pilot import Pilot
 
 from engine.depth_history import NOT_LIVE
+from engine.events import Snapshot
+from engine.replay import ReplaySession
 from engine.session import Listener, Session
 from engine.sync import State
 from tests.tui.conftest import SnapApp, synced_session
@@ -115,3 +118,76 @@ def test_a_resync_is_hatched_never_filled_in() -> None:
         for y in price_rows:
             assert heat[y][x] in "╱·•●"  # hatched, or a trade on top (trades do not stop in a resync)
     assert heatmap.column_sizes(gap[-1]) == {}
+
+
+# -- snapshots: the app on the real recording, heatmap on -------------------------------------------
+
+
+async def _settle(pilot: Pilot) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete([w for w in pilot.app.workers if w.group != "feed"])
+    await pilot.pause()
+
+
+def _run_for(session: ReplaySession, seconds: float) -> None:
+    start = session.now()
+    assert session.step_until(lambda s: s.now() >= start + seconds)
+
+
+async def _show(pilot: Pilot) -> None:
+    await pilot.press("h")
+    await until(pilot, lambda: pilot.app.heatmap.region.width > 0, "the heatmap on screen")
+
+
+@pytest.mark.parametrize("size", [pytest.param((160, 48), id="160x48"), pytest.param((80, 24), id="80x24")])
+def test_heatmap_snapshot(snap_compare, size: tuple[int, int]) -> None:
+    """A minute of the BTCUSDT recording, 1 s a column: sizes, trades, best bid and ask, the time axis."""
+    session = synced_session(extra_records=0)
+
+    async def run_before(pilot: Pilot) -> None:
+        await _show(pilot)
+        _run_for(session, 60)
+        pilot.app.refresh_panels()
+        await _settle(pilot)
+
+    assert snap_compare(SnapApp(session), terminal_size=size, run_before=run_before)
+
+
+def test_heatmap_across_a_resync_snapshot(snap_compare) -> None:
+    """A gap, 6 s resyncing (hatched: no book is made up for it), then synced again from a snapshot."""
+    session = synced_session(extra_records=0)
+    truth = synced_session(extra_records=0)  # the same recording, never resynced: the exchange's book
+
+    async def run_before(pilot: Pilot) -> None:
+        await _show(pilot)
+        _run_for(session, 25)
+        last = session.sync.last_update_id
+        session.sync.force_resync(f"gap: expected update {last + 1}, got {last + 7}")
+        session.drain()
+        _run_for(session, 6)  # the events are buffered meanwhile
+        assert session.state is State.RESYNCING
+        # The snapshot the session would fetch now: the exchange's book as of the latest event.
+        assert truth.step_until(lambda t: t.records >= session.records)
+        book = truth.sync.book
+        snap = Snapshot(session.symbol, book.last_update_id, book.bids(1000), book.asks(1000), limit=1000)
+        session.process(snap, session.last_recv_ms or 0.0)
+        assert session.state is State.SYNCED
+        _run_for(session, 20)
+        pilot.app.refresh_panels()
+        await _settle(pilot)
+
+    assert snap_compare(SnapApp(session), terminal_size=(160, 48), run_before=run_before)
+
+
+def test_heatmap_grouped_and_zoomed_out_snapshot(snap_compare) -> None:
+    """g (step 0.1) and ] (2 s a column): the same history re-bucketed, the rows still the ladder's."""
+    session = synced_session(extra_records=0)
+
+    async def run_before(pilot: Pilot) -> None:
+        await _show(pilot)
+        _run_for(session, 120)
+        await pilot.press("g", "right_square_bracket")
+        pilot.app.refresh_panels()
+        await _settle(pilot)
+
+    assert snap_compare(SnapApp(session), terminal_size=(160, 48), run_before=run_before)

@@ -256,7 +256,11 @@ class Heatmap(BoxedLines):
     # -- BoxedLines -------------------------------------------------------------------------------
 
     def _box_for(self, width: int, height: int) -> Box:
-        return Box(width, height, self.box_title, "", "", False)
+        # The longest title that fits whole ("╭─ " + title + " ─╮"): a cut one reads as nonsense.
+        title = self.box_title
+        while len(title) > width - 5 and " · " in title:
+            title = title.rsplit(" · ", 1)[0]
+        return Box(width, height, title, "", "", False)
 
     def _row_key(self, y: int) -> tuple:
         keys = self._keys
