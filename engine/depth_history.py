@@ -24,11 +24,11 @@ Sans-I/O: the caller says what happened and when (seconds, the session's clock: 
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable
 from itertools import accumulate, chain
-from operator import itemgetter
+from operator import itemgetter, sub
 
 from engine.book import Book, Level
 
@@ -96,6 +96,29 @@ class Sample:
         """``size`` of each range. O(len(ranges) log levels), in one loop."""
         ps, cum, low, high, bl = self.prices, self.cum, self.low, self.high, bisect_left
         return [cum[bl(ps, hi)] - cum[bl(ps, lo)] if lo >= low and hi - 1 <= high else None for lo, hi in ranges]
+
+    def sizes_between(self, bounds: list[int], rows: list[tuple[int, int]]) -> list[int | None]:
+        """``size(bounds[i], bounds[j])`` for each (i, j) of ``rows``, ``bounds`` ascending: adjacent price
+        buckets share a bound, so this costs one bisect a distinct bound. O(len(bounds) log levels + len(rows))."""
+        ps, cum = self.prices, self.cum
+        start = bisect_left(ps, bounds[0])
+        at = [cum[bisect_left(ps, b, start)] for b in bounds]
+        first = bisect_left(bounds, self.low)  # rows from this bound up start within the reach ...
+        stop = bisect_right(bounds, self.high + 1)  # ... and end within it below this one
+        return [at[j] - at[i] if i >= first and j < stop else None for i, j in rows]
+
+    def sizes_at(self, points: list[int]) -> list[int | None]:
+        """The size resting at exactly each price of ``points`` (rows one tick wide): the same as
+        ``size(p, p + 1)``, faster: a dict of the levels between the lowest and highest point, then one
+        lookup a point. O(log levels + levels in between + len(points))."""
+        if not points:
+            return []
+        ps, cum = self.prices, self.cum
+        i0 = bisect_left(ps, min(points))
+        i1 = bisect_left(ps, max(points) + 1)
+        at = dict(zip(ps[i0:i1], map(sub, cum[i0 + 1 : i1 + 1], cum[i0:i1]), strict=True))
+        low, high, get = self.low, self.high, at.get
+        return [get(p, 0) if low <= p <= high else None for p in points]
 
     def size_of_side(self, lo: int, hi: int, bids: bool) -> int:
         """Total size of one side's levels at prices in [lo, hi) (no reach check). O(log levels)."""

@@ -63,6 +63,13 @@ def test_regrouping_a_sample_is_exact_against_brute_force(exp: int) -> None:
             checked += 1
             unknown += want is None
     assert unknown and checked - unknown >= 4  # both cases were exercised
+    # The heatmap's batched forms agree: shared bounds (grouped), one lookup a price (at the tick).
+    ranges = [(lo, lo + step) for lo in range(best_bid - 40 * step, best_ask + 40 * step, step)]
+    bounds = sorted({b for r in ranges for b in r})
+    where = {b: i for i, b in enumerate(bounds)}
+    assert sample.sizes_between(bounds, [(where[lo], where[hi]) for lo, hi in ranges]) == sample.sizes(ranges)
+    points = list(range(best_bid - 600 * TICK, best_ask + 600 * TICK, TICK))
+    assert sample.sizes_at(points) == [sample.size(p, p + 1) for p in points]
 
 
 def test_a_sample_cut_short_knows_only_what_it_kept() -> None:

@@ -26,9 +26,11 @@ rows, the step or the colour scale change: about 2-3 ms for a 160x48 screen (``p
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from itertools import groupby
+from typing import NamedTuple
 
 from rich.segment import Segment
 from rich.style import Style
@@ -138,6 +140,9 @@ class Heatmap(BoxedLines):
         self._vals: dict[int, tuple[object, list[int | None], int]] = {}  # id(sample) -> (sample, sizes, max)
         self._codes: dict[int, tuple[Column, tuple, list[int]]] = {}  # id(column) -> (column, scale, codes)
         self._painted_k: int | None = None
+        self._prepared: PriceRows | None = None
+        self._prepared_for: tuple = ()
+        self._prepared_rows: list[tuple] | None = None
         self._timer: Timer | None = None
         self.box_title = ""
 
@@ -224,8 +229,8 @@ class Heatmap(BoxedLines):
         sample, flags, _ = columns[x]
         if sample is None or flags & (NOT_LIVE | STALE | NO_DATA):
             return {}
-        ranges, ys, _bids, _asks, touch = _row_ranges(rows, step)
-        return dict(zip(ys, _sizes(sample, ranges, step, touch), strict=True))
+        prepared = price_rows(rows, step, self.ladder.tick)
+        return dict(zip(prepared.ys, _sizes(sample, prepared), strict=True))
 
     # -- Textual hooks ----------------------------------------------------------------------------
 
@@ -327,7 +332,13 @@ class Heatmap(BoxedLines):
             self.history.advance(session.now())
         self._painted_k = self.history.open_slice(ms)
         rows, step = self.ladder.price_rows()
-        ranges, ys, bid_rows, ask_rows, touch = _row_ranges(rows[:height], step)
+        tick = self.ladder.tick
+        key = (id(rows), len(rows), step, tick, height)
+        prepared = self._prepared
+        if prepared is None or key != self._prepared_for or rows is not self._prepared_rows:
+            prepared = price_rows(rows[:height], step, tick)
+            self._prepared, self._prepared_for, self._prepared_rows = prepared, key, rows
+        ranges, ys, bid_rows, ask_rows = prepared.ranges, prepared.ys, prepared.bid_rows, prepared.ask_rows
         geometry = (tuple(ranges), step)
         if geometry != self._geometry:
             self._geometry = geometry
@@ -347,7 +358,7 @@ class Heatmap(BoxedLines):
             else:
                 found = vals_of.get(id(sample))
                 if found is None:
-                    vals = _sizes(sample, ranges, step, touch)
+                    vals = _sizes(sample, prepared)
                     found = vals_of[id(sample)] = (sample, vals, max([v for v in vals if v is not None], default=0))
                 col_vals.append(found[1])
                 top = max(top, found[2])
@@ -400,7 +411,7 @@ class Heatmap(BoxedLines):
             out = []
             for code, run in groupby(key[1]):
                 char, style = style_of(code)
-                out.append(Segment(char * sum(1 for _ in run), style))
+                out.append(Segment(char * len(list(run)), style))
             if len(key[1]) < width:
                 out.insert(0, Segment(" " * (width - len(key[1])), self._style("/base")))
             return out
@@ -489,18 +500,30 @@ class Heatmap(BoxedLines):
         return [Segment("".join(cells), style)]
 
 
-def _row_ranges(
-    rows: list[tuple], step: int
-) -> tuple[list[tuple[int, int]], list[int], dict[int, int], dict[int, int], tuple[int, int] | None]:
-    """The price rows' ranges [lo, hi) (ask buckets (a - step, a], bid buckets [b, b + step)), their screen
-    rows, {bucket: index} per side, and (ask index, bid index) of the touch pair when their ranges overlap
-    (grouped, best ask bucket = best bid bucket + step: see ``Sample.touch_sizes``). O(rows)."""
+class PriceRows(NamedTuple):
+    """The ladder's price rows as the heatmap reads them, prepared once per change of rows."""
+
+    ranges: list[tuple[int, int]]  # [lo, hi): ask buckets (a - step, a], bid buckets [b, b + step)
+    ys: list[int]  # the content row of each
+    bid_rows: dict[int, int]  # bucket price -> index, per side
+    ask_rows: dict[int, int]
+    touch: tuple[int, int] | None  # (ask index, bid index) of the touch pair when their ranges overlap
+    step: int
+    points: list[int] | None  # at the tick: each row's one price
+    bounds: list[int]  # grouped: the ranges' distinct ends, ascending ...
+    pairs: list[tuple[int, int]]  # ... and each range as (index of lo, index of hi) into them
+
+
+def price_rows(rows: list[tuple], step: int, tick: int) -> PriceRows:
+    """Read the ladder's row keys. The touch pair: grouped, when the best ask bucket is the best bid bucket
+    + step, their ranges share their inside (``Sample.touch_sizes`` splits it by side). O(rows log rows)."""
     ranges: list[tuple[int, int]] = []
     ys: list[int] = []
     bid_rows: dict[int, int] = {}
     ask_rows: dict[int, int] = {}
     last_ask: tuple[int, int] | None = None  # (price, index) of the latest ask row: the best, above the bids
     touch = None
+    prices: list[int] = []
     for y, row in enumerate(rows):
         kind = row[0]
         if kind == "a":
@@ -508,23 +531,35 @@ def _row_ranges(
             ask_rows.setdefault(price, len(ranges))
             last_ask = (price, len(ranges))
             ranges.append((price - step + 1, price + 1))
-            ys.append(y)
         elif kind == "B":
             price = row[1]
-            if not bid_rows and last_ask is not None and step > 1 and last_ask[0] - price == step:
+            if not bid_rows and last_ask is not None and step > tick and last_ask[0] - price == step:
                 touch = (last_ask[1], len(ranges))
             bid_rows.setdefault(price, len(ranges))
             ranges.append((price, price + step))
-            ys.append(y)
-    return ranges, ys, bid_rows, ask_rows, touch
+        else:
+            continue
+        ys.append(y)
+        prices.append(price)
+    if step <= tick:  # each row is one price: (p - tick, p] holds p alone, as [p, p + tick) does
+        return PriceRows(ranges, ys, bid_rows, ask_rows, None, step, prices, [], [])
+    bounds = sorted({b for r in ranges for b in r})
+    where = {b: i for i, b in enumerate(bounds)}
+    pairs = [(where[lo], where[hi]) for lo, hi in ranges]
+    return PriceRows(ranges, ys, bid_rows, ask_rows, touch, step, None, bounds, pairs)
 
 
-def _sizes(sample: Sample, ranges: list[tuple[int, int]], step: int, touch: tuple[int, int] | None) -> list[int | None]:
-    """A sample's size on each row: one loop of bisects; the touch pair split by side. O(rows log levels)."""
-    vals = sample.sizes(ranges)
-    if touch is not None:
-        ask_i, bid_i = touch
-        vals[ask_i], vals[bid_i] = sample.touch_sizes(ranges[ask_i][1] - 1, step)
+def _sizes(sample: Sample, rows: PriceRows) -> list[int | None]:
+    """A sample's size on each row: at the tick one lookup a row, grouped one bisect a distinct bucket
+    bound (the touch pair split by side). O(rows) or O(rows log levels)."""
+    if rows.points is not None:
+        return sample.sizes_at(rows.points)
+    if not rows.ranges:
+        return []
+    vals = sample.sizes_between(rows.bounds, rows.pairs)
+    if rows.touch is not None:
+        ask_i, bid_i = rows.touch
+        vals[ask_i], vals[bid_i] = sample.touch_sizes(rows.ranges[ask_i][1] - 1, rows.step)
     return vals
 
 
@@ -543,9 +578,8 @@ def _column_codes(
         base = NONE if flags & NO_DATA else GAP if flags & NOT_LIVE else OLD if flags & STALE else NONE
         codes = [base * 16] * n
     else:
-        top_bits = scale[0]
-        low_bits = top_bits - LEVELS
-        codes = [UNKNOWN * 16 if v is None else 0 if v == 0 else max(1, v.bit_length() - low_bits) * 16 for v in vals]
+        level = _levels(scale[0])  # by bit length
+        codes = [UNKNOWN * 16 if v is None else level[v.bit_length()] for v in vals]
         if sample is not None:
             bb, ba = sample.best_bid, sample.best_ask
             if bb is not None:
@@ -572,6 +606,13 @@ def _column_codes(
             size = 2 if bits >= trade_bits - 1 else 1 if bits >= trade_bits - 4 else 0
             codes[j] = codes[j] - codes[j] % 16 + (SELL if is_sell else BUY) + size
     return codes
+
+
+@functools.cache
+def _levels(top_bits: int) -> tuple[int, ...]:
+    """Code (level * 16) by a size's bit length, for a scale whose largest size has ``top_bits``: a known
+    zero is level 0; each level up doubles the size; the top one holds the largest."""
+    return (0, *(max(1, bits - top_bits + LEVELS) * 16 for bits in range(1, top_bits + 1)))
 
 
 def _row_of(price: int, step: int, bid_rows: dict[int, int], ask_rows: dict[int, int], prefer_bid: bool) -> int | None:
