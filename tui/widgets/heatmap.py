@@ -140,6 +140,7 @@ class Heatmap(BoxedLines):
         self._vals: dict[int, tuple[object, list[int | None], int]] = {}  # id(sample) -> (sample, sizes, max)
         self._codes: dict[int, tuple[Column, tuple, list[int]]] = {}  # id(column) -> (column, scale, codes)
         self._painted_k: int | None = None
+        self._events = 0
         self._prepared: PriceRows | None = None
         self._prepared_for: tuple = ()
         self._prepared_rows: list[tuple] | None = None
@@ -164,6 +165,9 @@ class Heatmap(BoxedLines):
 
     def book_changed(self, session: Session) -> None:
         """An applied event (or a snapshot): sample the book into the history. O(levels sampled)."""
+        self._events += 1
+        if self._events % 64 == 1:  # the stream's own staleness rule, also while hidden (O(64 log 64))
+            self.history.stale_after = session.stale_threshold()
         if session.sync.state is State.SYNCED:
             self.history.book(session.now(), session.sync.book)
             self.mark_dirty()
