@@ -275,20 +275,27 @@ class DepthHistory:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def columns_of(self, ms: int, n: int) -> list[Column]:
-        """The last ``n`` slices of length ``ms``, oldest first; the last is the open one (the book now).
-        Slices before the history began are ``EMPTY``. O(n)."""
+    def columns_of(self, ms: int, n: int, last: int | None = None) -> list[Column]:
+        """The ``n`` slices of length ``ms`` up to slice ``last`` (None: the open one, the book now),
+        oldest first. Slices before the history began, or no longer kept, are ``EMPTY``. O(n)."""
         ring = self.rings[ms]
         if n <= 0:
             return []
         if ring.k is None:
             return [EMPTY] * n
-        open_col: Column = (self.sample, ring.flags, dict(ring.trades) if ring.trades else None)
         closed = ring.closed
-        m = min(n - 1, len(closed))
-        out = [EMPTY] * (n - 1 - m)
-        out.extend(closed[i] for i in range(len(closed) - m, len(closed)))
-        out.append(open_col)
+        if last is None or last >= ring.k:
+            tail: list[Column] = [(self.sample, ring.flags, dict(ring.trades) if ring.trades else None)]
+            end = len(closed)  # closed[:end] precede the tail
+        else:
+            tail = []
+            end = len(closed) - (ring.k - 1 - last)  # closed[end - 1] is slice ``last``
+        want = n - len(tail)
+        end = max(0, end)
+        m = min(want, end)
+        out = [EMPTY] * (want - m)
+        out.extend(closed[i] for i in range(end - m, end))
+        out.extend(tail)
         return out
 
     def open_slice(self, ms: int) -> int | None:

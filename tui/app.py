@@ -489,6 +489,7 @@ class ObtuiApp(App[int]):
         self.frozen = not self.frozen
         self.ladder.set_frozen(self.frozen)
         self.tape.set_frozen(self.frozen)
+        self.heatmap.set_frozen(self.frozen)
         self.refresh_panels()
         self.refresh_bindings()
 

@@ -204,3 +204,20 @@ def test_the_touch_buckets_split_by_side_as_the_ladder_groups(exp: int) -> None:
         assert Sample.of_book(book).touch_sizes(ask_bucket, step) == (ask_size, bid_size)
         hits += 1
     assert hits >= 5
+
+
+def test_columns_up_to_an_earlier_slice_for_a_frozen_view() -> None:
+    h = DepthHistory(columns=4, slices_ms=(1000,))
+    book = Book("X")
+    samples = []
+    for i in range(8):  # one book a second: slice i holds qty i + 1
+        book.load(1, [lv(100, i + 1)], [lv(101, 1)], limit=1000)
+        h.book(10.0 + i + 0.5, book)
+        samples.append(h.sample)
+    assert h.open_slice(1000) == 17
+    qty = [c[0].size(100 * TICK, 100 * TICK + 1) if c[0] else None for c in h.columns_of(1000, 3, last=15)]
+    assert qty == [4, 5, 6]  # slices 13, 14, 15
+    assert h.columns_of(1000, 3, last=17) == h.columns_of(1000, 3)
+    # Slices no longer kept (4 closed: 13 to 16) are empty, never another slice's book.
+    assert h.columns_of(1000, 3, last=12) == [EMPTY] * 3
+    assert h.columns_of(1000, 3, last=13)[:2] == [EMPTY] * 2

@@ -191,3 +191,45 @@ def test_heatmap_grouped_and_zoomed_out_snapshot(snap_compare) -> None:
         await _settle(pilot)
 
     assert snap_compare(SnapApp(session), terminal_size=(160, 48), run_before=run_before)
+
+
+async def test_before_the_first_sync_nothing_is_drawn_as_a_book_then_it_is() -> None:
+    """Start-up with the heatmap on: no book yet, so no sizes (the ladder shows the state instead of rows);
+    once synced the newest column shows the book, and the slices before it are hatched (not live)."""
+    from tests.tui.conftest import BTC, FIXED
+
+    session = ReplaySession(str(BTC), "btcusdt", speed=None, clock=lambda: FIXED)
+    session.step_until(lambda s: s.sync.buffered >= 2)
+    app = SnapApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _show(pilot)
+        heat = app.heatmap
+        assert not any(row[0] in "aB" for row in app.ladder.price_rows()[0])
+        assert all(set(heat.render_lines(heat.region.reset_offset)[y].text[1:-1]) <= {" ", "─"} for y in range(1, 40))
+        assert session.step_until(lambda s: s.state is State.SYNCED)
+        _run_for(session, 5)
+        app.refresh_panels()
+        await until(pilot, lambda: len(heat.column_sizes(heat._rows_for[0] - 1)) == 42, "the book in the newest column")
+        flags = [col[1] for col in heat.history.columns_of(1000, 8)]
+        assert flags[-1] == 0 and NOT_LIVE in flags
+
+
+async def test_p_freezes_the_heatmap_too() -> None:
+    session = synced_session(extra_records=0)
+    app = SnapApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _show(pilot)
+        _run_for(session, 10)
+        await pilot.press("p")
+        heat = app.heatmap
+        frozen_k = heat._painted_k
+        lines = [heat.render_line(y).text for y in range(44)]
+        assert frozen_k is not None
+        _run_for(session, 5)  # the feed runs on, the history records on
+        app.refresh_panels()
+        await pilot.pause()
+        assert heat.history.open_slice(1000) >= frozen_k + 5
+        assert heat._painted_k == frozen_k
+        assert [heat.render_line(y).text for y in range(44)] == lines
+        await pilot.press("p")
+        await until(pilot, lambda: heat._painted_k == heat.history.open_slice(1000), "the heatmap live again")

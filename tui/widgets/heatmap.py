@@ -140,6 +140,9 @@ class Heatmap(BoxedLines):
         self._vals: dict[int, tuple[object, list[int | None], int]] = {}  # id(sample) -> (sample, sizes, max)
         self._codes: dict[int, tuple[Column, tuple, list[int]]] = {}  # id(column) -> (column, scale, codes)
         self._painted_k: int | None = None
+        self._frozen_at: int | None = None  # ms: the view is frozen at this time (p)
+        self._frozen_open: dict[int, Column] = {}
+        self._plain: dict[tuple, Strip] = {}  # render_line's strips (no border)
         self._events = 0
         self._prepared: PriceRows | None = None
         self._prepared_for: tuple = ()
@@ -190,6 +193,8 @@ class Heatmap(BoxedLines):
     def reset(self) -> None:
         """Another symbol: its past is not this one's."""
         self.history.clear()
+        self._frozen_at = None
+        self._frozen_open = {}
         self._forget()
         self.mark_dirty()
 
@@ -202,6 +207,24 @@ class Heatmap(BoxedLines):
         if shown:
             self._update_title()
             repaint(self, self.pump)
+
+    def set_frozen(self, frozen: bool) -> None:
+        """Freeze the view (``p``): the columns stop at the slice open now; the history records on."""
+        self._frozen_at = self.history.t_ms if frozen else None
+        # The slices open now, as they are now: they go on filling in the history.
+        self._frozen_open = {ms: self.history.columns_of(ms, 1)[0] for ms in SLICES_MS} if frozen else {}
+        self.mark_dirty()
+
+    def _last_slice(self, ms: int) -> int | None:
+        return None if self._frozen_at is None else self._frozen_at // ms
+
+    def _columns(self, ms: int, width: int) -> list[Column]:
+        """The columns to draw: up to now, or up to the moment of the freeze."""
+        last = self._last_slice(ms)
+        columns = self.history.columns_of(ms, width, last)
+        if last is not None and columns and ms in self._frozen_open:
+            columns[-1] = self._frozen_open[ms]
+        return columns
 
     def step_slice(self, longer: bool) -> bool:
         """The next slice length up (``]``) or down (``[``); False at either end."""
@@ -221,7 +244,7 @@ class Heatmap(BoxedLines):
         if session is None or not self.shown:
             return
         self.history.stale_after = session.stale_threshold()
-        if int(session.now() * 1000) // self.slice_ms != self._painted_k:
+        if self._frozen_at is None and int(session.now() * 1000) // self.slice_ms != self._painted_k:
             self.mark_dirty()
 
     def column_sizes(self, x: int) -> dict[int, int | None]:
@@ -229,7 +252,7 @@ class Heatmap(BoxedLines):
         only; None: unknown). For tests; O(rows)."""
         rows, step = self.ladder.price_rows()
         width = self._rows_for[0]
-        columns = self.history.columns_of(self.slice_ms, width)
+        columns = self._columns(self.slice_ms, width)
         sample, flags, _ = columns[x]
         if sample is None or flags & (NOT_LIVE | STALE | NO_DATA):
             return {}
@@ -247,6 +270,7 @@ class Heatmap(BoxedLines):
         self._styles.clear()
         self._code_styles.clear()
         self._boxed.clear()
+        self._plain.clear()
         self._box = None
         self._rows_for = (-1, -1)
 
@@ -261,6 +285,7 @@ class Heatmap(BoxedLines):
         self._vals.clear()
         self._codes.clear()
         self._boxed.clear()
+        self._plain.clear()
 
     # -- BoxedLines -------------------------------------------------------------------------------
 
@@ -296,11 +321,11 @@ class Heatmap(BoxedLines):
         if self._dirty or self._rows_for != (width, height):
             self._rebuild(width, height)
         key = self._row_key(y)
-        strip = self._boxed.get(key)
+        strip = self._plain.get(key)
         if strip is None:
-            strip = self._boxed[key] = Strip(self._segments(key, width), width)
-            if len(self._boxed) > _CACHE_MAX:
-                self._boxed.popitem(last=False)
+            if len(self._plain) >= _CACHE_MAX:
+                self._plain.clear()
+            strip = self._plain[key] = Strip(self._segments(key, width), width)
         return strip
 
     def _dims(self) -> tuple[int, int]:
@@ -326,6 +351,7 @@ class Heatmap(BoxedLines):
         self._dirty = False
         if self._rows_for[0] != width:
             self._boxed.clear()
+            self._plain.clear()
         self._rows_for = (width, height)
         self.frames += 1
         session = self.session
@@ -334,7 +360,8 @@ class Heatmap(BoxedLines):
             if not self.history.started:
                 self._start(session)
             self.history.advance(session.now())
-        self._painted_k = self.history.open_slice(ms)
+        last = self._last_slice(ms)
+        self._painted_k = self.history.open_slice(ms) if last is None else last
         rows, step = self.ladder.price_rows()
         tick = self.ladder.tick
         key = (id(rows), len(rows), step, tick, height)
@@ -348,7 +375,7 @@ class Heatmap(BoxedLines):
             self._geometry = geometry
             self._vals.clear()
             self._codes.clear()
-        columns = self.history.columns_of(ms, width)
+        columns = self._columns(ms, width)
         n = len(ranges)
         # Pass 1: sizes per column (cached by sample), and the scale.
         vals_of = self._vals
