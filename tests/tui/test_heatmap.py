@@ -233,3 +233,22 @@ async def test_p_freezes_the_heatmap_too() -> None:
         assert [heat.render_line(y).text for y in range(44)] == lines
         await pilot.press("p")
         await until(pilot, lambda: heat._painted_k == heat.history.open_slice(1000), "the heatmap live again")
+
+
+def test_the_colour_scale_stays_legible_in_256_colours() -> None:
+    """Each level, the known zero and the background stay distinct colours on a 256-colour terminal."""
+    import re
+    from pathlib import Path
+
+    from rich.color import Color, ColorSystem
+
+    css = (Path(__file__).resolve().parents[2] / "tui" / "app.tcss").read_text()
+    background = re.search(r"#heatmap \{[^}]*background: (#\w+)", css)
+    assert background is not None
+    colours = [background[1]]
+    for level in range(9):
+        found = re.search(rf"Heatmap > \.heatmap--{level} \{{ background: (#\w+)", css)
+        assert found is not None
+        colours.append(found[1])
+    numbers = [Color.parse(c).downgrade(ColorSystem.EIGHT_BIT).number for c in colours]
+    assert len(set(numbers)) == len(numbers), dict(zip(colours, numbers, strict=True))
