@@ -33,6 +33,7 @@ from engine.replay import ReplaySession
 from engine.session import Listener, Session
 from engine.sync import State, StateChanged
 from tui.speed import SPEED_STEPS, speed_label, step_speed
+from tui.widgets.heatmap import Heatmap, slice_label
 from tui.widgets.help import HelpScreen
 from tui.widgets.ladder import Ladder
 from tui.widgets.panels import HeaderBar, LatencyPanel, MarketPanel, SyncPanel
@@ -63,6 +64,7 @@ _SEEK_KEYS = (
     ("full_stop", "step_event", ".", "step", "while paused: one depth event"),
 )
 REPLAY_ACTIONS = frozenset({"pause", "resume", "faster", "slower", "seek_by", "seek_start", "seek_end", "step_event"})
+HEATMAP_ACTIONS = frozenset({"slice_shorter", "slice_longer"})  # in the footer while the heatmap is shown
 LIVE_ACTIONS = frozenset({"resync", "reconnect", "switch_symbol", "flip_market"})
 # ``f``: the market of the same pair's other side (spot <-> its USDⓈ-M perpetual); COIN-M has none.
 FLIP_MARKETS = {"spot": "usdm", "usdm": "spot"}
@@ -75,16 +77,19 @@ class FeedListener(Listener):
         self.app = app
 
     def book_changed(self, session: Session) -> None:
+        self.app.heatmap.book_changed(session)
         self.app.ladder.mark_dirty()
         self.app.market.mark_dirty()
         if self.app.ladder.stale_shown:
             self.app.refresh_panels()  # fresh again: say so now, not at the next panel tick
 
     def trade(self, session: Session, trade: Trade) -> None:
+        self.app.heatmap.trade(session, trade)
         self.app.tape.mark_dirty()
         self.app.header_bar.mark_dirty()  # the last price
 
     def state_changed(self, session: Session, change: StateChanged) -> None:
+        self.app.heatmap.state_changed(session)
         self.app.feed_state_changed(change)
 
     def notice(self, session: Session, text: str, error: bool = False) -> None:
@@ -104,6 +109,7 @@ class BookScreen(Screen):
     def compose(self) -> ComposeResult:
         app = self.parts
         yield app.header_bar
+        yield app.heatmap  # left of the ladder when shown (h), row for row with it; display: none otherwise
         # A flat grid (app.tcss), and the ladder and tape draw their own borders: Textual's
         # compositor re-renders every widget whose clip overlaps a change, on every frame, so each
         # container or bordered box costs on every book update (tui/widgets/box.py has numbers).
@@ -149,6 +155,23 @@ class ObtuiApp(App[int]):
         ),
         Binding("g", "coarser", "Coarser", id="group-coarser", tooltip="group prices 10x coarser"),
         Binding("G", "finer", "Finer", key_display="G", id="group-finer", tooltip="group prices 10x finer"),
+        Binding("h", "heatmap", "Heatmap", id="heatmap", tooltip="show or hide the depth heatmap beside the ladder"),
+        Binding(
+            "left_square_bracket",
+            "slice_shorter",
+            "Finer time",
+            key_display="[",
+            id="heatmap-finer-time",
+            tooltip="heatmap: less time a column (0.1 s at least)",
+        ),
+        Binding(
+            "right_square_bracket",
+            "slice_longer",
+            "Coarser time",
+            key_display="]",
+            id="heatmap-coarser-time",
+            tooltip="heatmap: more time a column (10 s at most)",
+        ),
         # Each toggle is two bindings on one key, the footer showing the one that applies now.
         Binding("p", "freeze", "Freeze", id="freeze", tooltip="freeze the view; the feed runs on"),
         Binding("p", "unfreeze", "Unfreeze", id="unfreeze", tooltip="while frozen: show the live book again"),
@@ -202,6 +225,8 @@ class ObtuiApp(App[int]):
         self._resync_toast: Notification | None = None
         self.ladder = Ladder(session, clock=monotonic, id="ladder")
         self.tape = Tape(session, id="tape")
+        self.heatmap = Heatmap(session, self.ladder, id="heatmap")
+        self.ladder.linked = self.heatmap
         self.header_bar = HeaderBar(
             lambda: (self.session, self.frozen, self.monotonic, self.replay_badge()), id="header"
         )
@@ -213,6 +238,7 @@ class ObtuiApp(App[int]):
         self.pump = FramePump(max_fps)
         for widget in (self.ladder, self.tape, self.header_bar, self.market, self.latency_panel, self.sync_panel):
             widget.pump = self.pump
+        self.heatmap.pump = self.pump
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -358,6 +384,7 @@ class ObtuiApp(App[int]):
         self.frozen = False
         self.ladder.reset()
         self.tape.reset()
+        self.heatmap.reset()
         self.refresh_panels()
 
     # -- panels -----------------------------------------------------------------------------------
@@ -439,6 +466,8 @@ class ObtuiApp(App[int]):
             # (recording, one market's --ws-url): the picker's Tab says why.
             target = self.flip_target()
             return target is not None and self.market_refusal(target[0]) is None
+        if action in HEATMAP_ACTIONS:
+            return self.heatmap.shown
         return True
 
     def action_quit_app(self) -> None:
@@ -568,6 +597,7 @@ class ObtuiApp(App[int]):
         self.session = session
         self.ladder.session = session
         self.tape.session = session
+        self.heatmap.session = session
         session.listener = FeedListener(self)
         for toast in (self._problem_toast, self._resync_toast):
             self._withdraw(toast)
@@ -646,10 +676,25 @@ class ObtuiApp(App[int]):
         if not self.ladder.finer():
             self.notify("already at the tick size", timeout=3)
 
+    def action_heatmap(self) -> None:
+        shown = not self.heatmap.shown
+        self.screen.set_class(shown, "-heatmap")
+        self.heatmap.set_shown(shown)
+        self.refresh_bindings()
+
+    def action_slice_shorter(self) -> None:
+        if not self.heatmap.step_slice(longer=False):
+            self.notify(f"the heatmap's shortest slice is {slice_label(self.heatmap.slice_ms)}", timeout=3)
+
+    def action_slice_longer(self) -> None:
+        if not self.heatmap.step_slice(longer=True):
+            self.notify(f"the heatmap's longest slice is {slice_label(self.heatmap.slice_ms)}", timeout=3)
+
     def action_freeze(self) -> None:
         self.frozen = not self.frozen
         self.ladder.set_frozen(self.frozen)
         self.tape.set_frozen(self.frozen)
+        self.heatmap.set_frozen(self.frozen)
         self.refresh_panels()
         self.refresh_bindings()
 

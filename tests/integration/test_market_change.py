@@ -110,6 +110,8 @@ async def test_switch_from_spot_to_usdm_and_back(sims: dict[str, SimServer], loo
         await until(pilot, lambda: app.session is not first, "the new session", 15)
         perp: Session = app.session
         assert perp.market.name == "usdm" and perp.symbol == "BTCUSDT"
+        # Every widget follows the new session: none keeps drawing the old market's book.
+        assert app.ladder.session is app.tape.session is app.heatmap.session is perp
         await until(pilot, lambda: perp.state is State.SYNCED and app.shown_book() is not None, "usdm synced", 15)
         assert_exact(app, usdm)
         assert "USDⓈ-M PERP" in str(app.header_bar.build(app.session, app.frozen, app.monotonic))

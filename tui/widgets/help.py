@@ -82,6 +82,12 @@ INDICATORS: list[tuple[str, str]] = [
     (f"{PARTIAL_MARK} partial", "a price bucket that reaches past the known book: its size is a lower bound"),
     ("sizes in cont", "COIN-M sizes count contracts (a contract is worth a fixed amount of USD), not coins"),
     ("FROZEN", "the view is frozen (p); the feed and the sync panel run on"),
+    (
+        "heatmap",
+        "h: resting size by price (the ladder's rows beside it) and time (newest at the right), on a log "
+        "colour scale (the legend is in its top row); blank: unknown (past the book's reach), ╱ not live, "
+        "╲ stale; · • ● trades by volume (green buy, red sell), ─ best bid and ask",
+    ),
 ]
 
 

@@ -22,7 +22,7 @@ import textwrap
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from rich.segment import Segment
 from rich.style import Style
@@ -35,6 +35,9 @@ from engine.sync import State
 from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, bps, countdown, live_wait, units
 from tui.widgets.box import BOX_CLASSES, Box, BoxedLines
 from tui.widgets.pump import FramePump, repaint
+
+if TYPE_CHECKING:
+    from tui.widgets.heatmap import Heatmap
 
 _EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
 _CACHE_MAX = 1024  # strips kept: ~25 frames of changed rows
@@ -159,6 +162,8 @@ class Ladder(BoxedLines):
         self._shown_not_live: tuple[State, str, str] | None = None
         self._shown_stale: str | None = None  # the STALE banner drawn, None while the book is fresh
         self.partial_shown = False  # a bucket marked partial is on screen: the title explains the mark
+        self.rows_step = self.step  # the grouping step of the rows drawn (a greyed last good book keeps its own)
+        self.linked: Heatmap | None = None  # a widget drawn row for row beside the ladder (the heatmap)
         # The border is drawn into the row strips (tui/widgets/box.py says why): its title, its
         # subtitle (FROZEN / NOT LIVE) and its state colours; rows with the border, by row key.
         self.box_title = ""
@@ -169,6 +174,8 @@ class Ladder(BoxedLines):
 
     def mark_dirty(self) -> None:
         """The book changed: repaint at the next frame. O(1); many calls per frame cost one paint."""
+        if self.linked is not None:
+            self.linked.mark_dirty()  # its rows are the ladder's
         if not self._dirty:
             self._dirty = True
             if self.fixed_size is None:
@@ -362,6 +369,20 @@ class Ladder(BoxedLines):
                 strips.popitem(last=False)
         return strip
 
+    def price_rows(self) -> tuple[list[tuple], int]:
+        """The content rows as the next paint draws them, and their grouping step: a widget drawn beside the
+        ladder (the heatmap) aligns its rows with these. Row keys: ``("a", price, ...)`` an ask bucket,
+        ``("B", price, ...)`` a bid bucket, ``("h", ...)`` the header, ``("s", ...)``/``("n", ...)`` the spread
+        row or the banner, others blank or a message. O(1), or O(rows) when the book changed since."""
+        if self.fixed_size is not None:
+            inner = self.fixed_size
+        else:
+            width, height = self.size
+            inner = (max(0, width - 2), max(0, height - 2))
+        if self._dirty or self._rows_for != inner:
+            self._rebuild(*inner)
+        return self._rows, self.rows_step
+
     def _box_for(self, width: int, height: int) -> Box:
         inner = (max(0, width - 2), max(0, height - 2))
         if self._dirty or self._rows_for != inner:
@@ -483,6 +504,7 @@ class Ladder(BoxedLines):
     def _level_rows(self, frame: Frame, height: int, banner: str | None) -> list[tuple]:
         """One key per screen row. A key holds every number its strip shows, so equal keys are equal rows."""
         stale = banner is not None
+        self.rows_step = frame.step
         per_side = max(0, (height - 2) // 2)
         asks, bids = frame.asks[:per_side], frame.bids[:per_side]
         ask_cum: list[int] = []
