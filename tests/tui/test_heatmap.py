@@ -209,7 +209,17 @@ async def test_before_the_first_sync_nothing_is_drawn_as_a_book_then_it_is() -> 
         assert session.step_until(lambda s: s.state is State.SYNCED)
         _run_for(session, 5)
         app.refresh_panels()
-        await until(pilot, lambda: len(heat.column_sizes(heat._rows_for[0] - 1)) == 42, "the book in the newest column")
+
+        # One size for every price row the ladder shows (the rows the layout leaves it: a replay's timeline
+        # takes one).
+        def price_rows() -> int:
+            return sum(1 for row in app.ladder.price_rows()[0] if row[0] in "aB")
+
+        await until(
+            pilot,
+            lambda: len(heat.column_sizes(heat._rows_for[0] - 1)) == price_rows() >= 40,
+            "the book in the newest column",
+        )
         flags = [col[1] for col in heat.history.columns_of(1000, 8)]
         assert flags[-1] == 0 and NOT_LIVE in flags
 
