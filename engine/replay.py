@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import copy
+import heapq
 import itertools
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from engine.events import (
     Payload,
     Reject,
     Snapshot,
+    Trade,
     decode_payload,
     futures_marks,
     is_rpi,
@@ -36,6 +38,7 @@ from engine.events import (
 from engine.markets import COINM_MARKET, MARKETS, RPI_MARKETS, SPOT_MARKET, USDM_MARKET, Market
 from engine.record import Recording
 from engine.session import Listener, Session, SymbolInfo
+from engine.sync import State, StateChanged
 
 if TYPE_CHECKING:
     import asyncio
@@ -57,10 +60,53 @@ KEYFRAME_LEVELS = 30_000
 _NOT_STATE = frozenset(
     {"listener", "clock", "market", "path", "speed", "paused", "recording", "_lines", "_anchor", "_wake", "_keyframes"}
     | {"_keyframe_at"}
-    | {"end_ms", "snapshot_ms", "lines"}
+    | {"end_ms", "snapshot_ms", "lines", "marks"}
 )
 MAX_WAIT_S = 5.0  # longest pause between two records when paced: a recorder that slept must not freeze a replay
 INFER_EVENTS = 20  # depth events after the first snapshot that still refine inferred units (2 s at 100 ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A moment of a recording worth a jump: the book lost its sync there, or a large trade printed."""
+
+    recv_ms: float
+    kind: str  # "gap" (any loss of sync: a gap, a resync, a disconnect) or "trade"
+    text: str
+
+
+@dataclass
+class Index:
+    """What one pass over a recording found (``ReplaySession.build_index``)."""
+
+    keyframes: list[tuple[float, int, dict]]
+    marks: list[Mark]
+
+
+LARGE_TRADE_SHARE = 0.001  # the largest 0.1% of a recording's trades (at least one) are marks
+
+
+class _Marks(Listener):
+    """Collects the index's marks while the indexing session replays."""
+
+    def __init__(self) -> None:
+        self.lost: list[Mark] = []
+        self.trades: list[tuple[int, float, str]] = []  # (qty units, recv ms, text)
+
+    def state_changed(self, session: Session, change: StateChanged) -> None:
+        if change.old is State.SYNCED and change.new is not State.SYNCED:
+            t = session.last_recv_ms or 0.0
+            self.lost.append(Mark(t, "gap", f"{change.new.value}: {change.reason}"))
+
+    def trade(self, session: Session, trade: Trade) -> None:
+        side = "sell" if trade.is_sell else "buy"
+        self.trades.append((trade.qty_units, session.last_recv_ms or 0.0, f"{side} {trade.qty} at {trade.price}"))
+
+    def result(self) -> list[Mark]:
+        keep = max(1, int(len(self.trades) * LARGE_TRADE_SHARE)) if self.trades else 0
+        large = heapq.nlargest(keep, self.trades, key=lambda t: t[0])
+        marks = self.lost + [Mark(t, "trade", f"large trade: {text}") for _, t, text in large]
+        return sorted(marks, key=lambda m: m.recv_ms)
 
 
 class ReplaySession(Session):
@@ -103,6 +149,7 @@ class ReplaySession(Session):
         self.sync.connection_opened()
         # The first state is told with the first record's time (not 0, not the wall clock): drained in step().
         self.end_ms: float | None = None  # the last record's time, once ``index()`` has read the file
+        self.marks: list[Mark] = []  # where the book lost its sync, and the largest trades (``build_index``)
         self.lines = 0  # the file's lines, once ``index()`` has read it
         self.snapshot_ms: list[float] = []  # when the recording's snapshots came (``index()``)
         self._keyframes: list[tuple[float, int, dict]] = []  # (recv_ms, line_no, state), in file order
@@ -164,28 +211,42 @@ class ReplaySession(Session):
         self.snapshot_ms = snaps
         self.lines = lines
 
-    def build_keyframes(self, progress: Callable[[float], None] | None = None) -> list[tuple[float, int, dict]]:
-        """Replay the whole file once in a session of its own and return its keyframes, for
-        ``adopt_keyframes``: then a seek anywhere replays at most one keyframe's worth of records.
+    def build_index(self, progress: Callable[[float], None] | None = None) -> Index:
+        """Replay the whole file once in a session of its own: its keyframes, for ``adopt_index`` (then a
+        seek anywhere replays at most one keyframe's worth of records), and the moments worth a jump
+        (``n``/``N``): every loss of sync (a gap, a resync, a disconnect) and the largest trades.
         Costs one straight replay (seconds for an hour); touches nothing of this session, so it may run in
         a thread. ``progress`` hears the fraction of the file's lines done, at every keyframe."""
-        indexer = ReplaySession(self.path, self.symbol, speed=None, market=self.market)
+        marks = _Marks()
+        indexer = ReplaySession(self.path, self.symbol, speed=None, listener=marks, market=self.market)
         total = self.lines or 1
         seen = len(indexer._keyframes)
         while indexer.step() is not None:
             if progress is not None and len(indexer._keyframes) != seen:
                 seen = len(indexer._keyframes)
                 progress(min(1.0, indexer.line_no / total))
-        return indexer._keyframes
+        return Index(indexer._keyframes, marks.result())
 
-    def adopt_keyframes(self, keyframes: list[tuple[float, int, dict]]) -> None:
-        """Take the keyframes ``build_keyframes`` made (exact: the same states a replay from the start
-        has at those lines), beside those this session made itself."""
-        for key, line_no, state in keyframes:
+    def adopt_index(self, index: Index) -> None:
+        """Take what ``build_index`` found: its keyframes (exact: the states a replay from the start has
+        at those lines) beside this session's own, and its marks."""
+        for key, line_no, state in index.keyframes:
             if line_no not in self._keyframe_at:
                 self._keyframe_at.add(line_no)
                 at = bisect.bisect_right([k[1] for k in self._keyframes], line_no)
                 self._keyframes.insert(at, (key, line_no, state))
+        self.marks = index.marks
+
+    def next_mark(self, forward: bool = True) -> Mark | None:
+        """The first mark after the replayed moment (``forward``) or the last one before it; None when
+        there is none (or the index is not built yet). O(log marks)."""
+        here = self.last_recv_ms if self.last_recv_ms is not None else float("-inf")
+        times = [m.recv_ms for m in self.marks]
+        if forward:
+            i = bisect.bisect_right(times, here)
+            return self.marks[i] if i < len(times) else None
+        i = bisect.bisect_left(times, here) - 1
+        return self.marks[i] if i >= 0 else None
 
     def seek(self, target_ms: float) -> None:
         """Move to the recorded time ``target_ms`` (clamped to the file): the session is then exactly as

@@ -32,6 +32,7 @@ from engine.events import Trade
 from engine.replay import ReplaySession
 from engine.session import Listener, Session
 from engine.sync import State, StateChanged
+from tui.fmt import clock_of
 from tui.speed import SPEED_STEPS, speed_label, step_speed
 from tui.widgets.heatmap import Heatmap, slice_label
 from tui.widgets.help import HelpScreen
@@ -62,8 +63,12 @@ _SEEK_KEYS = (
     ("home", "seek_start", "home", "seek-start", "seek to the recording's start"),
     ("end", "seek_end", "end", "seek-end", "seek to the recording's end"),
     ("full_stop", "step_event", ".", "step", "while paused: one depth event"),
+    ("n", "jump(1)", "n", "next-mark", "the next loss of sync (gap, resync, disconnect) or large trade"),
+    ("N", "jump(-1)", "N", "previous-mark", "the previous loss of sync or large trade"),
 )
-REPLAY_ACTIONS = frozenset({"pause", "resume", "faster", "slower", "seek_by", "seek_start", "seek_end", "step_event"})
+REPLAY_ACTIONS = frozenset(
+    {"pause", "resume", "faster", "slower", "seek_by", "seek_start", "seek_end", "step_event", "jump"}
+)
 HEATMAP_ACTIONS = frozenset({"slice_shorter", "slice_longer"})  # in the footer while the heatmap is shown
 LIVE_ACTIONS = frozenset({"resync", "reconnect", "switch_symbol", "flip_market"})
 # ``f``: the market of the same pair's other side (spot <-> its USDⓈ-M perpetual); COIN-M has none.
@@ -274,8 +279,8 @@ class ObtuiApp(App[int]):
             timeline.indexing = done
             self.call_from_thread(timeline.refresh)
 
-        keyframes = session.build_keyframes(progress)
-        self.call_from_thread(session.adopt_keyframes, keyframes)  # on the app's thread: no race with a seek
+        index = session.build_index(progress)
+        self.call_from_thread(session.adopt_index, index)  # on the app's thread: no race with a seek
         timeline.indexing = None
         self.call_from_thread(timeline.refresh)
 
@@ -451,7 +456,7 @@ class ObtuiApp(App[int]):
             return not self._reconnect_pending()
         ended = getattr(self.session, "finished", False)  # a replay at its end: nothing moves any more
         paused = getattr(self.session, "paused", False)
-        if action in ("seek_by", "seek_start", "seek_end"):
+        if action in ("seek_by", "seek_start", "seek_end", "jump"):
             return True  # at the end too: a seek back plays on
         if action == "step_event":
             return paused and not ended
@@ -734,6 +739,21 @@ class ObtuiApp(App[int]):
 
     def action_seek_end(self) -> None:
         self._seek(float("inf"))  # past the last record: the replay reads to the end and says END
+
+    def action_jump(self, direction: int) -> None:
+        session = self.session
+        if not isinstance(session, ReplaySession):
+            return
+        if self.timeline is not None and self.timeline.indexing is not None:
+            self.notify("still indexing the recording: the jumps are known once it is done", timeout=3)
+            return
+        mark = session.next_mark(forward=direction > 0)
+        if mark is None:
+            where = "after" if direction > 0 else "before"
+            self.notify(f"no loss of sync or large trade {where} this point", timeout=3)
+            return
+        self._seek(mark.recv_ms)
+        self.notify(f"{clock_of(mark.recv_ms)[:12]} {mark.text}", timeout=5)
 
     def action_step_event(self) -> None:
         session = self.session

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         indexed = time.perf_counter() - t0
         rss0 = rss_mb()
         t0 = time.perf_counter()
-        session.adopt_keyframes(session.build_keyframes())  # what the TUI does in a thread at start
+        session.adopt_index(session.build_index())  # what the TUI does in a thread at start
         built = time.perf_counter() - t0
         print(
             f"index for the timeline: {indexed:.2f} s; keyframes for seeks: {len(session._keyframes)} in {built:.1f} s "

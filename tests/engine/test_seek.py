@@ -103,13 +103,13 @@ def test_seek_tells_the_listener_once_and_nothing_on_the_way() -> None:
 
 
 def test_adopted_keyframes_bound_every_seek_and_stay_exact(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The indexing pass (build_keyframes, in a thread in the TUI) gives keyframes all along the file:
+    """The indexing pass (build_index, in a thread in the TUI) gives keyframes all along the file:
     a seek far ahead then processes at most one keyframe's worth of records, and lands exactly."""
     monkeypatch.setattr(replay_module, "KEYFRAME_RECORDS", 3_000)
     s = session_of("spot")
     s.index()
     fractions: list[float] = []
-    s.adopt_keyframes(s.build_keyframes(fractions.append))
+    s.adopt_index(s.build_index(fractions.append))
     assert fractions and fractions == sorted(fractions) and 0.9 < fractions[-1] <= 1.0
     assert len(s._keyframes) >= 10
     s.step()
@@ -131,3 +131,39 @@ def test_adopted_keyframes_bound_every_seek_and_stay_exact(monkeypatch: pytest.M
         s.seek(target)
         assert steps <= 3_000 + 1, steps
         assert view(s) == truth[target]
+
+
+def test_the_index_marks_every_loss_of_sync_and_the_largest_trades(tmp_path: Path) -> None:
+    """n/N jump between these: a gap (here one depth event cut out of the real file) and the 0.1% largest
+    trades. Jumping to the gap lands where the book is no longer synced."""
+    import gzip
+
+    from engine.sync import State
+
+    src = DATA / FILES["spot"][0]
+    if not src.exists():
+        pytest.skip(f"real data not present: {src}")
+    lines = gzip.decompress(src.read_bytes()).splitlines(keepends=True)
+    depth = [i for i, line in enumerate(lines) if b"@depth@100ms" in line]
+    cut = depth[len(depth) // 2]
+    path = tmp_path / "cut.ndjson"
+    path.write_bytes(b"".join(lines[:cut] + lines[cut + 1 :]))
+    s = ReplaySession(str(path), "btcusdt", speed=None)
+    s.index()
+    index = s.build_index()
+    s.adopt_index(index)
+    gaps = [m for m in s.marks if m.kind == "gap"]
+    assert len(gaps) == 1 and gaps[0].text.startswith("resyncing: gap"), gaps
+    trades = [m for m in s.marks if m.kind == "trade"]
+    total = sum(1 for line in lines if b"@trade" in line)
+    assert len(trades) == max(1, int(total * replay_module.LARGE_TRADE_SHARE))
+    assert [m.recv_ms for m in s.marks] == sorted(m.recv_ms for m in s.marks)
+    # From the start, n until the gap; there the book is not synced; N goes back.
+    s.step()
+    while (mark := s.next_mark()) is not None and mark.kind != "gap":
+        s.seek(mark.recv_ms)
+    assert mark is not None
+    s.seek(mark.recv_ms)
+    assert s.state is State.RESYNCING and s.last_recv_ms == mark.recv_ms
+    back = s.next_mark(forward=False)
+    assert back is None or back.recv_ms < mark.recv_ms

@@ -57,3 +57,32 @@ async def test_a_live_session_has_no_timeline_and_no_seek_keys() -> None:
         assert app.timeline is None or app.session.kind == "live"
         keys = dict(app.key_help())
         assert not {"←", "→", "home", "end", "."} & set(keys), keys
+
+
+async def test_n_jumps_to_the_next_mark_and_says_what_it_is(tmp_path) -> None:
+    import gzip
+
+    from tests.tui.conftest import BTC, FIXED
+    from tests.tui.waiting import until as wait
+
+    lines = gzip.decompress(BTC.read_bytes()).splitlines(keepends=True)
+    depth = [i for i, line in enumerate(lines) if b"@depth@100ms" in line]
+    cut = depth[len(depth) // 2]
+    path = tmp_path / "cut.ndjson"
+    path.write_bytes(b"".join(lines[:cut] + lines[cut + 1 :]))
+    session = ReplaySession(str(path), "btcusdt", speed=None, clock=lambda: FIXED)
+    session.step_until(lambda s: s.state.value == "synced")
+    app = SnapApp(session, seek_index=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        assert app.timeline is not None
+        await wait(pilot, lambda: app.timeline.indexing is None and session.marks, "the index", timeout=60)
+        gap = next(m for m in session.marks if m.kind == "gap")
+        assert "╳" in app.timeline.render().plain
+        for _ in range(len(session.marks)):
+            if session.last_recv_ms is not None and session.last_recv_ms >= gap.recv_ms:
+                break
+            await pilot.press("n")
+            await pilot.pause()
+        assert session.last_recv_ms == gap.recv_ms and session.state.value == "resyncing"
+        toasts = [str(n.message) for n in app._notifications]
+        assert any("resyncing: gap" in t for t in toasts), toasts

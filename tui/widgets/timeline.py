@@ -1,8 +1,8 @@
 """The replay's timeline: where the replay stands in the recording, and where its snapshots are.
 
 One row, docked above the footer, in a replay only: the recorded time now, a bar of the recording with
-the part played filled and each snapshot marked (a seek lands exactly wherever it goes: see
-``ReplaySession.seek``), the elapsed and total recorded time, and the seek keys.
+the part played filled, each snapshot (┃) and each loss of sync (╳, once indexed) marked (a seek lands
+exactly wherever it goes: see ``ReplaySession.seek``), the elapsed and total recorded time, and the keys.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from textual.widget import Widget
 from engine.replay import ReplaySession
 from tui.fmt import clock_of
 
-KEYS_HINT = "←/→ 10 s · ⇧ 1 min · home/end · . step"
+KEYS_HINT = "←/→ 10 s · ⇧ 1 min · home/end · n/N jump · . step"
 
 
 def _span(ms: float) -> str:
@@ -41,8 +41,12 @@ def timeline_text(session: ReplaySession, width: int, indexing: float | None = N
         for t in session.snapshot_ms:
             i = min(bar_w - 1, int(bar_w * (t - first) / total))
             cells[i] = "┃"  # a snapshot: the book is known from here on
+        for mark in session.marks:  # known once indexed; n/N jump to them
+            if mark.kind == "gap":
+                cells[min(bar_w - 1, int(bar_w * (mark.recv_ms - first) / total))] = "╳"  # the sync was lost
+        looks = {"┃": "bold #58a6ff", "╳": "bold #f85149"}
         for i, c in enumerate(cells):
-            text.append(c, "bold #58a6ff" if c == "┃" else ("#58a6ff" if i < played else "#6e7681"))
+            text.append(c, looks.get(c) or ("#58a6ff" if i < played else "#6e7681"))
     text.append(tail)
     text.append(hint, "dim")
     return text
