@@ -103,10 +103,11 @@ class Book:
             _NO_BOUND if self.ask_ceiling is None else self.ask_ceiling,
         )
 
-    def apply(self, bids: list[Level], asks: list[Level], update_id: int) -> None:
+    def apply(self, bids: list[Level], asks: list[Level], update_id: int) -> bool:
         """Set each level to its absolute quantity (zero removes), then move to ``update_id``.
 
         O(1) per changed level; a level added or removed within the reach also moves the sorted index.
+        Returns ``is_crossed()``, so the sync checks every event without a second call.
         """
         floor, ceiling = self._reach
         # The hottest loops of the program: locals only, one branch per case, one per side.
@@ -133,6 +134,8 @@ class Book:
                 if price <= ceiling:
                     del keys[bisect_left(keys, -price)]
         self.last_update_id = update_id
+        bid_keys = self._bid_keys
+        return bool(bid_keys and keys and bid_keys[-1] >= -keys[-1])
 
     # -- reading -------------------------------------------------------------------------------
 
