@@ -129,10 +129,11 @@ class Book:
         )
         self.epoch += 1
 
-    def apply(self, bids: list[Level], asks: list[Level], update_id: int) -> None:
+    def apply(self, bids: list[Level], asks: list[Level], update_id: int) -> bool:
         """Set each level to its absolute quantity (zero removes), then move to ``update_id``.
 
         O(1) per changed level; a level added or removed within the reach also moves the sorted index.
+        Returns ``is_crossed()``, so the sync checks every event without a second call.
         """
         if self.marks is not None:
             self._apply_marked(bids, asks, self.marks)
@@ -163,6 +164,8 @@ class Book:
                 if price <= ceiling:
                     del keys[bisect_left(keys, -price)]
         self.last_update_id = update_id
+        bid_keys = self._bid_keys
+        return bool(bid_keys and keys and bid_keys[-1] >= -keys[-1])
 
     def _apply_marked(self, bids: list[Level], asks: list[Level], marks: Marks) -> None:
         """``apply``'s loop that also moves the band sums of ``marks`` by each level's change. O(1) more

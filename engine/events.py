@@ -285,7 +285,12 @@ def decode_depth(symbol: str, payload: Payload) -> DepthUpdate:
     """Decode a depthUpdate payload. Raises ``ValueError`` with a reason when it is unusable."""
     try:
         data = _depth_body(payload)
-        first, final = _int(data, "U"), _int(data, "u")
+        first, final = data.U, data.u
+        # _int's checks, inline: this runs once per depth event (COIN-M sends ~80 a second, 11 levels each)
+        if type(first) is not int or first < 0:
+            raise _Bad(f"field 'U' is not a non-negative integer: {first!r}")
+        if type(final) is not int or final < 0:
+            raise _Bad(f"field 'u' is not a non-negative integer: {final!r}")
         if first > final:
             raise _Bad(f"U {first} > u {final}")
         pu = data.pu

@@ -231,9 +231,9 @@ class BookSync:
 
     def _apply(self, ev: DepthUpdate) -> bool:
         book = self.book
-        book.apply(ev.bids, ev.asks, ev.final_id)
+        crossed = book.apply(ev.bids, ev.asks, ev.final_id)
         self._fresh = False
-        if book.is_crossed():
+        if crossed:
             self.stats.crossed += 1
             bid, ask = book.best_bid(), book.best_ask()
             assert bid is not None and ask is not None

@@ -61,12 +61,23 @@ from typing import IO, Any
 import orjson
 
 from engine.bench.naive_peer import NaivePeer
-from engine.events import Frame, decode_depth, decode_snapshot, read_record
+from engine.events import Frame, Kind, decode_depth, decode_snapshot, is_rpi, read_record, route
+from engine.num import parse_cache
 from engine.record import open_lines
-from engine.sync import BookSync
+from engine.replay import market_of
+from engine.rules import SPOT, Rules
+from engine.sync import BookSync, State
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_FILE = ROOT.parent / "shared" / "data" / "binance-spot-btcusdt-20240808.ndjson.gz"
+DATA = ROOT.parent / "shared" / "data"
+DEFAULT_FILE = DATA / "binance-spot-btcusdt-20240808.ndjson.gz"
+# The recordings compared per level (spot against futures), read from DATA; a missing one is skipped.
+PER_LEVEL_FILES = (
+    "binance-spot-btcusdt-20240808.ndjson.gz",
+    "binance-spot-ethusdt-20240808.ndjson.gz",
+    "binance-usdm-ethusdt-20240808.ndjson.gz",
+    "binance-coinm-btcusd_perp-20240808.ndjson.gz",
+)
 
 TARGET_LEVELS_PER_S = 1_000_000
 TARGET_RATIO = 10.0
@@ -91,16 +102,13 @@ class Corpus:
     """One recording's depth events and snapshots in file order, in the forms each contender starts from."""
 
     symbol: str
+    market: str  # "spot", "usdm" or "coinm": from the first depth event (futures ones carry pu, COIN-M ps)
+    rules: Rules
     decoded: list[Segment]  # Snapshot / DepthUpdate objects (obtui, pre-decoded)
     raw: list[Segment]  # the recorded lines' bytes (decode + apply)
     payloads: list[Segment]  # stdlib-json ``data`` dicts (the naive peer, pre-decoded)
     depth_events: int
     levels_in_file: int
-
-
-def _sym_streams(symbol: str) -> tuple[tuple[str, ...], str]:
-    name = symbol.lower()
-    return (f"{name}@depth@100ms", f"{name}@depth"), f"{name}@depthSnapshot"
 
 
 def guess_symbol(path: str) -> str:
@@ -115,32 +123,44 @@ def guess_symbol(path: str) -> str:
     raise SystemExit(f"engine.bench: no depth stream in {path}")
 
 
-def load_corpus(path: str, symbol: str) -> Corpus:
-    """Read and decode every depth event and snapshot of ``symbol`` in the recording (untimed)."""
+def load_corpus(path: str, symbol: str, naive: bool = True) -> Corpus:
+    """Read and decode every depth event and snapshot of ``symbol`` in the recording (untimed).
+
+    Streams are routed as the replay routes them (any diff depth speed: spot's ``@depth@100ms``, futures'
+    ``@depth@0ms``); the book with RPI orders is left out. The market, and so the sync rules, come from
+    the first depth event, as ``obtui --replay`` finds them. ``naive=False`` leaves out the naive peer's
+    payloads.
+    """
     sym = symbol.upper()
-    depth_streams, snapshot_stream = _sym_streams(symbol)
+    market, rules = "spot", SPOT
     decoded, raw, payloads = [Segment(None)], [Segment(None)], [Segment(None)]
     n_events = n_levels = 0
     for line in open_lines(path):
-        try:
-            rec = orjson.loads(line)
-            stream = rec["stream"]
-        except (ValueError, KeyError, TypeError):
+        f = read_record(bytes(line))
+        if type(f) is not Frame:
             continue
-        if stream in depth_streams:
-            ev = decode_depth(sym, orjson.dumps(rec["data"]))
+        assert f.stream is not None
+        kind, s = route(f.stream)
+        if s != sym or is_rpi(f.stream):
+            continue
+        if kind is Kind.DEPTH:
+            if not n_events:
+                m = market_of(f.payload)
+                market, rules = m.name, m.rules
+            ev = decode_depth(sym, f.payload)
             decoded[-1].events.append(ev)
             raw[-1].events.append(bytes(line))
-            payloads[-1].events.append(json.loads(line)["data"])
+            if naive:
+                payloads[-1].events.append(json.loads(line)["data"])
             n_events += 1
             n_levels += len(ev.bids) + len(ev.asks)
-        elif stream == snapshot_stream:
-            decoded.append(Segment(decode_snapshot(sym, orjson.dumps(rec["data"]))))
+        elif kind is Kind.SNAPSHOT:
+            decoded.append(Segment(decode_snapshot(sym, f.payload)))
             raw.append(Segment(bytes(line)))
-            payloads.append(Segment(json.loads(line)["data"]))
+            payloads.append(Segment(json.loads(line)["data"] if naive else None))
     if not n_events:
         raise SystemExit(f"engine.bench: no {sym} depth events in {path}")
-    return Corpus(sym, decoded, raw, payloads, n_events, n_levels)
+    return Corpus(sym, market, rules, decoded, raw, payloads, n_events, n_levels)
 
 
 # -- engine alone ---------------------------------------------------------------------------------------
@@ -196,14 +216,14 @@ def measure(name: str, events: int, one_round: Round, rounds: int, use_gc: bool)
     return Figure(name, events, levels, seconds)
 
 
-def obtui_round(corpus: Corpus, top: int = 0) -> Round:
+def obtui_round(corpus: Corpus, top: int = 0, clock: Callable[[], float] = perf) -> Round:
     """Feed pre-decoded events to a fresh ``BookSync``; with ``top`` > 0 read the top N after each applied one."""
 
     def run() -> tuple[float, int]:
-        sync = BookSync(corpus.symbol)
+        sync = BookSync(corpus.symbol, rules=corpus.rules)
         sync.connection_opened()
         book = sync.book
-        t0 = perf()
+        t0 = clock()
         for seg in corpus.decoded:
             if seg.snapshot is not None:
                 sync.snapshot(seg.snapshot)
@@ -217,14 +237,19 @@ def obtui_round(corpus: Corpus, top: int = 0) -> Round:
             else:
                 for ev in seg.events:
                     depth(ev)
-        t = perf() - t0
+        t = clock() - t0
         return t, sync.stats.levels_applied
 
     return run
 
 
-def obtui_decode_round(corpus: Corpus) -> Round:
-    """Raw recorded bytes -> ``read_record`` -> ``decode_depth``/``decode_snapshot`` -> ``BookSync``."""
+def obtui_decode_round(corpus: Corpus, clock: Callable[[], float] = perf) -> Round:
+    """Raw recorded bytes -> ``read_record`` -> ``decode_depth``/``decode_snapshot`` -> ``BookSync``.
+
+    The parse cache (engine/num.py) is emptied before each round (untimed), as a replay process starts:
+    a warm cache would make a recording whose strings all fit in it (spot BTCUSDT) look faster than any
+    replay of it is, and one whose strings do not (USDⓈ-M ETHUSDT) no faster.
+    """
     sym = corpus.symbol
 
     def payload(line: bytes) -> bytes:
@@ -233,16 +258,17 @@ def obtui_decode_round(corpus: Corpus) -> Round:
         return f.payload
 
     def run() -> tuple[float, int]:
-        sync = BookSync(sym)
+        sync = BookSync(sym, rules=corpus.rules)
         sync.connection_opened()
-        t0 = perf()
+        parse_cache.clear()
+        t0 = clock()
         for seg in corpus.raw:
             if seg.snapshot is not None:
                 sync.snapshot(decode_snapshot(sym, payload(seg.snapshot)))
             depth = sync.depth
             for line in seg.events:
                 depth(decode_depth(sym, payload(line)))
-        t = perf() - t0
+        t = clock() - t0
         return t, sync.stats.levels_applied
 
     return run
@@ -296,6 +322,136 @@ def naive_round(corpus: Corpus, top: int = 0, from_raw: bool = False) -> Round:
         return t, peer.levels_applied
 
     return run
+
+
+# -- per level, spot against futures ------------------------------------------------------------------
+
+
+@dataclass
+class PerLevel:
+    """One recording's pre-decoded and decode+apply rounds (CPU seconds) and the check of its sync."""
+
+    file: str
+    market: str
+    symbol: str
+    events: int  # depth events in the file
+    levels: int  # level updates applied per round
+    applied: int  # depth events applied per round
+    check: str  # "" when the round ended synced with no gap, crossed book or reject; else what went wrong
+    pre_s: list[float] = field(default_factory=list)
+    raw_s: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["levels_per_event"] = self.levels / self.applied if self.applied else 0.0
+        d["pre_levels_per_s_median"] = self.levels / statistics.median(self.pre_s)
+        d["raw_levels_per_s_median"] = self.levels / statistics.median(self.raw_s)
+        return d
+
+
+def _check(corpus: Corpus) -> tuple[int, int, str]:
+    """Feed the recording once: (levels applied, events applied, "" or what is wrong with the sync)."""
+    sync = BookSync(corpus.symbol, rules=corpus.rules)
+    sync.connection_opened()
+    for seg in corpus.decoded:
+        if seg.snapshot is not None:
+            sync.snapshot(seg.snapshot)
+        for ev in seg.events:
+            sync.depth(ev)
+    st = sync.stats
+    counts = ((st.gaps, "gaps"), (st.crossed, "crossed books"), (st.rejects, "rejects"))
+    wrong = [f"{n} {what}" for n, what in counts if n]
+    if sync.state is not State.SYNCED:
+        wrong.insert(0, f"ends {sync.state.value} ({sync.reason})")
+    return st.levels_applied, st.events_applied, "; ".join(wrong)
+
+
+def per_level(paths: Sequence[str], rounds: int, use_gc: bool, log: IO[str]) -> list[PerLevel]:
+    """Levels/s of each recording, pre-decoded and decode+apply, in CPU time (``time.process_time``: the
+    work of this process, not the other processes sharing the cores). Rounds are interleaved (every
+    recording's round 1, then every round 2 ...) so a busy minute hits every recording alike. Each
+    recording is fed once first to check that it ends synced with no gap, crossed book or reject."""
+    corpora, figures = [], []
+    for path in paths:
+        print(f"  loading {os.path.basename(path)} (untimed) ...", file=log, flush=True)
+        corpus = load_corpus(path, guess_symbol(path), naive=False)
+        levels, applied, check = _check(corpus)
+        corpora.append(corpus)
+        figures.append(PerLevel(path, corpus.market, corpus.symbol, corpus.depth_events, levels, applied, check))
+    # The corpora are millions of objects that live through every round: out of the collector's sight, so
+    # that a round's collections cost what they cost in a replay, whatever else is loaded.
+    gc.collect()
+    gc.freeze()
+    clock = time.process_time
+    runs = [(obtui_round(c, clock=clock), obtui_decode_round(c, clock=clock)) for c in corpora]
+    for pre, raw in runs:  # warm-up: allocator, branch predictors (the decode round empties the parse cache)
+        pre()
+        raw()
+    print(f"  {rounds} interleaved rounds of {len(runs)} recordings ...", file=log, flush=True)
+    for _ in range(rounds):
+        for fig, (pre, raw) in zip(figures, runs, strict=True):
+            for fn, out in ((pre, fig.pre_s), (raw, fig.raw_s)):
+                gc.collect()
+                if not use_gc:
+                    gc.disable()
+                try:
+                    t, _ = fn()
+                finally:
+                    gc.enable()
+                out.append(t)
+    gc.unfreeze()
+    return figures
+
+
+def pooled(figs: Sequence[dict[str, Any]], key: str) -> float:
+    """Levels/s of several recordings together: their levels over the sum of their median times."""
+    return sum(f["levels"] for f in figs) / sum(statistics.median(f[key]) for f in figs)
+
+
+def per_level_verdicts(figs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | bool]]:
+    """Each futures market's levels/s over spot's (pooled), pre-decoded and decode+apply; met when both >= 1."""
+    spot = [f for f in figs if f["market"] == "spot"]
+    out: dict[str, dict[str, float | bool]] = {}
+    if not spot:
+        return out
+    sp, sr = pooled(spot, "pre_s"), pooled(spot, "raw_s")
+    for market in sorted({f["market"] for f in figs} - {"spot"}):
+        fut = [f for f in figs if f["market"] == market]
+        fp, fr = pooled(fut, "pre_s") / sp, pooled(fut, "raw_s") / sr
+        out[market] = {"pre_decoded_ratio": fp, "decode_apply_ratio": fr, "met": fp >= 1 and fr >= 1}
+    return out
+
+
+def render_per_level(figs: Sequence[dict[str, Any]], rounds: int) -> list[str]:
+    """The per-level table: one row per recording, spot pooled, and each futures market against it."""
+    lines = [
+        f"per level, spot against futures (CPU time, median of {rounds} interleaved rounds; decode+apply "
+        "starts each round with an empty parse cache, as a replay process does)",
+        f"  {'recording':<46}{'market':>7}{'events':>9}{'levels':>10}{'lvl/ev':>8}"
+        f"{'pre-decoded lvl/s':>19}{'decode+apply lvl/s':>20}",
+    ]
+    for f in figs:
+        lines.append(
+            f"  {os.path.basename(f['file']):<46}{f['market']:>7}{_k(f['events']):>9}{_k(f['levels']):>10}"
+            f"{f['levels_per_event']:>8.1f}{_k(f['pre_levels_per_s_median']):>19}"
+            f"{_k(f['raw_levels_per_s_median']):>20}"
+        )
+        if f["check"]:
+            lines.append(f"    SYNC CHECK FAILED: {f['check']}")
+    spot = [f for f in figs if f["market"] == "spot"]
+    if spot:
+        lines.append(f"  {'spot, pooled':<80}{_k(pooled(spot, 'pre_s')):>19}{_k(pooled(spot, 'raw_s')):>20}")
+    for market, v in per_level_verdicts(figs).items():
+        lines.append(
+            f"  {market} / spot per level: pre-decoded {v['pre_decoded_ratio']:.2f}x, "
+            f"decode+apply {v['decode_apply_ratio']:.2f}x   target >= 1x: {_ok(bool(v['met']))}"
+        )
+    return lines
+
+
+def per_level_paths() -> list[str]:
+    """The recordings of ``PER_LEVEL_FILES`` found in ``DATA``."""
+    return [str(DATA / name) for name in PER_LEVEL_FILES if (DATA / name).is_file()]
 
 
 # -- whole commands ------------------------------------------------------------------------------------
@@ -491,6 +647,15 @@ def run_bench(path: str, symbol: str, levels: int, runs: int, rounds: int, use_g
         say(f"  {name} x{rounds} ...")
         figures.append(measure(name, n, fn, rounds, use_gc))
 
+    # 1b. per level, spot against futures
+    paths = per_level_paths()
+    per_level_figs = []
+    if paths:
+        say("per level, spot against futures:")
+        per_level_figs = [f.as_dict() for f in per_level(paths, rounds, use_gc, log)]
+    else:
+        notes.append(f"no recordings in {DATA}: the per-level comparison of spot and futures was skipped")
+
     # 2. whole commands, alternating
     say(f"whole command: {runs} runs each, alternating ...")
     a_runs: list[Run] = []
@@ -541,6 +706,8 @@ def run_bench(path: str, symbol: str, levels: int, runs: int, rounds: int, use_g
         "gate": gate,
         "engine": [f.as_dict() for f in figures],
         "read_speedup_median": read_b.median_s / read_a.median_s,
+        "per_level": per_level_figs,
+        "per_level_verdicts": per_level_verdicts(per_level_figs),
         "whole_command": {
             "obtui": whole_a,
             "naive": whole_b,
@@ -611,6 +778,9 @@ def render(r: dict) -> str:
         lines.append(f"  {f['name']:<56}{lv:>26}{ev:>22}{tail}")
     lines.append(f"  obtui is {r['read_speedup_median']:.1f}x the naive peer with a top-{r['levels']} read per event")
     lines.append("")
+    if r["per_level"]:
+        lines += render_per_level(r["per_level"], r["rounds"])
+        lines.append("")
     title = f"whole command ({r['runs']} runs each, alternating A B A B)"
     lines.append(f"{title:<58}{'median wall':>12}{'best wall':>12}{'peak RSS':>12}")
     for key in ("obtui", "naive"):
@@ -641,9 +811,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--levels", type=int, default=20, metavar="N", help="levels per side read and printed (20)")
     p.add_argument("--no-gc", action="store_true", help="disable the garbage collector in timed regions")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON instead of a table")
+    p.add_argument(
+        "--per-level",
+        action="store_true",
+        help=f"only the per-level comparison of the spot and futures recordings in {DATA} (no gate, no commands)",
+    )
     args = p.parse_args(argv)
     if args.runs < 1 or args.rounds < 1 or args.levels < 1:
         p.error("--runs, --rounds and --levels must be at least 1")
+    if args.per_level:
+        paths = per_level_paths()
+        if not paths:
+            print(f"engine.bench: none of {', '.join(PER_LEVEL_FILES)} in {DATA}", file=sys.stderr)
+            return 2
+        figs = [f.as_dict() for f in per_level(paths, args.rounds, not args.no_gc, sys.stderr)]
+        if args.json:
+            print(json.dumps({"per_level": figs, "verdicts": per_level_verdicts(figs)}, indent=2))
+        else:
+            print(f"python {platform.python_version()} on {platform.platform()}")
+            print("\n".join(render_per_level(figs, args.rounds)))
+        return 1 if any(f["check"] for f in figs) else 0
     path = os.path.abspath(args.file)
     if not os.path.isfile(path):
         print(

@@ -1,4 +1,5 @@
-"""Run the simulated exchange standalone: ``python -m engine.sim [--market usdm] --port 9000 [--seed N]``.
+"""Run the simulated exchange standalone: ``python -m engine.sim [--market usdm] --port 9000 [--seed N]
+[--speed X] [--trade-bursts PER_S[,EVERY[,SECONDS]]]``.
 
 One simulator serves one market (``--market spot|usdm|coinm``, default spot; see ``engine.markets``).
 Prints one line saying where it listens and how to point obtui at it, then serves until Ctrl-C or
@@ -15,7 +16,7 @@ import signal
 import sys
 
 from engine.markets import MARKETS
-from engine.sim.market import CATALOGS, DEFAULTS
+from engine.sim.market import CATALOGS, DEFAULTS, TradeBursts
 from engine.sim.server import SimServer
 
 
@@ -35,7 +36,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--weight-limit", type=int, default=None, help="REST weight per minute before 429 (default: the market's)"
     )
+    p.add_argument(
+        "--trade-bursts",
+        type=_bursts,
+        default=None,
+        metavar="PER_S[,EVERY[,SECONDS]]",
+        help="bursts of one-step market orders (one trade each): PER_S a second for SECONDS (1) out of every "
+        "EVERY (10), in simulated seconds (at --speed 5, 100 is 500 trades a second of wall time); default none",
+    )
     return p
+
+
+def _bursts(text: str) -> TradeBursts:
+    try:
+        return TradeBursts(*(float(x) for x in text.split(",")))
+    except (TypeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: PER_S[,EVERY[,SECONDS]] with 0 < SECONDS <= EVERY ({e})") from None
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -49,6 +65,7 @@ async def _serve(args: argparse.Namespace) -> None:
         speed=args.speed,
         symbols=symbols,
         weight_limit=args.weight_limit,
+        trade_bursts=args.trade_bursts,
     ) as sim:
         first = sim.market.symbols[0].lower()
         market = "" if args.market == "spot" else f" --market {args.market}"

@@ -197,6 +197,23 @@ _RPI_INSIDE = 0.3  # share of new RPI orders priced inside the spread (the price
 _RPI_MAX = 12  # RPI levels a side at most (the farthest is cancelled past it)
 
 
+@dataclass(frozen=True, slots=True)
+class TradeBursts:
+    """Bursts of taker flow, off unless a ``Market`` is given one: for ``seconds`` out of every ``every``
+    seconds, ``per_s`` extra market orders a second of one step each, so each is one trade (an aggTrade on
+    futures). Simulated time, like everything in the model: at server speed 5, ``per_s=100`` is 500 trades
+    a second of wall time. The orders lean with the fair price like the others, and come from an rng of
+    their own, so the model's other choices stay those of the same seed without bursts."""
+
+    per_s: float
+    every: float = 10.0
+    seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.per_s < 0 or self.every <= 0 or not 0 < self.seconds <= self.every:
+            raise ValueError("trade bursts need per_s >= 0 and 0 < seconds <= every")
+
+
 class SimEvent:
     """One payload on one stream. ``payload(micro)`` renders it; ``frame`` caches the serialized frame."""
 
@@ -479,6 +496,7 @@ class _State:
     minutes: deque[_Minute] = field(default_factory=lambda: deque(maxlen=24 * 60))
     prior: _Minute | None = None  # a synthetic day before the start, so 24 h stats look alive at once
     last_trade: tuple[int, int] = (0, 0)
+    burst_due: float = 0.0  # burst orders owed but not yet sent (``TradeBursts``: a fraction carries over)
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -500,7 +518,7 @@ class Market:
     events per symbol ``book_at`` can reach back; ``start_ms`` is the event time of tick 0. ``market``
     names the ``engine.markets`` table (``spot``, ``usdm``, ``coinm``) whose streams and rules the model
     follows; a futures market's update ids also advance for changes it does not publish (see the module
-    docstring).
+    docstring). ``trade_bursts`` adds bursts of small market orders (``TradeBursts``; none by default).
     """
 
     def __init__(
@@ -511,6 +529,7 @@ class Market:
         history: int = 3000,
         start_ms: int = 1_723_161_255_200,
         market: str | Venue = "spot",
+        trade_bursts: TradeBursts | None = None,
     ) -> None:
         if history < 1:
             raise ValueError("history must be at least 1 event")
@@ -534,6 +553,8 @@ class Market:
         self.start_ms = start_ms
         self.ticks = 0
         self._rng = random.Random(seed)
+        self.trade_bursts = trade_bursts
+        self._burst_rng = random.Random(f"{seed}:bursts")
         self._states: dict[str, _State] = {}
         for item in symbols if symbols is not None else DEFAULTS.get(venue.name, ()):
             spec = item if isinstance(item, SymbolSpec) else _lookup(item, catalog, venue.name)
@@ -1097,6 +1118,8 @@ class Market:
         for _ in range(_poisson(rng, _TRADES_PER_S * dt)):
             size = spec.step * max(1, int(rng.lognormvariate(math.log(spec.trade_qty), 1.2)))
             self._take(st, rng.random() < p_buy, size, None, now, out)
+        if self.trade_bursts is not None:
+            self._burst(st, p_buy, now, out)
         if asks.peekitem(0)[0] <= fair:
             self._take(st, True, 1 << 62, fair, now, out)
         if bids.peekitem(-1)[0] > fair:
@@ -1204,6 +1227,20 @@ class Market:
         top = self._top_ticks(st)
         if top != st.last_top:
             self._emit_top(st, top, out)
+
+    def _burst(self, st: _State, p_buy: float, now: int, out: list[SimEvent]) -> None:
+        """During a burst window, this tick's share of the burst's market orders, one step each."""
+        tb = self.trade_bursts
+        assert tb is not None
+        into = (self.ticks - 1) * TICK_MS % round(tb.every * 1000)  # ms into the burst period at this tick
+        if into >= tb.seconds * 1000:
+            return
+        due = st.burst_due + tb.per_s * TICK_MS / 1000
+        n = int(due)
+        st.burst_due = due - n
+        rng, step = self._burst_rng, st.spec.step
+        for _ in range(n):
+            self._take(st, rng.random() < p_buy, step, None, now, out)
 
     def _emit_top(self, st: _State, top: tuple[int, int, int, int], out: list[SimEvent]) -> None:
         st.last_top = top

@@ -11,6 +11,9 @@ Usage::
         sim.venue     # the engine.markets.Market table it serves (paths, limits, weights, stream routes)
         sim.faults    # the fault API below
 
+``trade_bursts`` (``engine.sim.market.TradeBursts``, none by default) adds bursts of one-step market orders,
+each one trade: the heavy tape of a busy futures market.
+
 Futures: ``SimServer(market="usdm")`` or ``"coinm"``; one server serves one market, everything it serves
 comes from that market's table in ``engine.markets``:
 
@@ -134,7 +137,7 @@ from websockets.http11 import Request, Response
 
 from engine.markets import MARKETS, RPI_MARKETS
 from engine.markets import Market as Venue
-from engine.sim.market import SCALE, TICK_MS, Market, SimEvent, SymbolSpec, fmt8, stream_suffixes
+from engine.sim.market import SCALE, TICK_MS, Market, SimEvent, SymbolSpec, TradeBursts, fmt8, stream_suffixes
 
 MalformedKind = Literal["text", "price", "missing", "unknown", "stream", "array"]
 MALFORMED_KINDS: tuple[str, ...] = ("text", "price", "missing", "unknown", "stream", "array")
@@ -582,6 +585,7 @@ class SimServer:
         max_queue: int = 10_000,
         clock: Callable[[], float] = time.time,
         start_ms: int | None = None,
+        trade_bursts: TradeBursts | None = None,
     ) -> None:
         venue = market if isinstance(market, Venue) else MARKETS.get(market)
         if venue is None:
@@ -603,6 +607,7 @@ class SimServer:
             history=history,
             start_ms=int(clock() * 1000) if start_ms is None else start_ms,
             market=venue,
+            trade_bursts=trade_bursts,
         )
         # What the market's table says is served where (engine/markets.py).
         self._suffixes = frozenset(stream_suffixes(venue))
