@@ -47,6 +47,11 @@ if TYPE_CHECKING:
     from engine.venues import Venues
 
 DEFAULT_MAX_FPS = 8.0  # repaints a second at most; see max_fps_from_env
+# While the book changes more than BUSY_EVENTS times a second (futures' unthrottled @depth@0ms), every
+# frame has something to paint and frames are most of the app's CPU: 8 a second took 15% of a core at 50
+# events/s (python -m tui.bench.app --market usdm). 5 is still faster than anyone reads a number.
+BUSY_EVENTS = 20.0
+BUSY_MAX_FPS = 5.0
 SWITCH_TIMEOUT = 10.0  # seconds a symbol switch may take before the picker gives up on it
 RESYNC_TOAST_LINGER = 3.0  # seconds the "resyncing" toast stays once the book is synced again
 TOAST_CHARS = 72  # longer notices are cut in their toast (see _toast)
@@ -202,6 +207,7 @@ class ObtuiApp(App[int]):
         panel_interval: float = 0.5,
         badge: str = "",
         max_fps: float | None = DEFAULT_MAX_FPS,
+        busy_fps: float | None = BUSY_MAX_FPS,
         switch_timeout: float = SWITCH_TIMEOUT,
         resync_toast_linger: float = RESYNC_TOAST_LINGER,
         venues: Venues | None = None,
@@ -241,6 +247,7 @@ class ObtuiApp(App[int]):
         self.timeline = Timeline(session, id="timeline") if isinstance(session, ReplaySession) else None
         # One frame for everything that changed: see tui/widgets/pump.py. None: no cap (tests).
         self.pump = FramePump(max_fps)
+        self.max_fps, self.busy_fps = max_fps, busy_fps
         for widget in (self.ladder, self.tape, self.header_bar, self.market, self.latency_panel, self.sync_panel):
             widget.pump = self.pump
         self.heatmap.pump = self.pump
@@ -412,6 +419,9 @@ class ObtuiApp(App[int]):
         """2 Hz (and on state changes): header and panels rebuild their text; each repaints only if
         it changed. The book, the spread panel, the tape and the last price follow every frame."""
         session = self.session
+        if self.max_fps and self.busy_fps:
+            busy = session.events_per_second() > BUSY_EVENTS
+            self.pump.set_fps(min(self.max_fps, self.busy_fps) if busy else self.max_fps)
         self.header_bar.update_from(session, self.frozen, self.monotonic, self.replay_badge())
         self.market.poll()
         self.latency_panel.update_from(session)
@@ -819,7 +829,7 @@ def run_app(args: argparse.Namespace, symbol: str) -> int:
         recorder = Recorder(args.record) if args.record else None
         session = LiveSession(symbol, args.ws_url, args.rest_url, recorder=recorder, market=args.market)
         venues = Venues.for_command_line(args.market, args.ws_url, args.rest_url)
-    app = ObtuiApp(session, max_fps=max_fps_from_env(), venues=venues)
+    app = ObtuiApp(session, max_fps=max_fps_from_env(), busy_fps=busy_fps_from_env(), venues=venues)
     try:
         asyncio.run(_run_until_signalled(app))
     finally:
@@ -860,13 +870,24 @@ async def _run_demo(args: argparse.Namespace, symbol: str) -> int:
     try:
         ws_url, rest_url = await venues.endpoint(args.market.name)
         session = LiveSession(symbol, ws_url, rest_url, recorder=recorder, market=args.market)
-        app = ObtuiApp(session, badge="DEMO · simulated exchange", max_fps=max_fps_from_env(), venues=venues)
+        app = ObtuiApp(
+            session,
+            badge="DEMO · simulated exchange",
+            max_fps=max_fps_from_env(),
+            busy_fps=busy_fps_from_env(),
+            venues=venues,
+        )
         await _run_until_signalled(app)
     finally:
         await venues.aclose()
         if recorder is not None:
             recorder.close()
     return _finish(app)
+
+
+def busy_fps_from_env() -> float:
+    """The cap while the feed is busy: ``OBTUI_MAX_FPS`` when set (the user chose), else ``BUSY_MAX_FPS``."""
+    return max_fps_from_env() if "OBTUI_MAX_FPS" in os.environ else BUSY_MAX_FPS
 
 
 def max_fps_from_env() -> float:

@@ -82,3 +82,20 @@ async def test_a_state_change_paints_every_widget_in_one_frame() -> None:
         session.force_resync()
         assert session.state is State.RESYNCING
         assert not app.pump._pending and app.pump.frames == frames + 1
+
+
+@pytest.mark.usefixtures("need_data")
+async def test_a_busy_feed_lowers_the_frame_cap_and_a_calm_one_restores_it() -> None:
+    """Futures' unthrottled depth stream (50 events/s and more) would have every frame paint: the cap
+    falls to ``busy_fps`` while the book changes more than 20 times a second."""
+    session = synced_session()
+    app = SnapApp(session, max_fps=8, busy_fps=5)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        rate = 50.0
+        session.events_per_second = lambda now=None: rate  # type: ignore[method-assign]
+        app.refresh_panels()
+        assert app.pump.interval == pytest.approx(1 / 5)
+        rate = 8.0
+        app.refresh_panels()
+        assert app.pump.interval == pytest.approx(1 / 8)

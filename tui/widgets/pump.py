@@ -28,6 +28,11 @@ class FramePump:
         self._handle: asyncio.TimerHandle | asyncio.Handle | None = None
         self._last = -1e9
 
+    def set_fps(self, max_fps: float) -> None:
+        """A new cap from the next frame on (the app lowers it while the feed is busy)."""
+        if self.interval:
+            self.interval = 1.0 / max_fps
+
     def request(self, widget: Widget) -> None:
         if not self.interval:
             widget.refresh()
