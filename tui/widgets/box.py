@@ -131,6 +131,7 @@ class BoxedLines(Widget):
         self._box_bottom: Strip | None = None
         self._box_sides: tuple[Segment, Segment] | None = None
         self._boxed: OrderedDict[tuple, Strip] = OrderedDict()  # bordered rows by key, oldest first
+        self._styles: dict[str, Style] = {}  # by component class, cleared on a theme change
 
     def _rebuild(self, width: int, height: int) -> None:
         raise NotImplementedError
@@ -141,11 +142,41 @@ class BoxedLines(Widget):
     def _row_key(self, y: int) -> tuple:
         raise NotImplementedError
 
-    def _boxed_strip(self, key: tuple, width: int) -> Strip:
+    _cache_max = 512  # bordered rows kept, oldest out first; a subclass sizes it to what it shows
+
+    def _segments(self, key: tuple, width: int) -> list[Segment]:
+        """Content row ``key``, ``width`` cells, unbordered (for the default ``_boxed_strip``)."""
         raise NotImplementedError
 
+    def _boxed_strip(self, key: tuple, width: int) -> Strip:
+        """Content row ``key`` with the border and the line filters, cached. A miss builds one Strip:
+        segments, then the border, then the filters (each Strip costs a few µs; a frame has tens of misses)."""
+        boxed = self._boxed
+        strip = boxed.get(key)
+        if strip is None:
+            segments = self._segments(key, width)
+            box_sides = self._box_sides
+            if box_sides is not None:
+                segments = [box_sides[0], *segments, box_sides[1]]
+            for line_filter in self._filters:
+                segments = line_filter.apply(segments, self._filter_bg)
+            strip = boxed[key] = Strip(segments, self._box.width if self._box is not None else None)
+            if len(boxed) > self._cache_max:
+                # Oldest first, one at a time: clearing thousands of strips at once stalls a frame.
+                boxed.popitem(last=False)
+        return strip
+
     def _style(self, name: str) -> Style:
-        raise NotImplementedError
+        """A component class's style (``/base``: the widget's own), cached; plain without an app."""
+        styles = self._styles
+        style = styles.get(name)
+        if style is None:
+            try:
+                style = self.rich_style if name == "/base" else self.get_component_rich_style(name)
+            except Exception:  # no app (tests, the benchmarks): plain text
+                style = Style.null()
+            styles[name] = style
+        return style
 
     def render_lines(self, crop: Region) -> list[Strip]:
         """The widget's lines for Textual: border rows and bordered content rows.

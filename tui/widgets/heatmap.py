@@ -90,6 +90,8 @@ def short_size(value: int) -> str:
 class Heatmap(BoxedLines):
     """Resting size by price (the ladder's rows) and time (columns of ``slice_ms``), with trades on top."""
 
+    _cache_max = _CACHE_MAX
+
     COMPONENT_CLASSES = (
         set(BOX_CLASSES)
         | {f"heatmap--{i}" for i in range(LEVELS + 1)}
@@ -303,21 +305,6 @@ class Heatmap(BoxedLines):
         keys = self._keys
         return keys[y] if y < len(keys) else ("b",)
 
-    def _boxed_strip(self, key: tuple, width: int) -> Strip:
-        boxed = self._boxed
-        strip = boxed.get(key)
-        if strip is None:
-            segments = self._segments(key, width)
-            box_sides = self._box_sides
-            if box_sides is not None:
-                segments = [box_sides[0], *segments, box_sides[1]]
-            for line_filter in self._filters:
-                segments = line_filter.apply(segments, self._filter_bg)
-            strip = boxed[key] = Strip(segments, self._box.width if self._box is not None else None)
-            if len(boxed) > _CACHE_MAX:
-                boxed.popitem(last=False)
-        return strip
-
     def render_line(self, y: int) -> Strip:
         """Content row ``y`` with no border (no app: tests, the benchmark). Cached by the row's codes."""
         width, height = self._dims()
@@ -336,16 +323,6 @@ class Heatmap(BoxedLines):
             return self.fixed_size
         width, height = self.size
         return max(0, width - 2), max(0, height - 2)
-
-    def _style(self, name: str) -> Style:
-        style = self._styles.get(name)
-        if style is None:
-            try:
-                style = self.rich_style if name == "/base" else self.get_component_rich_style(name)
-            except Exception:  # no app (tests, the benchmark): plain text
-                style = Style.null()
-            self._styles[name] = style
-        return style
 
     # -- building rows ------------------------------------------------------------------------------
 

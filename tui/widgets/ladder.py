@@ -105,6 +105,8 @@ class Ladder(BoxedLines):
     """The book as a fixed set of rows. Asks run from far (top) to best (just above the spread row);
     bids from best (just below it) to far. Bars are proportional to cumulative size from the touch."""
 
+    _cache_max = _CACHE_MAX
+
     COMPONENT_CLASSES = set(BOX_CLASSES) | {
         "ladder--header",
         "ladder--ask",
@@ -398,25 +400,7 @@ class Ladder(BoxedLines):
         rows = self._rows
         return rows[y] if y < len(rows) else ("b",)
 
-    def _boxed_strip(self, key: tuple, width: int) -> Strip:
-        boxed = self._boxed
-        strip = boxed.get(key)
-        if strip is None:
-            # A miss builds one Strip: segments, then the border, then the filters, then the Strip
-            # (each Strip costs a few µs to create, and a frame has tens of misses).
-            segments = self._segments(key)
-            box_sides = self._box_sides
-            if box_sides is not None:
-                segments = [box_sides[0], *segments, box_sides[1]]
-            for line_filter in self._filters:
-                segments = line_filter.apply(segments, self._filter_bg)
-            strip = boxed[key] = Strip(segments, self._box.width if self._box is not None else None)
-            if len(boxed) > _CACHE_MAX:
-                # Oldest first, one at a time: clearing thousands of strips at once stalls a frame.
-                boxed.popitem(last=False)
-        return strip
-
-    def _segments(self, key: tuple) -> list[Segment]:
+    def _segments(self, key: tuple, width: int = 0) -> list[Segment]:
         """The segments of a content row, exactly ``layout.width`` cells."""
         kind = key[0]
         if kind == "a" or kind == "B":

@@ -100,16 +100,6 @@ class Tape(BoxedLines):
         size = self.content_size
         return size.width, size.height
 
-    def _style(self, name: str) -> Style:
-        style = self._styles.get(name)
-        if style is None:
-            try:
-                style = self.rich_style if name == "/base" else self.get_component_rich_style(name)
-            except Exception:  # no app (tests): plain text
-                style = Style.null()
-            self._styles[name] = style
-        return style
-
     def _rebuild(self, width: int, height: int) -> None:
         self._dirty = False
         if self._rows_for[0] != width:
