@@ -134,6 +134,12 @@ async def symbol_picker(pilot: Pilot, sim: SimServer, session: LiveSession) -> N
     await pilot.pause()
 
 
+async def heatmap(pilot: Pilot, sim: SimServer, session: LiveSession) -> None:
+    """h, then a minute and a half of the market: the book's recent past beside the ladder."""
+    await press(pilot, "h")
+    await run_ticks(sim, session, pilot, 900)
+
+
 SHOTS: list[tuple[str, tuple[int, int], Action | None]] = [
     ("obtui-160x48", (160, 48), None),
     ("obtui-120x40", (120, 40), None),
@@ -143,6 +149,7 @@ SHOTS: list[tuple[str, tuple[int, int], Action | None]] = [
     ("obtui-stale", (160, 48), stale),
     ("obtui-symbol-picker", (160, 48), symbol_picker),
     ("obtui-help", (160, 48), keys("question_mark")),
+    ("obtui-heatmap", (160, 48), heatmap),
 ]
 
 
