@@ -41,7 +41,7 @@ from tui.widgets.panels import HeaderBar, LatencyPanel, MarketPanel, SyncPanel
 from tui.widgets.pump import FramePump
 from tui.widgets.symbol_picker import MarketChoice, SymbolPicker
 from tui.widgets.tape import Tape
-from tui.widgets.timeline import Timeline
+from tui.widgets.timeline import SeekPrompt, Timeline
 
 if TYPE_CHECKING:
     from engine.venues import Venues
@@ -68,11 +68,12 @@ _SEEK_KEYS = (
     ("home", "seek_start", "home", "seek-start", "seek to the recording's start"),
     ("end", "seek_end", "end", "seek-end", "seek to the recording's end"),
     ("full_stop", "step_event", ".", "step", "while paused: one depth event"),
+    ("t", "seek_to", "t", "seek-to", "seek to a recorded time (23:55:10) or a share of the file (50%)"),
     ("n", "jump(1)", "n", "next-mark", "the next loss of sync (gap, resync, disconnect) or large trade"),
     ("N", "jump(-1)", "N", "previous-mark", "the previous loss of sync or large trade"),
 )
 REPLAY_ACTIONS = frozenset(
-    {"pause", "resume", "faster", "slower", "seek_by", "seek_start", "seek_end", "step_event", "jump"}
+    {"pause", "resume", "faster", "slower", "seek_by", "seek_start", "seek_end", "seek_to", "step_event", "jump"}
 )
 HEATMAP_ACTIONS = frozenset({"slice_shorter", "slice_longer"})  # in the footer while the heatmap is shown
 LIVE_ACTIONS = frozenset({"resync", "reconnect", "switch_symbol", "flip_market"})
@@ -466,7 +467,7 @@ class ObtuiApp(App[int]):
             return not self._reconnect_pending()
         ended = getattr(self.session, "finished", False)  # a replay at its end: nothing moves any more
         paused = getattr(self.session, "paused", False)
-        if action in ("seek_by", "seek_start", "seek_end", "jump"):
+        if action in ("seek_by", "seek_start", "seek_end", "seek_to", "jump"):
             return True  # at the end too: a seek back plays on
         if action == "step_event":
             return paused and not ended
@@ -749,6 +750,20 @@ class ObtuiApp(App[int]):
 
     def action_seek_end(self) -> None:
         self._seek(float("inf"))  # past the last record: the replay reads to the end and says END
+
+    def action_seek_to(self) -> None:
+        session = self.session
+        if not isinstance(session, ReplaySession):
+            return
+        if session.end_ms is None or session.first_recv_ms is None:
+            self.notify("still reading the recording: try again in a moment", timeout=3)
+            return
+
+        def chosen(target: float | None) -> None:
+            if target is not None:
+                self._seek(target)
+
+        self.push_screen(SeekPrompt(session.first_recv_ms, session.end_ms), chosen)
 
     def action_jump(self, direction: int) -> None:
         session = self.session

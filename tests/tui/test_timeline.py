@@ -86,3 +86,41 @@ async def test_n_jumps_to_the_next_mark_and_says_what_it_is(tmp_path) -> None:
         assert session.last_recv_ms == gap.recv_ms and session.state.value == "resyncing"
         toasts = [str(n.message) for n in app._notifications]
         assert any("resyncing: gap" in t for t in toasts), toasts
+
+
+def test_a_typed_target_is_the_recorders_clock_or_a_share() -> None:
+    from tui.widgets.timeline import DAY_MS, parse_target
+
+    first = 1_723_161_253_000.0  # 2024-08-08 23:54:13 UTC
+    end = first + 346_000  # to 00:00:00 the next day: across midnight
+    day = first - first % DAY_MS
+    assert parse_target("23:55:10", first, end) == day + (23 * 3600 + 55 * 60 + 10) * 1000
+    assert parse_target("0:00:0", first, end) == day + DAY_MS  # after midnight: the next day
+    assert parse_target("50%", first, end) == first + 173_000
+    for bad, says in (("25:00", "not a time"), ("soon", "not a time"), ("150%", "between"), ("12:00", "runs")):
+        problem = parse_target(bad, first, end)
+        assert isinstance(problem, str) and says in problem, (bad, problem)
+
+
+async def test_t_seeks_to_a_typed_time_and_a_bad_one_says_why() -> None:
+    from tui.widgets.timeline import SeekPrompt
+
+    session = synced_session()
+    app = SnapApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: session.end_ms is not None, "the recording indexed")
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, SeekPrompt), "the prompt")
+        await pilot.press(*"12:00", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, SeekPrompt)  # still open: the recording holds no 12:00
+        hint = str(app.screen.query_one("#seek-hint").render())
+        assert "runs 23:54:13 to" in hint, hint
+        app.screen.query_one("Input").value = ""
+        await pilot.press(*"23:57:00", "enter")
+        await until(pilot, lambda: not isinstance(app.screen, SeekPrompt), "the prompt to close")
+        first = session.first_recv_ms
+        assert first is not None
+        day = first - first % 86_400_000
+        target = day + (23 * 3600 + 57 * 60) * 1000
+        assert target <= session.last_recv_ms < target + 1000
