@@ -171,7 +171,7 @@ def _levels(sync: BookSync, n: int = 1000) -> tuple[list[list[str]], list[list[s
     return [[lv[2], lv[3]] for lv in book.bids(n)], [[lv[2], lv[3]] for lv in book.asks(n)]
 
 
-@pytest.mark.parametrize("seed", [1, 3, 11])
+@pytest.mark.parametrize("seed", [1, 11])
 def test_the_simulators_rpi_stream_syncs_to_its_exact_rpi_book(seed: int) -> None:
     """Both books synced side by side from the simulator's frames, each equal to its exact book at
     every synced id; the RPI book differs from the API book, its hidden RPI volume included."""
@@ -183,7 +183,7 @@ def test_the_simulators_rpi_stream_syncs_to_its_exact_rpi_book(seed: int) -> Non
     checked = {True: 0, False: 0}
     differs = top_differs = hidden = 0
     tickers_match = 0
-    for _ in range(1500):
+    for _ in range(800):  # 80 s of market: every synced id compared with the whole exact book
         for ev in m.step(1):
             if ev.stream not in (RPI_STREAM, "btcusdt@depth@100ms", "btcusdt@bookTicker"):
                 continue
@@ -218,10 +218,10 @@ def test_the_simulators_rpi_stream_syncs_to_its_exact_rpi_book(seed: int) -> Non
                 top_differs += (api_bids[0], api_asks[0]) != (want[0][0], want[1][0])
                 assert float(want[0][0][0]) < float(want[1][0][0])  # never crossed
                 hidden += any(lv.qty == 0 for lv in (*msg.bids, *msg.asks))
-    assert checked[True] >= 250 and checked[False] >= 1000, checked
+    assert checked[True] >= 120 and checked[False] >= 500, checked
     assert books[True].stats.gaps == books[False].stats.gaps == 0
-    assert differs > checked[True] // 3 and top_differs > 10, (differs, top_differs)
-    assert hidden > 0 and tickers_match > 100
+    assert differs > checked[True] // 3 and top_differs > 5, (differs, top_differs)
+    assert hidden > 0 and tickers_match > 50
 
 
 def test_the_rpi_book_is_exact_back_to_the_oldest_id_in_history() -> None:
