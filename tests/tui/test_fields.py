@@ -56,3 +56,13 @@ def test_grid_uses_the_columns_that_fit_and_then_drops_the_last_items() -> None:
     rows = [fit_line(line.fields, 100).plain.rstrip() for line in grid(items, 20, PLAIN, max_rows=2)]
     assert rows == ["id   50093251506", "gaps 0"]
     assert grid(items, 10, PLAIN) == grid(items[1:], 10, PLAIN)  # the id does not fit: left out, not cut
+
+
+def test_text_is_shortened_at_a_word_end() -> None:
+    """It read "book excludes RPI orders (--rpi to includ…": a cut word reads as a typo."""
+    note = Field("book excludes RPI orders (--rpi to include)", cut=True)
+    for width in range(20, 44):
+        shown = fit_line([note], width).plain
+        assert shown.endswith("…") or shown == note.text, shown
+        words = shown.removesuffix("…").split()
+        assert all(word in str(note.text).split() for word in words), (width, shown)

@@ -53,7 +53,15 @@ class Field:
         text = self.text if isinstance(self.text, Text) else Text(self.text, self.style or "")
         text = text.copy()
         if room is not None and text.cell_len > room:
-            text.truncate(room, overflow="ellipsis")
+            # At a word's end where the text has one in reach: "(--rpi to includ…" reads as a typo.
+            plain = text.plain
+            end = plain.rfind(" ", 0, room)
+            if end >= room // 2:
+                text.truncate(end)
+                text.rstrip()  # in place
+                text.append("…", self.style or "")
+            else:
+                text.truncate(room, overflow="ellipsis")
         if self.pad > text.cell_len:
             text.append(" " * (self.pad - text.cell_len), self.style or "")
         return text
