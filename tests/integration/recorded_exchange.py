@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -249,3 +251,30 @@ class RecordedExchange:
             pass
         finally:
             self._conns[path].discard(ws)
+
+
+async def read_lines(
+    proc: asyncio.subprocess.Process, last: int, tickers: dict[int, Any], timeout: float = 60.0
+) -> tuple[list[dict[str, Any]], int]:
+    """``obtui --ndjson``'s lines until the one at update ``last``, and how many bookTicker checkpoints
+    (``tickers``: the recording's, by ``u``) its synced lines met: each one's top equals Binance's. A line
+    that is not synced carries no levels."""
+    assert proc.stdout is not None
+    lines: list[dict[str, Any]] = []
+    checked = 0
+    async with asyncio.timeout(timeout):
+        while True:
+            line = await proc.stdout.readline()
+            assert line, "obtui exited before the end of the feed"
+            obj = orjson.loads(line)
+            lines.append(obj)
+            if obj["state"] != "synced":
+                assert obj["bids"] == [] and obj["asks"] == []
+                continue
+            t = tickers.get(obj["last_update_id"])
+            if t is not None:
+                assert [Decimal(x) for x in obj["bids"][0]] == [Decimal(t["b"]), Decimal(t["B"])]
+                assert [Decimal(x) for x in obj["asks"][0]] == [Decimal(t["a"]), Decimal(t["A"])]
+                checked += 1
+            if obj["last_update_id"] == last:
+                return lines, checked

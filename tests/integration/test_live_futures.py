@@ -11,11 +11,9 @@ import asyncio
 import contextlib
 import functools
 import sys
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from engine.binance import Backoff, LiveSession, links
@@ -27,7 +25,7 @@ from engine.session import Listener, Session
 from engine.sync import State, StateChanged
 from tests.integration.harness import until as harness_until
 
-from .recorded_exchange import DATA, RecordedExchange
+from .recorded_exchange import DATA, RecordedExchange, read_lines
 
 USDM = DATA / "binance-usdm-ethusdt-20240808.ndjson.gz"
 COINM = DATA / "binance-coinm-btcusd_perp-20240808.ndjson.gz"
@@ -138,28 +136,6 @@ async def test_live_futures_matches_every_bookticker_checkpoint(name: str, least
     assert session.info is not None and session.info.contract() == "PERP" and session.info.trading
     if name == "coinm":
         assert session.info.contract_size == 100 * 10**8 and session.info.pair == "BTCUSD"
-
-
-async def read_lines(proc: asyncio.subprocess.Process, last: int, tickers: dict[int, Any]) -> tuple[list, int]:
-    assert proc.stdout is not None
-    lines: list[dict[str, Any]] = []
-    checked = 0
-    async with asyncio.timeout(60):
-        while True:
-            line = await proc.stdout.readline()
-            assert line, "obtui exited before the end of the feed"
-            obj = orjson.loads(line)
-            lines.append(obj)
-            if obj["state"] != "synced":
-                assert obj["bids"] == [] and obj["asks"] == []
-                continue
-            t = tickers.get(obj["last_update_id"])
-            if t is not None:
-                assert [Decimal(x) for x in obj["bids"][0]] == [Decimal(t["b"]), Decimal(t["B"])]
-                assert [Decimal(x) for x in obj["asks"][0]] == [Decimal(t["a"]), Decimal(t["A"])]
-                checked += 1
-            if obj["last_update_id"] == last:
-                return lines, checked
 
 
 async def test_cli_market_usdm_ndjson_lines_match_bookticker(tmp_path: Path) -> None:

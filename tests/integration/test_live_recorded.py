@@ -9,9 +9,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from decimal import Decimal
 
-import orjson
 import pytest
 
 from engine.binance import LiveSession, UnknownSymbol
@@ -19,7 +17,7 @@ from engine.events import read_frame
 from engine.record import read_records
 from engine.sync import State
 
-from .recorded_exchange import DATA, RecordedExchange
+from .recorded_exchange import DATA, RecordedExchange, read_lines
 
 BTC = DATA / "binance-spot-btcusdt-20240808.ndjson.gz"
 pytestmark = pytest.mark.skipif(not BTC.exists(), reason="../shared/data is not present")
@@ -105,26 +103,8 @@ async def test_cli_ndjson_live_lines_match_bookticker() -> None:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        assert proc.stdout is not None
-        lines = []
-        checked = 0
         try:
-            async with asyncio.timeout(30):
-                while True:
-                    line = await proc.stdout.readline()
-                    assert line, "obtui exited before the end of the feed"
-                    obj = orjson.loads(line)
-                    lines.append(obj)
-                    if obj["state"] != "synced":
-                        assert obj["bids"] == [] and obj["asks"] == []
-                        continue
-                    t = tickers.get(obj["last_update_id"])
-                    if t is not None:
-                        assert [Decimal(x) for x in obj["bids"][0]] == [Decimal(t["b"]), Decimal(t["B"])]
-                        assert [Decimal(x) for x in obj["asks"][0]] == [Decimal(t["a"]), Decimal(t["A"])]
-                        checked += 1
-                    if obj["last_update_id"] == last:
-                        break
+            lines, checked = await read_lines(proc, last, tickers, timeout=30)
         finally:
             proc.terminate()
             await proc.wait()
