@@ -9,11 +9,10 @@ from textual.pilot import Pilot
 from engine.depth_history import NOT_LIVE
 from engine.events import Snapshot
 from engine.replay import ReplaySession
-from engine.session import Listener, Session
 from engine.sync import State
 from tests.tui.conftest import SnapApp, synced_session
 from tests.tui.waiting import footer_keys, until
-from tui.widgets.heatmap import Heatmap
+from tui.widgets.heatmap import Heatmap, HeatmapFeed
 from tui.widgets.ladder import Ladder
 
 pytestmark = pytest.mark.usefixtures("need_data")
@@ -50,20 +49,6 @@ async def test_help_lists_the_heatmap_keys() -> None:
         assert "[" in keys and "]" in keys
 
 
-class _Feed(Listener):
-    def __init__(self, heatmap: Heatmap) -> None:
-        self.heatmap = heatmap
-
-    def book_changed(self, session: Session) -> None:
-        self.heatmap.book_changed(session)
-
-    def trade(self, session: Session, trade) -> None:
-        self.heatmap.trade(session, trade)
-
-    def state_changed(self, session: Session, change) -> None:
-        self.heatmap.state_changed(session)
-
-
 @pytest.mark.parametrize("group_exp", [0, 1, 2])
 def test_the_newest_column_is_the_ladder_row_for_row(group_exp: int) -> None:
     """With no app: the open column's size on each price row is the ladder's size on that row, exactly."""
@@ -71,7 +56,7 @@ def test_the_newest_column_is_the_ladder_row_for_row(group_exp: int) -> None:
     ladder = Ladder(session, fixed_size=(46, 44))
     ladder.group_exp = group_exp
     heatmap = Heatmap(session, ladder, fixed_size=(56, 44))
-    session.listener = _Feed(heatmap)
+    session.listener = HeatmapFeed(heatmap)
     for _ in range(4000):
         session.step()
     lines = [ladder.render_line(y).text for y in range(44)]
@@ -98,7 +83,7 @@ def test_a_resync_is_hatched_never_filled_in() -> None:
     session = synced_session(extra_records=0)
     ladder = Ladder(session, fixed_size=(46, 44))
     heatmap = Heatmap(session, ladder, fixed_size=(56, 44))
-    session.listener = _Feed(heatmap)
+    session.listener = HeatmapFeed(heatmap)
     start = session.now()
     session.step_until(lambda s: s.now() > start + 30)
     last = session.sync.last_update_id

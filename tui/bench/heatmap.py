@@ -26,27 +26,13 @@ from engine.replay import ReplaySession
 from engine.session import Listener, Session
 from engine.sync import State
 from tui.bench.ladder import DEFAULT_DATA, report
-from tui.widgets.heatmap import Heatmap
+from tui.widgets.heatmap import Heatmap, HeatmapFeed
 from tui.widgets.ladder import Ladder
 
 BUDGET_MS = 4.0
 MEMORY_BUDGET_MB = 64.0
 # At 160x48 the heatmap's content is 56 x 44 cells, the ladder's 46 x 44 (app.tcss: 1fr 48 32 22).
 WIDTH, HEIGHT, LADDER_WIDTH = 56, 44, 46
-
-
-class _Feed(Listener):
-    def __init__(self, heatmap: Heatmap) -> None:
-        self.heatmap = heatmap
-
-    def book_changed(self, session: Session) -> None:
-        self.heatmap.book_changed(session)
-
-    def trade(self, session: Session, trade) -> None:
-        self.heatmap.trade(session, trade)
-
-    def state_changed(self, session: Session, change) -> None:
-        self.heatmap.state_changed(session)
 
 
 def measure(
@@ -58,7 +44,7 @@ def measure(
     heatmap = Heatmap(session, ladder, fixed_size=(WIDTH, HEIGHT))
     heatmap.slice_ms = slice_ms
     ladder.group_exp = group_exp
-    session.listener = _Feed(heatmap)
+    session.listener = HeatmapFeed(heatmap)
     if not session.step_until(lambda s: s.state is State.SYNCED):
         raise SystemExit(f"{path}: the book never synced")
     start = session.now()

@@ -52,7 +52,7 @@ from engine.depth_history import (
     Sample,
 )
 from engine.events import Trade
-from engine.session import Session
+from engine.session import Listener, Session
 from engine.sync import State
 from tui.fmt import DEFAULT_QTY_DECIMALS
 from tui.widgets.box import BOX_CLASSES, Box, BoxedLines
@@ -638,3 +638,20 @@ def _row_of(price: int, step: int, bid_rows: dict[int, int], ask_rows: dict[int,
 
 
 __all__ = ["EMPTY", "Heatmap", "short_size", "slice_label"]
+
+
+class HeatmapFeed(Listener):
+    """Feeds a heatmap from a session with no app around it (the benchmark, tests): what the app's
+    listener does for the heatmap, and nothing else."""
+
+    def __init__(self, heatmap: Heatmap) -> None:
+        self.heatmap = heatmap
+
+    def book_changed(self, session: Session) -> None:
+        self.heatmap.book_changed(session)
+
+    def trade(self, session: Session, trade: Trade) -> None:
+        self.heatmap.trade(session, trade)
+
+    def state_changed(self, session: Session, change: object) -> None:
+        self.heatmap.state_changed(session)
