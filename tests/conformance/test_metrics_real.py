@@ -90,11 +90,9 @@ def recording(request: pytest.FixtureRequest) -> Recording:
     return RECORDINGS[request.param]
 
 
-def test_metrics_by_hand_at_fixed_points(recording: Recording) -> None:
-    sync = BookSync(recording.symbol, rules=MARKETS[recording.market].rules)
-    sync.connection_opened()
-    metrics = BookMetrics(sync.book)
-    checked = nulls = costs = 0
+def fixed_points(recording: Recording, sync: BookSync) -> Iterator[Book]:
+    """Replay ``recording`` into ``sync``; the book at every ``EVERY``-th applied event with both sides
+    known (the fixed points the hand checks)."""
     applied = 0
     for msg in records(recording):
         if isinstance(msg, Snapshot):
@@ -102,14 +100,22 @@ def test_metrics_by_hand_at_fixed_points(recording: Recording) -> None:
         elif isinstance(msg, DepthUpdate) and sync.depth(msg):
             applied += 1
             book = sync.book
-            if applied % EVERY or not book.known_depth(True) or not book.known_depth(False):
-                continue
-            got = metrics.fields(book.bids(N), book.asks(N))
-            want = hand(book)
-            assert_matches(got, want, f"{recording.symbol} at {book.last_update_id}")
-            checked += 1
-            nulls += sum(v is None for sides in want["depth"].values() for v in sides)  # type: ignore[attr-defined]
-            costs += check_costs(book)
+            if applied % EVERY == 0 and book.known_depth(True) and book.known_depth(False):
+                yield book
+
+
+def test_metrics_by_hand_at_fixed_points(recording: Recording) -> None:
+    sync = BookSync(recording.symbol, rules=MARKETS[recording.market].rules)
+    sync.connection_opened()
+    metrics = BookMetrics(sync.book)
+    checked = nulls = costs = 0
+    for book in fixed_points(recording, sync):
+        got = metrics.fields(book.bids(N), book.asks(N))
+        want = hand(book)
+        assert_matches(got, want, f"{recording.symbol} at {book.last_update_id}")
+        checked += 1
+        nulls += sum(v is None for sides in want["depth"].values() for v in sides)  # type: ignore[attr-defined]
+        costs += check_costs(book)
     assert checked >= recording.depth // EVERY - 3
     assert nulls > 0  # some band reached past the snapshot: the null case was met
     assert costs > 0
@@ -202,16 +208,7 @@ def test_cli_metrics_on_every_synced_line(recording: Recording) -> None:
     # The hand's depth at every EVERY-th applied event, by update id.
     sync = BookSync(recording.symbol, rules=MARKETS[recording.market].rules)
     sync.connection_opened()
-    want_depth: dict[int, object] = {}
-    applied = 0
-    for msg in records(recording):
-        if isinstance(msg, Snapshot):
-            sync.snapshot(msg)
-        elif isinstance(msg, DepthUpdate) and sync.depth(msg):
-            applied += 1
-            book = sync.book
-            if applied % EVERY == 0 and book.known_depth(True) and book.known_depth(False):
-                want_depth[book.last_update_id] = hand(book)["depth"]
+    want_depth: dict[int, object] = {book.last_update_id: hand(book)["depth"] for book in fixed_points(recording, sync)}
     synced = depth_checked = 0
     for raw in proc.stdout.splitlines():
         line = orjson.loads(raw)
