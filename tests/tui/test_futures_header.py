@@ -59,6 +59,15 @@ class TwoLinks(Session):
         return list(self.links)
 
 
+async def header_of(app: SnapApp, size: tuple[int, int]) -> str:
+    """The header as the app draws it at ``size``, once the panels have been refreshed."""
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        app.refresh_panels()
+        await pilot.pause()
+        return app.header_bar.text.plain
+
+
 def futures_session(market: Market, info: SymbolInfo, qty: str = "35", cls: type[Session] = Session) -> Session:
     s = cls(info.symbol, clock=lambda: NOW, market=market)
     s.info = info
@@ -95,32 +104,22 @@ def test_market_text_names_market_and_contract() -> None:
 )
 async def test_the_header_says_market_and_contract(market: Market, info: SymbolInfo, want: str) -> None:
     app = SnapApp(futures_session(market, info))  # type: ignore[arg-type]
-    async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause()
-        app.refresh_panels()
-        await pilot.pause()
-        header = app.header_bar.text.plain
-        assert want in header, header
-        assert "SYNCED" in header
+    header = await header_of(app, (160, 48))
+    assert want in header, header
+    assert "SYNCED" in header
 
 
 async def test_a_narrow_header_keeps_the_market() -> None:
     app = SnapApp(futures_session(COINM_MARKET, QUARTER))  # type: ignore[arg-type]
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        app.refresh_panels()
-        await pilot.pause()
-        assert "COIN-M" in app.header_bar.text.plain, app.header_bar.text.plain
+    header = await header_of(app, (80, 24))
+    assert "COIN-M" in header, header
 
 
 async def test_a_contract_not_trading_is_in_the_header() -> None:
     info = SymbolInfo(**{**{f: getattr(PERP, f) for f in PERP.__slots__}, "status": "SETTLING"})  # type: ignore[arg-type]
     app = SnapApp(futures_session(COINM_MARKET, info))  # type: ignore[arg-type]
-    async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause()
-        app.refresh_panels()
-        await pilot.pause()
-        assert "COIN-M PERP · SETTLING" in app.header_bar.text.plain, app.header_bar.text.plain
+    header = await header_of(app, (160, 48))
+    assert "COIN-M PERP · SETTLING" in header, header
 
 
 def test_coinm_ladder_sizes_are_contracts() -> None:
@@ -203,11 +202,8 @@ async def test_a_halted_spot_symbol_is_named_in_the_header(size: tuple[int, int]
     session = synced_session()
     session.info = SymbolInfo("BTCUSDT", "HALT")
     app = SnapApp(session)
-    async with app.run_test(size=size) as pilot:
-        await pilot.pause()
-        app.refresh_panels()
-        await pilot.pause()
-        assert "BTCUSDT · HALT" in app.header_bar.text.plain, app.header_bar.text.plain
+    header = await header_of(app, size)
+    assert "BTCUSDT · HALT" in header, header
 
 
 @pytest.mark.parametrize("width", range(30, 71, 4))
@@ -245,11 +241,8 @@ async def test_the_kind_of_book_outranks_its_age_at_80_columns(badge: str) -> No
     app = SnapApp(session, badge=badge) if badge else SnapApp(session)
     if badge:
         session.kind = "live"  # a demo session is live; its badge says whose market it is
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        app.refresh_panels()
-        await pilot.pause()
-        assert ("DEMO" if badge else "REPLAY") in app.header_bar.text.plain, app.header_bar.text.plain
+    header = await header_of(app, (80, 24))
+    assert ("DEMO" if badge else "REPLAY") in header, header
 
 
 @pytest.mark.parametrize("width", range(120, 200, 8))
