@@ -442,6 +442,7 @@ class LiveSession(Session):
         self._control_id = 0
         self._symbols: list[str] | None = None
         self._background: set[asyncio.Future[Any]] = set()  # fire-and-forget tasks, kept from the GC
+        self._status_check: asyncio.Future[Any] | None = None  # the latest "is it trading again?"
         self.reconnects_requested = 0  # backoffs cut short by the user
         self._us = 1000.0 if market.time_unit == "MICROSECOND" else 1.0  # E's units per ms
 
@@ -462,10 +463,11 @@ class LiveSession(Session):
         """Each connection's status, the book's first (for the panels; O(connections))."""
         return [LinkStatus(c.link.name, c.status, c.retry_at, c.link.book) for c in self.conns]
 
-    def _spawn(self, aw: Any) -> None:
+    def _spawn(self, aw: Any) -> asyncio.Future[Any]:
         fut = asyncio.ensure_future(aw)
         self._background.add(fut)
         fut.add_done_callback(self._background.discard)
+        return fut
 
     # -- REST -----------------------------------------------------------------------------------
 
@@ -890,8 +892,11 @@ class LiveSession(Session):
                 if stats.stale == stale:
                     deadline = loop.time() + self.silence_timeout
                     stale_only = False
-                    if self.info is not None and not self.info.trading:
-                        self._spawn(self._halted())  # events again: is it trading again?
+                    asking = self._status_check is not None and not self._status_check.done()
+                    if self.info is not None and not self.info.trading and not asking:
+                        # Events again: is it trading again? One question at a time, not one per event
+                        # until the answer comes (each costs weight 20).
+                        self._status_check = self._spawn(self._halted())
                     if conn.backoff.failures or self._stale_backoff.failures:
                         self._healthy(conn, loop.time())
                 else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from engine.sync import State
@@ -27,9 +28,22 @@ async def test_a_halt_keeps_the_book_stale_names_the_status_and_recovers(sim, lo
         assert stale is not None and stale.startswith("BTCUSDT not trading (status HALT): no book update for"), stale
         # Trading again: events flow, the book is fresh and exact, and the status change is said.
         m2 = live.mark()
+        # A status answer that takes 0.3 s (a busy exchange): events keep coming meanwhile.
+        asked: list[str] = []
+        real_entry = s.rest.symbol_entry
+
+        async def slow_entry(symbol: str) -> tuple[dict, bytes]:
+            asked.append(symbol)
+            await asyncio.sleep(0.3)
+            return await real_entry(symbol)
+
+        s.rest.symbol_entry = slow_entry  # type: ignore[method-assign]
         sim.market.set_status("BTCUSDT", "TRADING")
         await live.until(lambda: live.cap.books > m2.books + 3, "book updates after the halt")
         await live.until(lambda: s.info is not None and s.info.trading, "the status seen as TRADING")
+        await live.until(lambda: live.cap.books > m2.books + 20, "more book updates")
+        # One question about the status while it is in doubt, not one per event until the answer comes.
+        assert asked == ["BTCUSDT"], asked
         assert any(t.startswith("BTCUSDT is trading again") for t, _, _ in live.cap.notices[m2.notices :])
         assert s.stale_reason() is None and not live.cap.mismatches
         await live.stop()
