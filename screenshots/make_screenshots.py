@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE.parent))  # run from anywhere, without installing
 
 from textual.pilot import Pilot  # noqa: E402
 
-from engine.binance import LiveSession  # noqa: E402
+from engine.feed.binance import LiveSession  # noqa: E402
 from engine.sim.server import SimServer  # noqa: E402
 from engine.sync import State  # noqa: E402
 from tui.app import ObtuiApp  # noqa: E402

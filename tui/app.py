@@ -29,8 +29,8 @@ from textual.widgets import Footer
 
 from engine.book import Book
 from engine.events import Trade
-from engine.replay import ReplaySession
-from engine.session import Listener, Session
+from engine.feed.replay import ReplaySession
+from engine.feed.session import Listener, Session
 from engine.sync import State, StateChanged
 from tui.fmt import clock_of
 from tui.speed import SPEED_STEPS, speed_label, step_speed
@@ -44,7 +44,7 @@ from tui.widgets.tape import Tape
 from tui.widgets.timeline import SeekPrompt, Timeline
 
 if TYPE_CHECKING:
-    from engine.venues import Venues
+    from engine.feed.venues import Venues
 
 DEFAULT_MAX_FPS = 8.0  # repaints a second at most; see max_fps_from_env
 # While the book changes more than BUSY_EVENTS times a second (futures' unthrottled @depth@0ms), every
@@ -817,7 +817,7 @@ class ObtuiApp(App[int]):
 def _is_unknown_symbol(e: Exception) -> bool:
     if not isinstance(e, ValueError):
         return False
-    from engine.binance import UnknownSymbol  # only live sessions raise it
+    from engine.feed.binance import UnknownSymbol  # only live sessions raise it
 
     return isinstance(e, UnknownSymbol)
 
@@ -833,13 +833,13 @@ def run_app(args: argparse.Namespace, symbol: str) -> int:
     recorder = None
     venues = None
     if args.replay:
-        from engine.replay import ReplaySession
+        from engine.feed.replay import ReplaySession
 
         session: Session = ReplaySession(args.replay, symbol, speed=args.speed, market=args.market)
     else:
-        from engine.binance import LiveSession
-        from engine.record import Recorder
-        from engine.venues import Venues
+        from engine.feed.binance import LiveSession
+        from engine.feed.record import Recorder
+        from engine.feed.venues import Venues
 
         recorder = Recorder(args.record) if args.record else None
         session = LiveSession(symbol, args.ws_url, args.rest_url, recorder=recorder, market=args.market)
@@ -875,10 +875,10 @@ async def _run_demo(args: argparse.Namespace, symbol: str) -> int:
     """``--demo``: the simulated exchange on 127.0.0.1 in this process, watched by an ordinary LiveSession.
 
     A simulator serves one market: a market change (``s`` then Tab, ``f``) starts one for the new
-    market (engine/venues.py SimVenues) and stops the old one once its session has closed."""
-    from engine.binance import LiveSession
-    from engine.record import Recorder
-    from engine.venues import SimVenues
+    market (engine/feed/venues.py SimVenues) and stops the old one once its session has closed."""
+    from engine.feed.binance import LiveSession
+    from engine.feed.record import Recorder
+    from engine.feed.venues import SimVenues
 
     recorder = Recorder(args.record) if args.record else None
     venues = SimVenues(args.seed, tables=[args.market])

@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rpi:
         market = RPI_MARKETS[args.market]  # check_args refused --rpi on a market without one
     if args.replay:
-        from engine.replay import nothing_to_replay
+        from engine.feed.replay import nothing_to_replay
 
         why, market = nothing_to_replay(args.replay, symbol, market)
         if why is not None:
@@ -400,11 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _headless_signals():
             if args.replay:
-                from engine.headless import replay_ndjson
+                from engine.feed.headless import replay_ndjson
 
                 replay_ndjson(args.replay, symbol, args.levels, args.speed, market=args.market, metrics=args.metrics)
                 return 0
-            from engine.headless import live_ndjson
+            from engine.feed.headless import live_ndjson
 
             return live_ndjson(args, symbol)
     except KeyboardInterrupt:

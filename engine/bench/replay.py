@@ -62,9 +62,9 @@ import orjson
 
 from engine.bench.naive_peer import NaivePeer
 from engine.events import Frame, Kind, decode_depth, decode_snapshot, is_rpi, read_record, route
+from engine.feed.record import open_lines
+from engine.feed.replay import market_of
 from engine.num import parse_cache
-from engine.record import open_lines
-from engine.replay import market_of
 from engine.rules import SPOT, Rules
 from engine.sync import BookSync, State
 

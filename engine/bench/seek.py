@@ -22,8 +22,8 @@ from pathlib import Path
 import orjson
 
 from engine.bench.soak import rss_mb
-from engine.record import Recorder
-from engine.replay import ReplaySession
+from engine.feed.record import Recorder
+from engine.feed.replay import ReplaySession
 from engine.sim.market import Market
 
 SYMBOL = "BTCUSDT"

@@ -18,8 +18,8 @@ import contextlib
 import resource
 import time
 
-from engine.binance import LiveSession
-from engine.session import Listener, Session
+from engine.feed.binance import LiveSession
+from engine.feed.session import Listener, Session
 from engine.sim.server import SimServer
 from engine.sync import State
 

@@ -16,10 +16,10 @@ import pytest
 
 from engine.book import Book, Level
 from engine.events import DepthUpdate, Snapshot, decode
+from engine.feed.record import read_records
 from engine.markets import MARKETS
 from engine.metrics import BANDS, BookMetrics, order_cost, round_size
 from engine.num import SCALE
-from engine.record import read_records
 from engine.sync import BookSync, State
 from tests.conformance.test_real_data import RECORDINGS, REPO, Recording, _env, path_of
 

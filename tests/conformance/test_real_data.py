@@ -20,8 +20,8 @@ import orjson
 import pytest
 
 from engine.events import BookTicker, DepthUpdate, Reject, Snapshot, Trade, decode
+from engine.feed.record import read_records
 from engine.markets import MARKETS
-from engine.record import read_records
 from engine.sync import BookSync, State, SyncStats
 
 REPO = Path(__file__).resolve().parents[2]
@@ -246,7 +246,7 @@ def test_headless_path_never_imports_textual(tmp_path: Path) -> None:
     code = textwrap.dedent(
         f"""
         import sys
-        import engine.book, engine.events, engine.headless, engine.record, engine.sync
+        import engine.book, engine.events, engine.feed.headless, engine.feed.record, engine.sync
         import tui.cli
         rc = tui.cli.main(["btcusdt", "--replay", {str(rec)!r}, "--ndjson", "--levels", "5"])
         loaded = sorted(m for m in sys.modules if m.split(".")[0] == "textual" or m == "tui.app")
@@ -280,7 +280,7 @@ def _reserialise(src: Path, dst: Path) -> None:
 
 def test_a_reserialised_recording_replays_to_the_same_lines(recording: Recording, tmp_path: Path) -> None:
     """One reader: the envelope is decoded as JSON, so layout does not matter; headless and TUI replay agree."""
-    from engine.replay import ReplaySession
+    from engine.feed.replay import ReplaySession
 
     path = path_of(recording)
     other = tmp_path / "reserialised.ndjson.gz"

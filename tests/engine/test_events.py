@@ -392,7 +392,7 @@ def test_mini_ticker_missing_field_and_not_an_object() -> None:
 
 def test_session_keeps_the_latest_mini_ticker_and_a_headless_listener_skips_decoding_it() -> None:
     from engine.events import Kind, read_frame
-    from engine.session import Listener, Session
+    from engine.feed.session import Listener, Session
 
     frame = read_frame(orjson.dumps({"stream": "bnbbtc@miniTicker", "data": MINI}))
     s = Session("BNBBTC", clock=lambda: 1.0)

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from engine.events import Kind, Reject, Trade, decode, route
-from engine.session import SymbolInfo
+from engine.feed.session import SymbolInfo
 
 AGG = {
     "e": "aggTrade",

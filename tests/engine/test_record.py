@@ -1,4 +1,4 @@
-"""engine.record and the headless replay: recordings written, cut, appended, read back and replayed."""
+"""engine.feed.record and the headless replay: recordings written, cut, appended, read back and replayed."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from engine.events import DepthUpdate, Frame, Reject, decode, decode_bytes, read_frame, read_record
-from engine.headless import replay_ndjson
-from engine.record import Recorder, Recording, read_records
+from engine.feed.headless import replay_ndjson
+from engine.feed.record import Recorder, Recording, read_records
 from tests.engine.helpers import u
 
 PAYLOADS = [

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from engine.record import Recorder
+from engine.feed.record import Recorder
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
@@ -131,8 +131,8 @@ def test_a_bad_record_is_counted_with_its_reason_in_the_state_line(tmp_path: Pat
 
 
 def test_the_market_is_read_from_the_decoded_payload_not_its_bytes() -> None:
+    from engine.feed.replay import market_of
     from engine.markets import COINM_MARKET, SPOT_MARKET, USDM_MARKET
-    from engine.replay import market_of
 
     assert market_of(b'{"U":1,"u":2,"pu":0,"b":[],"a":[]}') is USDM_MARKET
     assert market_of(b'{ "\\u0070u" : 0, "ps": "BTCUSD", "U":1, "u":2 }') is COINM_MARKET  # an escaped key

@@ -11,15 +11,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from engine.binance import LiveSession, links, stream_url
 from engine.book import level
 from engine.events import BookTicker, DepthUpdate, Snapshot, decode_payload, is_rpi, route
-from engine.headless import replay_ndjson
+from engine.feed.binance import LiveSession, links, stream_url
+from engine.feed.headless import replay_ndjson
+from engine.feed.record import Recorder
+from engine.feed.replay import ReplaySession, find_replayable, nothing_to_replay
+from engine.feed.session import Session, SymbolInfo
 from engine.markets import COINM_MARKET, MARKETS, RPI_MARKETS, SPOT_MARKET, USDM_MARKET, USDM_RPI_MARKET
-from engine.record import Recorder
-from engine.replay import ReplaySession, find_replayable, nothing_to_replay
 from engine.rules import FUTURES
-from engine.session import Session, SymbolInfo
 from engine.sim.market import Market, stream_suffixes
 from engine.sync import BookSync, State
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import replay as replay_module
-from engine.replay import ReplaySession
+from engine.feed import replay as replay_module
+from engine.feed.replay import ReplaySession
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 FILES = {
@@ -76,7 +76,7 @@ def test_seek_anywhere_equals_a_straight_replay(market: str, monkeypatch: pytest
 
 
 def test_seek_tells_the_listener_once_and_nothing_on_the_way() -> None:
-    from engine.session import Listener
+    from engine.feed.session import Listener
 
     class Count(Listener):
         def __init__(self) -> None:

@@ -1,4 +1,4 @@
-"""The age of the book, the STALE condition and rates measured against the clock (engine/session.py).
+"""The age of the book, the STALE condition and rates measured against the clock (engine/feed/session.py).
 
 A silent feed delivers nothing, so nothing that counts frames can notice it: these figures are read
 against the session's clock (frozen here), and must move on while no frame arrives.
@@ -10,8 +10,8 @@ import io
 
 import orjson
 
-from engine.headless import NdjsonWriter, _NdjsonListener
-from engine.session import Session
+from engine.feed.headless import NdjsonWriter, _NdjsonListener
+from engine.feed.session import Session
 from engine.sync import State
 from tests.engine.helpers import ev, snap
 

@@ -13,9 +13,9 @@ import pytest
 
 from engine.book import level
 from engine.events import ExchangeInfo, Kind, Reject, decode_payload, route
-from engine.record import Recorder
-from engine.replay import INFER_EVENTS, ReplaySession, find_replayable
-from engine.session import SymbolInfo
+from engine.feed.record import Recorder
+from engine.feed.replay import INFER_EVENTS, ReplaySession, find_replayable
+from engine.feed.session import SymbolInfo
 from engine.sync import State
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import orjson
 
-from engine.binance import Backoff, LiveSession
-from engine.session import Listener, Session
+from engine.feed.binance import Backoff, LiveSession
+from engine.feed.session import Listener, Session
 from engine.sim.market import DEFAULTS, Market
 from engine.sim.server import SimConnection, SimServer
 from engine.sync import State, StateChanged

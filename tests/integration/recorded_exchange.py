@@ -41,8 +41,8 @@ from websockets.protocol import State as WsState
 
 from engine.book import Book
 from engine.events import DepthUpdate, Kind, decode_bytes, decode_snapshot, route
+from engine.feed.record import read_records
 from engine.markets import SPOT_MARKET, Market
-from engine.record import read_records
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

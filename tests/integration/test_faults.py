@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 import pytest
 
-from engine.binance import Backoff, LiveSession, UnknownSymbol, links
+from engine.feed.binance import Backoff, LiveSession, UnknownSymbol, links
 from engine.markets import MARKETS
 from engine.sim.server import MALFORMED_KINDS, SimServer
 from engine.sync import State

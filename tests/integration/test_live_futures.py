@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from engine.binance import Backoff, LiveSession, links
 from engine.events import read_frame
+from engine.feed.binance import Backoff, LiveSession, links
+from engine.feed.record import Recorder, read_records
+from engine.feed.replay import ReplaySession
+from engine.feed.session import Listener, Session
 from engine.markets import COINM_MARKET, MARKETS, SPOT_MARKET, USDM_MARKET, Market
-from engine.record import Recorder, read_records
-from engine.replay import ReplaySession
-from engine.session import Listener, Session
 from engine.sync import State, StateChanged
 from tests.integration.harness import until as harness_until
 
@@ -254,7 +254,7 @@ async def test_a_dropped_depth_connection_resyncs_the_book() -> None:
 
 
 async def test_a_symbol_not_listed_on_futures_is_unknown() -> None:
-    from engine.binance import UnknownSymbol
+    from engine.feed.binance import UnknownSymbol
 
     async with RecordedExchange(COINM, "BTCUSD_PERP", market=COINM_MARKET, info=COINM_INFO) as ex:
         session = live(ex, "btcusdt", COINM_MARKET)

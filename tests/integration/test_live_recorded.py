@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
-from engine.binance import LiveSession, UnknownSymbol
 from engine.events import read_frame
-from engine.record import read_records
+from engine.feed.binance import LiveSession, UnknownSymbol
+from engine.feed.record import read_records
 from engine.sync import State
 
 from .recorded_exchange import DATA, RecordedExchange, read_lines
@@ -129,8 +129,8 @@ async def test_cli_unknown_symbol_exits_2_with_one_line() -> None:
 
 @pytest.mark.parametrize("layout", ["compact", "loose"])
 async def test_record_then_replay_reproduces_the_book(tmp_path, layout: str) -> None:
-    from engine.record import Recorder
-    from engine.replay import ReplaySession
+    from engine.feed.record import Recorder
+    from engine.feed.replay import ReplaySession
 
     last = final_update_id()
     path = tmp_path / "rec.ndjson.gz"

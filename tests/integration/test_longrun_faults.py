@@ -17,7 +17,7 @@ import time
 import httpx
 import pytest
 
-from engine.binance import Backoff, LiveSession
+from engine.feed.binance import Backoff, LiveSession
 from engine.sim.server import SimServer
 from engine.sync import State
 from tests.integration.harness import (

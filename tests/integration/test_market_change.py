@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from textual import events
 
-from engine.binance import Backoff, LiveSession
+from engine.feed.binance import Backoff, LiveSession
+from engine.feed.session import Session
+from engine.feed.venues import SimVenues, Venues
 from engine.markets import SPOT_MARKET
-from engine.session import Session
 from engine.sim.server import SimServer
 from engine.sync import State
-from engine.venues import SimVenues, Venues
 from tests.integration.harness import SPEED, true_top
 from tests.tui.waiting import until
 from tui.app import ObtuiApp

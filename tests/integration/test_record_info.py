@@ -12,9 +12,9 @@ from pathlib import Path
 
 import orjson
 
-from engine.binance import Backoff, LiveSession
-from engine.record import Recorder, read_records
-from engine.replay import ReplaySession
+from engine.feed.binance import Backoff, LiveSession
+from engine.feed.record import Recorder, read_records
+from engine.feed.replay import ReplaySession
 from engine.sim.server import SimServer
 from engine.sync import State
 from tests.integration.harness import until

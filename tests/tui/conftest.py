@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.replay import ReplaySession
-from engine.session import SymbolInfo
+from engine.feed.replay import ReplaySession
+from engine.feed.session import SymbolInfo
 from engine.sync import State
 from tui.app import ObtuiApp
 
@@ -23,7 +23,7 @@ MONO = 5_000.0  # the app's monotonic clock, frozen: retry countdowns are comput
 
 
 class UnknownSymbolError(ValueError):
-    """What engine.binance.UnknownSymbol is to the UI: a ValueError naming the symbol."""
+    """What engine.feed.binance.UnknownSymbol is to the UI: a ValueError naming the symbol."""
 
 
 class StubLiveSession(ReplaySession):

@@ -9,11 +9,11 @@ from __future__ import annotations
 import pytest
 from textual.pilot import Pilot
 
-from engine.binance import LinkStatus
 from engine.book import level
 from engine.events import DepthUpdate, Snapshot, Trade
+from engine.feed.binance import LinkStatus
+from engine.feed.session import Session, SymbolInfo
 from engine.markets import COINM_MARKET, SPOT_MARKET, USDM_MARKET, Market
-from engine.session import Session, SymbolInfo
 from engine.sync import State
 from tests.tui.conftest import MONO, SnapApp
 from tui.widgets.ladder import Ladder

@@ -8,7 +8,7 @@ from textual.pilot import Pilot
 
 from engine.depth_history import NOT_LIVE
 from engine.events import Snapshot
-from engine.replay import ReplaySession
+from engine.feed.replay import ReplaySession
 from engine.sync import State
 from tests.tui.conftest import SnapApp, synced_session
 from tests.tui.waiting import footer_keys, until

@@ -282,7 +282,7 @@ async def test_every_trade_reaches_the_tape() -> None:
 
 async def test_the_feed_runs_as_a_worker_and_the_ui_follows() -> None:
     """live=True: the session's run() is a Textual worker in group "feed"; the UI never waits on it."""
-    from engine.replay import ReplaySession
+    from engine.feed.replay import ReplaySession
     from tests.tui.conftest import BTC
     from tui.app import ObtuiApp
 
@@ -303,8 +303,8 @@ async def test_the_feed_runs_as_a_worker_and_the_ui_follows() -> None:
 
 
 async def test_unknown_symbol_at_start_exits_2_with_a_message() -> None:
-    from engine.binance import UnknownSymbol
-    from engine.session import Session
+    from engine.feed.binance import UnknownSymbol
+    from engine.feed.session import Session
     from tui.app import ObtuiApp
 
     class Refused(Session):
@@ -321,7 +321,7 @@ async def test_unknown_symbol_at_start_exits_2_with_a_message() -> None:
 
 
 async def test_a_feed_that_stops_leaves_the_ui_up_in_error() -> None:
-    from engine.session import Session
+    from engine.feed.session import Session
     from tui.app import ObtuiApp
 
     class Broken(Session):

@@ -12,8 +12,8 @@ import pytest
 
 from engine.book import level
 from engine.events import DepthUpdate, Snapshot
-from engine.replay import ReplaySession
-from engine.session import Session, SymbolInfo
+from engine.feed.replay import ReplaySession
+from engine.feed.session import Session, SymbolInfo
 from engine.sync import State
 from tui.widgets.ladder import PARTIAL_LEGEND, PARTIAL_MARK, Ladder, layout_for, mid_text
 

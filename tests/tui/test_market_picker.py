@@ -10,9 +10,9 @@ import asyncio
 import pytest
 from textual.widgets import Input, Label
 
+from engine.feed.session import Session, SymbolInfo
+from engine.feed.venues import Venues
 from engine.markets import SPOT_MARKET, Market
-from engine.session import Session, SymbolInfo
-from engine.venues import Venues
 from tests.tui.conftest import SnapApp, StubLiveSession, UnknownSymbolError, synced_session
 from tests.tui.waiting import footer_keys, until
 from tui.widgets.symbol_picker import SymbolPicker, split_market

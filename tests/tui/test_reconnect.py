@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from engine.binance import Backoff, LiveSession
+from engine.feed.binance import Backoff, LiveSession
 from engine.sim.server import SimServer
 from engine.sync import State
 from tests.tui.waiting import footer_keys, until

@@ -12,11 +12,11 @@ from dataclasses import replace
 import pytest
 from textual.pilot import Pilot
 
-from engine.binance import LiveSession
 from engine.book import level
 from engine.events import DepthUpdate, Snapshot, Trade
+from engine.feed.binance import LiveSession
+from engine.feed.session import Session, SymbolInfo
 from engine.markets import COINM_MARKET, USDM_MARKET, USDM_RPI_MARKET, Market
-from engine.session import Session, SymbolInfo
 from engine.sim.server import SimServer
 from engine.sync import State
 from tests.tui.conftest import SnapApp

@@ -10,7 +10,7 @@ import pytest
 from textual.pilot import Pilot
 
 from engine.events import Reject
-from engine.replay import ReplaySession
+from engine.feed.replay import ReplaySession
 from engine.sync import State
 from tests.tui.conftest import MONO, SnapApp, StubLiveSession, synced_session
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from engine.book import level
 from engine.events import DepthUpdate, Snapshot, Trade
-from engine.session import Session, SymbolInfo
+from engine.feed.session import Session, SymbolInfo
 from engine.sync import State
 from tests.tui.conftest import SnapApp
 from tui.widgets.ladder import Ladder

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.replay import ReplaySession
+from engine.feed.replay import ReplaySession
 from tests.tui.conftest import SnapApp, StubLiveSession, synced_session
 from tests.tui.waiting import until
 

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from engine.depth_history import SLICES_MS, DepthHistory
-from engine.replay import ReplaySession
-from engine.session import Listener, Session
+from engine.feed.replay import ReplaySession
+from engine.feed.session import Listener, Session
 from engine.sync import State
 from tui.bench.ladder import DEFAULT_DATA, report
 from tui.widgets.heatmap import Heatmap, HeatmapFeed

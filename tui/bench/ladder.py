@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.replay import ReplaySession
+from engine.feed.replay import ReplaySession
 from engine.sync import State
 from tui.widgets.ladder import Ladder
 

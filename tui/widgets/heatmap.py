@@ -52,7 +52,7 @@ from engine.depth_history import (
     Sample,
 )
 from engine.events import Trade
-from engine.session import Listener, Session
+from engine.feed.session import Listener, Session
 from engine.sync import State
 from tui.fmt import DEFAULT_QTY_DECIMALS
 from tui.widgets.box import BOX_CLASSES, Box, BoxedLines

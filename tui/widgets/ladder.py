@@ -29,8 +29,8 @@ from rich.style import Style
 from textual.strip import Strip
 
 from engine.book import Book
+from engine.feed.session import Session, SymbolInfo
 from engine.num import SCALE
-from engine.session import Session, SymbolInfo
 from engine.sync import State
 from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, bps, countdown, live_wait, units
 from tui.widgets.box import BOX_CLASSES, Box, BoxedLines

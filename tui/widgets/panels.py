@@ -21,7 +21,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from engine.book import Book
-from engine.session import Session
+from engine.feed.session import Session
 from engine.sync import State
 from tui.fmt import (
     DEFAULT_PRICE_DECIMALS,

@@ -303,7 +303,7 @@ class SymbolPicker(ModalScreen[str | None]):
             self._status(f"{message} — check the network and try again, or Esc", error=True)
             self.app.notify(f"{message} — check the network and try again", title="Switch failed", severity="error")
             return
-        except ValueError as e:  # engine.binance.UnknownSymbol is a ValueError
+        except ValueError as e:  # engine.feed.binance.UnknownSymbol is a ValueError
             self.busy = False
             message = str(e)
             if not message or message.upper() == symbol:  # UnknownSymbol carries just the name

@@ -16,8 +16,8 @@ from rich.style import Style
 from textual.strip import Strip
 
 from engine.events import Trade
+from engine.feed.session import Session
 from engine.num import SCALE
-from engine.session import Session
 from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, clock_of, units
 from tui.widgets.box import BOX_CLASSES, Box, BoxedLines
 from tui.widgets.pump import FramePump, repaint

@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Input, Label
 
-from engine.replay import ReplaySession
+from engine.feed.replay import ReplaySession
 from tui.fmt import clock_of
 
 KEYS_HINT = "←/→ 10 s · ⇧ 1 min · t time · n/N jump · . step"

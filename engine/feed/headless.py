@@ -12,10 +12,10 @@ from typing import IO, Any
 import orjson
 
 from engine.events import Kind
+from engine.feed.record import Recorder
+from engine.feed.session import Listener, Session
 from engine.markets import Market
 from engine.metrics import BookMetrics
-from engine.record import Recorder
-from engine.session import Listener, Session
 from engine.sync import BookSync, State, StateChanged
 from engine.verify import TickerCheck
 
@@ -108,7 +108,7 @@ def replay_ndjson(
     replays as fast as possible; N replays N times real time (by ``ts_recv_ms``). A gap with no later
     snapshot in the file leaves the state ``resyncing``.
     """
-    from engine.replay import ReplaySession
+    from engine.feed.replay import ReplaySession
 
     session = ReplaySession(
         path, symbol, speed, _NdjsonListener(NdjsonWriter(symbol, levels, out, metrics)), market=market
@@ -216,7 +216,7 @@ async def _watch_stale(listener: _NdjsonListener, session: Session) -> None:
 async def _live_ndjson(args: Any, symbol: str) -> int:
     import asyncio
 
-    from engine.binance import LiveSession, Refused, UnknownSymbol
+    from engine.feed.binance import LiveSession, Refused, UnknownSymbol
 
     recorder = Recorder(args.record) if getattr(args, "record", None) else None
     listener = _NdjsonListener(NdjsonWriter(symbol, args.levels, metrics=getattr(args, "metrics", False)))

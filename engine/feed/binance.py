@@ -64,9 +64,9 @@ from engine.events import (
     decode_snapshot,
     read_frame,
 )
+from engine.feed.record import Recorder
+from engine.feed.session import Listener, Session, SymbolInfo, excludes_rpi
 from engine.markets import SPOT_MARKET, Market
-from engine.record import Recorder
-from engine.session import Listener, Session, SymbolInfo, excludes_rpi
 from engine.sync import State
 
 SNAPSHOT_LIMIT = 1000

@@ -1,8 +1,8 @@
 """A session turns a source of frames (live or recorded) into a synced book and notifications.
 
 ``Session`` holds what every source shares: the ``BookSync``, the bookTicker check, latency and rate
-figures, the recent trades, and a ``Listener`` it notifies. ``LiveSession`` (engine/binance.py) and
-``ReplaySession`` (engine/replay.py) feed it frames; the TUI and the headless writer listen.
+figures, the recent trades, and a ``Listener`` it notifies. ``LiveSession`` (engine/feed/binance.py) and
+``ReplaySession`` (engine/feed/replay.py) feed it frames; the TUI and the headless writer listen.
 
 Everything here runs on one asyncio loop and never blocks; listeners are called synchronously and
 must be cheap (the TUI only marks itself dirty and draws at most once per frame).

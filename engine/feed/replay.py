@@ -35,9 +35,9 @@ from engine.events import (
     read_record,
     route,
 )
+from engine.feed.record import Recording
+from engine.feed.session import Listener, Session, SymbolInfo
 from engine.markets import COINM_MARKET, MARKETS, RPI_MARKETS, SPOT_MARKET, USDM_MARKET, Market
-from engine.record import Recording
-from engine.session import Listener, Session, SymbolInfo
 from engine.sync import State, StateChanged
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from engine.binance import LiveSession, RestClient
+from engine.feed.binance import LiveSession, RestClient
 from engine.markets import MARKETS, Market
 
 if TYPE_CHECKING:
