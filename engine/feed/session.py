@@ -256,6 +256,13 @@ class Session:
         self.notice_text, self.notice_error = text, error
         self.listener.notice(self, text, error)
 
+    def why(self) -> str:
+        """Why the book is what it is now, in one sentence: the latest notice (what is wrong or under
+        way, and what happens next) when there is one, else the sync's own reason. A notice that is
+        only news ("trading again") is dropped at the next state change (``drain``): it described the
+        moment it was said, not the loss of sync after it. O(1)."""
+        return self.notice_text or self.sync.reason
+
     def reset_symbol(self, symbol: str) -> None:
         """Follow another symbol from scratch: a new sync, checks and tape; the connection stays."""
         self.symbol = symbol.upper()
@@ -278,6 +285,8 @@ class Session:
         """Hand the sync's queued outputs to the listener and the snapshot hook."""
         for out in self.sync.take():
             if isinstance(out, StateChanged):
+                if not self.notice_error:
+                    self.notice_text = ""
                 if out.new is State.SYNCED:
                     self.notice_text, self.notice_error = "", False
                     if self.last_recv_ms is not None:

@@ -219,3 +219,24 @@ async def test_the_last_reject_is_on_screen(size: tuple[int, int]) -> None:
         await _settle(pilot)
         shown = words_shown(app, app.sync_panel)
         assert "rejects 99 · last: btcusdt@depth@100ms: bad level in 'b': ['60000.00', 'x98']" in shown
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+async def test_a_resync_shows_its_own_reason_not_an_older_notice(size: tuple[int, int]) -> None:
+    """A notice that is news, not an error ("trading again"), describes the moment it was said: when
+    the book is lost afterwards, the sync panel and the ladder both say why it was lost."""
+    session = synced_session()
+    app = SnapApp(session)
+    async with app.run_test(size=size) as pilot:
+        await _settle(pilot)
+        session.notice("BTCUSDT is trading again on Binance spot (status TRADING)")
+        session.sync.connection_lost("connection closed (1006)")
+        session.drain()
+        app.refresh_panels()
+        await _settle(pilot)
+        panel = words_shown(app, app.sync_panel)
+        assert "connection closed (1006)" in panel
+        assert "trading again" not in panel
+        ladder = words_shown(app, app.ladder)  # its spread row, cut to fit at 80 columns
+        assert "disconnected · connection" in ladder
+        assert "trading" not in ladder

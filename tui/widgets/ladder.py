@@ -549,9 +549,7 @@ class Ladder(BoxedLines):
         if session is None:
             return State.CONNECTING, "NOT LIVE — starting", "starting the feed…"
         state = session.sync.state
-        reason = session.sync.reason
-        if session.notice_error and session.notice_text:
-            reason = session.notice_text  # says what is wrong and what to do about it
+        reason = session.why()
         retry = countdown(session.retry_at, self.clock())
         if state is State.ERROR:
             return state, f"NOT LIVE — error · {reason}", reason

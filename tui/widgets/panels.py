@@ -508,10 +508,8 @@ class SyncPanel(Panel):
         stats = sync.stats
         state = sync.state
         reason = sync.reason
-        if state is not State.SYNCED and session.notice_text:
-            reason = session.notice_text
         if state is not State.SYNCED:
-            reason = live_wait(reason, session.retry_at, clock())
+            reason = live_wait(session.why(), session.retry_at, clock())
         stale = session.stale_reason()
         head = Text()  # not Text(state, style): that style would be the base of the reason too
         if stale is not None:
