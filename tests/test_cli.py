@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 
 import tui.cli
+from engine.feed.replay import ReplaySession
+from engine.sync import State
 
 REPO = Path(__file__).resolve().parents[1]
 # Nothing in these tests may reach the internet: every URL is loopback on a closed port.
@@ -218,7 +220,6 @@ def test_a_replay_with_a_bad_ts_recv_ms_does_not_traceback(tmp_path: Path, ts: b
     ("args", "words"),
     [
         (["--demo", "--ndjson", "--record", "-"], ["--record -", "--ndjson"]),
-        (["--demo", "--record", "-"], ["--record -"]),
         (["--demo", "--replay", "{rec}"], ["--demo", "--replay"]),
         (["btcusdt", "--replay", "{rec}", "--ndjson", "--record", "{tmp}/out.ndjson"], ["--record", "--replay"]),
         (["--demo", "--ndjson", "--speed", "2"], ["--speed", "--replay"]),
@@ -229,7 +230,6 @@ def test_a_replay_with_a_bad_ts_recv_ms_does_not_traceback(tmp_path: Path, ts: b
     ],
     ids=[
         "record-stdout-ndjson",
-        "record-stdout-tui",
         "demo-replay",
         "record-replay",
         "speed",
@@ -385,7 +385,7 @@ def test_c_replay_ndjson_exits_on_sighup(tmp_path: Path) -> None:
 class Pty:
     """``obtui`` in a pseudo-terminal, its output drained as a terminal emulator would."""
 
-    def __init__(self, argv: list[str], cols: int = 120, rows: int = 40) -> None:
+    def __init__(self, argv: list[str], cols: int = 120, rows: int = 40, stdout: Path | None = None) -> None:
         import fcntl
         import struct
         import termios
@@ -395,6 +395,8 @@ class Pty:
             try:
                 os.chdir(REPO)
                 os.environ.update(_env(), TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
+                if stdout is not None:  # as `obtui ... > file` in a shell: the screen stays on the terminal
+                    os.dup2(os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 1)
                 os.execv(sys.executable, [sys.executable, *argv])
             finally:
                 os._exit(127)
@@ -450,3 +452,40 @@ def test_c_tui_q_still_exits_0(tmp_path: Path) -> None:
         app.close()
     assert app.status == 0, app.out[-2000:]
     assert_whole_gzip(rec)
+
+
+def test_c_tui_records_to_stdout_while_the_screen_stays_on_the_terminal(tmp_path: Path) -> None:
+    """``obtui --demo --record - > rec.ndjson``: Textual draws on stderr, the recording fills stdout, and
+    what it holds replays to a synced book."""
+    rec = tmp_path / "rec.ndjson"
+    app = Pty(["-m", "tui.cli", "--demo", "--record", "-"], stdout=rec)
+    try:
+        wait_for(
+            lambda: (
+                (b"SYNCED" in app.out and rec.exists() and rec.read_bytes().count(b"\n") >= 3) or app.status is not None
+            ),
+            40,
+            "a synced screen and a recording on stdout",
+            app.drain,
+        )
+        assert app.status is None, app.out[-2000:]
+        os.write(app.fd, b"q")
+        wait_for(lambda: app.status is not None, 20, "obtui to exit", app.drain)
+    finally:
+        app.close()
+    assert app.status == 0, app.out[-2000:]
+    data = rec.read_bytes()
+    assert data.endswith(b"\n") and b"\x1b[" not in data  # records only: no screen output mixed in
+    assert b"@depthSnapshot" in data
+    session = ReplaySession(str(rec), "btcusdt", speed=None)
+    assert session.step_until(lambda s: s.state is State.SYNCED)
+
+
+def test_c_record_to_stdout_refused_when_stdout_is_the_terminal() -> None:
+    app = Pty(["-m", "tui.cli", "--demo", "--record", "-"])
+    try:
+        wait_for(lambda: app.status is not None, 20, "obtui to exit", app.drain)
+    finally:
+        app.close()
+    assert app.status == 2, app.out[-2000:]
+    assert b"redirect it" in app.out and b"Traceback" not in app.out

@@ -163,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stdout_is_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # closed, or replaced by an object without a file
+        return False
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Refuse what cannot work or means nothing in the chosen mode; raises UsageError (one line)."""
     if args.symbol is None and not args.demo:
@@ -172,8 +179,15 @@ def check_args(args: argparse.Namespace) -> None:
     if args.record and args.replay:
         raise UsageError("--record with --replay: a replay is already a recording, drop --record")
     if args.record == "-":
-        where = "the --ndjson lines" if args.ndjson else "the TUI"
-        raise UsageError(f"--record - would mix the recording with {where} on stdout: record to a file instead")
+        # The TUI draws on stderr (Textual's driver), so stdout is free for the recording when it is
+        # redirected; the --ndjson lines are stdout's already.
+        if args.ndjson:
+            raise UsageError("--record - would mix the recording with the --ndjson lines on stdout: record to a file")
+        if _stdout_is_terminal():
+            raise UsageError(
+                "--record - writes the recording to stdout, which is this terminal: redirect it "
+                f"(obtui {(args.symbol or 'btcusdt').lower()} --record - > rec.ndjson) or record to a file"
+            )
     if args.speed is not None and not args.replay:
         raise UsageError("--speed paces a replay: use it with --replay FILE (a live feed runs in real time)")
     if args.seed is not None and not args.demo:
