@@ -213,7 +213,7 @@ def check_args(args: argparse.Namespace) -> None:
         _check_readable(args.replay)
     if args.ndjson and not _stdout_open():
         raise UsageError("--ndjson writes to stdout, which is closed: redirect it (> book.ndjson, or | a reader)")
-    if args.record:
+    if args.record and args.record != "-":
         _check_writable(args.record)  # last: it creates the file
 
 

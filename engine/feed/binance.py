@@ -71,6 +71,7 @@ from engine.sync import State
 
 SNAPSHOT_LIMIT = 1000
 MIN_RETRY_AFTER = 1.0  # a "Retry-After: 0" must not turn into a burst of requests
+STATUS_TIMEOUT_MIN = 2.0  # seconds an exchangeInfo status question may take at least (see _halted)
 REST_DEADLINE = 10.0  # seconds for a whole REST answer: httpx's timeout is per read, a trickle never trips it
 ATTEMPT_BUDGET = (250, 300.0)  # connection attempts per window (s); Binance bans past 300 per 5 min per IP
 _TAG = re.compile(r"<[^>]*>")
@@ -540,7 +541,11 @@ class LiveSession(Session):
         Keeps ``info`` current and says the change: the status is why a book stops, or moves again."""
         symbol, before = self.symbol, self.info
         try:
-            entry, raw = await asyncio.wait_for(self.rest.symbol_entry(symbol), self.silence_timeout)
+            # At least 2 s: a status question that gives up sooner than a busy exchange answers would
+            # ask again on the next event, and again (a short silence_timeout is for tests and fast
+            # failover, not a REST deadline).
+            wait = min(REST_DEADLINE, max(STATUS_TIMEOUT_MIN, self.silence_timeout))
+            entry, raw = await asyncio.wait_for(self.rest.symbol_entry(symbol), wait)
         except Exception:  # any failure (network, 429, delisted): no news about the status
             return False
         if symbol != self.symbol:
@@ -859,9 +864,16 @@ class LiveSession(Session):
                 return "handover"
             if raw is None:
                 if not stale_only:
+                    before = self.info
                     if await self._halted():
                         # A symbol that does not trade sends nothing: silence is its normal state, and
                         # a reconnect would only cycle. The book stays, marked stale with the reason.
+                        deadline = loop.time() + self.silence_timeout
+                        continue
+                    if before is not None and not before.trading and self.info is not None and self.info.trading:
+                        # Trading again as of this answer: its events may not have started yet (or
+                        # wait behind the answer in the socket). One more period before calling the
+                        # connection dead.
                         deadline = loop.time() + self.silence_timeout
                         continue
                     return "silent"

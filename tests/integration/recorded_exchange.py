@@ -65,9 +65,12 @@ class RecordedExchange:
         *,
         info: dict[str, Any] | None = None,
         agg_trades: bool | None = None,
+        records: int | None = None,
     ) -> None:
         """``layout`` "loose" sends frames the way another server may: spaces, "data" before "stream",
-        and the stream name with its "@" escaped as \\u0040 (all valid JSON, none of it Binance's bytes)."""
+        and the stream name with its "@" escaped as \\u0040 (all valid JSON, none of it Binance's bytes).
+        ``records``: serve only the recording's first N records (a test that needs a synced book and some
+        traffic, not the whole file); ``final_id`` is then the last depth event's id served."""
         self.symbol = symbol.upper()
         self.market = market
         self.info = info or {}
@@ -97,12 +100,17 @@ class RecordedExchange:
         self._after: dict[str, list[tuple[Kind, bytes]]] = {}
         self._sent: dict[str, int] = {}
         self._started: set[str] = set()
-        for rec in read_records(str(path)):
+        self.final_id: int | None = None
+        for n, rec in enumerate(read_records(str(path))):
+            if records is not None and n >= records and self.snapshot:
+                break
             if rec.stream.endswith("@depthSnapshot"):
                 self.snapshot = json.dumps(rec.data).encode()
                 continue
             stream, data = rec.stream, rec.data
             kind = route(stream)[0]
+            if kind is Kind.DEPTH:
+                self.final_id = data["u"]
             if kind is Kind.TRADE and agg_trades:
                 stream, data = agg_trade(stream, data)
                 kind = Kind.AGG_TRADE

@@ -58,6 +58,11 @@ class Seen(Listener):
         self.notices.append(text)
 
 
+# The first records of the USDⓈ-M recording (1,793 depth events, 15,096 bookTickers, 3,110 aggTrades): the
+# tests that need a synced book and traffic, not the whole file (test_live_futures_matches_every_bookticker_
+# checkpoint streams all of it).
+PREFIX = 20_000
+
 # The harness's wait, with the longer default these whole-recording runs need.
 until = functools.partial(harness_until, timeout=20.0)
 
@@ -139,13 +144,13 @@ async def test_live_futures_matches_every_bookticker_checkpoint(name: str, least
 
 
 async def test_cli_market_usdm_ndjson_lines_match_bookticker(tmp_path: Path) -> None:
-    last = final_update_id(USDM)
     tickers: dict[int, Any] = {}
     for r in read_records(str(USDM)):
         if r.stream.endswith("@bookTicker"):
             tickers.setdefault(r.data["u"], r.data)
     rec = tmp_path / "usdm.ndjson"
-    async with RecordedExchange(USDM, "ETHUSDT", market=USDM_MARKET, info=USDM_INFO) as ex:
+    async with RecordedExchange(USDM, "ETHUSDT", market=USDM_MARKET, info=USDM_INFO, records=PREFIX) as ex:
+        last = ex.final_id
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tui.cli", "ethusdt", "--market", "usdm", "--ndjson", "--levels", "5",
             "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--record", str(rec),
@@ -157,8 +162,8 @@ async def test_cli_market_usdm_ndjson_lines_match_bookticker(tmp_path: Path) -> 
             proc.terminate()
             _, err = await proc.communicate()
     assert lines[0]["state"] == "connecting"
-    assert checked >= 400, checked
-    assert lines[-1]["mismatches"] == 0 and lines[-1]["verified"] >= 400
+    assert checked >= 100, checked
+    assert lines[-1]["mismatches"] == 0 and lines[-1]["verified"] >= 100
     assert sorted(ex.opened) == ["/market/stream", "/public/stream"]
     assert all(n in USDM_MARKET.depth_limits for n in ex.depth_limits)  # type: ignore[operator]
     assert b"Traceback" not in err
@@ -170,10 +175,10 @@ async def test_cli_market_usdm_ndjson_lines_match_bookticker(tmp_path: Path) -> 
 
 
 async def test_record_then_replay_reproduces_the_usdm_book(tmp_path: Path) -> None:
-    last = final_update_id(USDM)
     path = tmp_path / "rec.ndjson.gz"
     recorder = Recorder(str(path))
-    async with RecordedExchange(USDM, "ETHUSDT", market=USDM_MARKET, info=USDM_INFO) as ex:
+    async with RecordedExchange(USDM, "ETHUSDT", market=USDM_MARKET, info=USDM_INFO, records=PREFIX) as ex:
+        last = ex.final_id
         session = live(ex, "ETHUSDT", USDM_MARKET, recorder=recorder)
         async with running(session):
             await until(lambda: session.sync.last_update_id == last, "the end of the recording")
@@ -192,7 +197,7 @@ async def test_record_then_replay_reproduces_the_usdm_book(tmp_path: Path) -> No
     assert replay.market is USDM_MARKET
     replay.step_until(lambda r: r.sync.last_update_id == last)
     assert replay.sync.book.as_dicts() == live_book
-    assert replay.check.mismatches == 0 and replay.check.ok >= 540
+    assert replay.check.mismatches == 0 and replay.check.ok >= 100
     assert replay.sync.stats.gaps == 0
     # The aggTrade payloads are kept byte for byte and replay onto the tape as trades.
     sent = {bytes(read_frame(f).payload) for f in ex.before + ex.after}  # type: ignore[union-attr]
@@ -203,9 +208,9 @@ async def test_record_then_replay_reproduces_the_usdm_book(tmp_path: Path) -> No
 
 
 async def test_a_dropped_trades_connection_never_touches_the_book() -> None:
-    last = final_update_id(USDM)
     seen = Seen()
-    async with RecordedExchange(USDM, "ETHUSDT", market=USDM_MARKET, info=USDM_INFO) as ex:
+    async with RecordedExchange(USDM, "ETHUSDT", market=USDM_MARKET, info=USDM_INFO, records=PREFIX) as ex:
+        last = ex.final_id
         session = live(ex, "ETHUSDT", USDM_MARKET, listener=seen)
         async with running(session):
             await until(lambda: session.state is State.SYNCED and len(session.trades) >= 20, "a synced book, trades")
@@ -227,13 +232,13 @@ async def test_a_dropped_trades_connection_never_touches_the_book() -> None:
         said = [t for t in seen.notices if t.startswith("trades: connection closed")]
         assert len(said) == 1 and "reconnecting in" in said[0] and "the book is not affected" in said[0]
         assert session.conns[1].drops == 1 and session.conns[0].drops == 0
-        assert session.check.mismatches == 0 and session.check.ok >= 500
+        assert session.check.mismatches == 0 and session.check.ok >= 100
 
 
 async def test_a_dropped_depth_connection_resyncs_the_book() -> None:
     seen = Seen()
-    last = final_update_id(USDM)
-    async with RecordedExchange(USDM, "ETHUSDT", market=USDM_MARKET, info=USDM_INFO) as ex:
+    async with RecordedExchange(USDM, "ETHUSDT", market=USDM_MARKET, info=USDM_INFO, records=PREFIX) as ex:
+        last = ex.final_id
         session = live(ex, "ETHUSDT", USDM_MARKET, listener=seen)
         async with running(session):
             await until(lambda: session.state is State.SYNCED and session.check.ok >= 50, "a synced book")
@@ -256,7 +261,7 @@ async def test_a_dropped_depth_connection_resyncs_the_book() -> None:
 async def test_a_symbol_not_listed_on_futures_is_unknown() -> None:
     from engine.feed.binance import UnknownSymbol
 
-    async with RecordedExchange(COINM, "BTCUSD_PERP", market=COINM_MARKET, info=COINM_INFO) as ex:
+    async with RecordedExchange(COINM, "BTCUSD_PERP", market=COINM_MARKET, info=COINM_INFO, records=PREFIX) as ex:
         session = live(ex, "btcusdt", COINM_MARKET)
         with pytest.raises(UnknownSymbol):
             await asyncio.wait_for(session.run(), 10)
@@ -267,7 +272,7 @@ async def test_a_symbol_not_listed_on_futures_is_unknown() -> None:
 async def test_a_futures_symbol_not_trading_is_said_plainly() -> None:
     info = {**COINM_INFO, "contractStatus": "SETTLING"}
     seen = Seen()
-    async with RecordedExchange(COINM, "BTCUSD_PERP", market=COINM_MARKET, info=info) as ex:
+    async with RecordedExchange(COINM, "BTCUSD_PERP", market=COINM_MARKET, info=info, records=PREFIX) as ex:
         session = live(ex, "btcusd_perp", COINM_MARKET, listener=seen)
         async with running(session):
             await until(lambda: session.state is State.SYNCED, "a synced book")
