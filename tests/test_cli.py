@@ -474,6 +474,7 @@ def test_c_tui_records_to_stdout_while_the_screen_stays_on_the_terminal(tmp_path
     finally:
         app.close()
     assert app.status == 0, app.out[-2000:]
+    assert not (REPO / "-").exists()  # stdout, not a file named '-' in the working directory
     data = rec.read_bytes()
     assert data.endswith(b"\n") and b"\x1b[" not in data  # records only: no screen output mixed in
     assert b"@depthSnapshot" in data
