@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from engine.book import Book, Level
 from engine.events import DepthUpdate, Snapshot
 
+AUDIT_EVERY = 120.0  # seconds between audits by default (--audit-every)
 AUDIT_LEVELS = 100  # levels a side an audit snapshot asks for: weight 5 on spot and on futures
 MAX_LOG = 50_000  # events logged while an audit waits at most; past it the audit gives up
 EXAMPLES = 3  # differing levels named in the result's text

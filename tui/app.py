@@ -842,8 +842,9 @@ def run_app(args: argparse.Namespace, symbol: str) -> int:
         from engine.feed.venues import Venues
 
         recorder = Recorder(args.record) if args.record else None
-        session = LiveSession(symbol, args.ws_url, args.rest_url, recorder=recorder, market=args.market)
-        venues = Venues.for_command_line(args.market, args.ws_url, args.rest_url)
+        every = {"audit_every": args.audit_every}
+        session = LiveSession(symbol, args.ws_url, args.rest_url, recorder=recorder, market=args.market, **every)
+        venues = Venues.for_command_line(args.market, args.ws_url, args.rest_url, session_kw=every)
     app = ObtuiApp(session, max_fps=max_fps_from_env(), busy_fps=busy_fps_from_env(), venues=venues)
     try:
         asyncio.run(_run_until_signalled(app))
@@ -881,10 +882,11 @@ async def _run_demo(args: argparse.Namespace, symbol: str) -> int:
     from engine.feed.venues import SimVenues
 
     recorder = Recorder(args.record) if args.record else None
-    venues = SimVenues(args.seed, tables=[args.market])
+    every = {"audit_every": args.audit_every}
+    venues = SimVenues(args.seed, tables=[args.market], session_kw=every)
     try:
         ws_url, rest_url = await venues.endpoint(args.market.name)
-        session = LiveSession(symbol, ws_url, rest_url, recorder=recorder, market=args.market)
+        session = LiveSession(symbol, ws_url, rest_url, recorder=recorder, market=args.market, **every)
         app = ObtuiApp(
             session,
             badge="DEMO · simulated exchange",

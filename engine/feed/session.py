@@ -232,6 +232,9 @@ class Session:
         self.sync = BookSync(self.symbol, rules=market.rules)
         self.check = TickerCheck()
         self.audit = Auditor()  # the deep-book audit (engine.audit); a live session schedules it
+        self.audit_every = 0.0  # seconds between scheduled audits (0: none; a replay cannot fetch)
+        self.audit_next_at: float | None = None  # monotonic: when the next scheduled audit starts
+        self.auditing = False  # an audit is under way
         self.loaded_at_ms: float | None = None  # when the book last became synced from a full snapshot
         self.latency = LatencyWindow()
         self.depth_rate = RateMeter()
