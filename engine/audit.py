@@ -203,7 +203,7 @@ class Auditor:
         """An audit that was not made (the book not synced, no weight to spare, ...)."""
         self._end()
         self.stats.skipped += 1
-        self.issue = why
+        self.issue = f"skipped: {why}"
 
     def fail(self, why: str) -> None:
         """The request got no usable answer (HTTP error, timeout)."""
