@@ -227,6 +227,7 @@ def test_a_replay_with_a_bad_ts_recv_ms_does_not_traceback(tmp_path: Path, ts: b
         (["--demo", "--levels", "5"], ["--levels", "--ndjson"]),
         (["--demo", "--metrics"], ["--metrics", "--ndjson"]),
         (["btcusdt", "--replay", "{rec}", "--metrics"], ["--metrics", "--ndjson"]),
+        (["btcusdt", "--replay", "{rec}", "--ndjson", "--audit-every", "5"], ["--audit-every", "replay"]),
     ],
     ids=[
         "record-stdout-ndjson",
@@ -237,6 +238,7 @@ def test_a_replay_with_a_bad_ts_recv_ms_does_not_traceback(tmp_path: Path, ts: b
         "levels",
         "metrics-tui",
         "metrics-replay-tui",
+        "audit-replay",
     ],
 )
 def test_b_conflicting_flags_are_refused(args: list[str], words: list[str], tiny_recording: Path) -> None:
@@ -250,6 +252,9 @@ def test_b_conflicting_flags_are_refused(args: list[str], words: list[str], tiny
 def test_b_argparse_errors_are_one_line_too() -> None:
     proc = obtui("btcusdt", "--ndjson", "--levels", "many")
     assert_one_line_error(proc.returncode, proc.stderr, "--levels", "--help")
+    for bad in ("often", "0.1", "-3", "nan"):
+        proc = obtui("btcusdt", "--ndjson", "--audit-every", bad)
+        assert_one_line_error(proc.returncode, proc.stderr, "--audit-every", "0: off", "--help")
     proc = obtui("btcusdt", "--no-such-flag")
     assert_one_line_error(proc.returncode, proc.stderr, "--no-such-flag", "--help")
 

@@ -76,7 +76,7 @@ REPLAY_ACTIONS = frozenset(
     {"pause", "resume", "faster", "slower", "seek_by", "seek_start", "seek_end", "seek_to", "step_event", "jump"}
 )
 HEATMAP_ACTIONS = frozenset({"slice_shorter", "slice_longer"})  # in the footer while the heatmap is shown
-LIVE_ACTIONS = frozenset({"resync", "reconnect", "switch_symbol", "flip_market"})
+LIVE_ACTIONS = frozenset({"resync", "reconnect", "switch_symbol", "flip_market", "audit"})
 # ``f``: the market of the same pair's other side (spot <-> its USDⓈ-M perpetual); COIN-M has none.
 FLIP_MARKETS = {"spot": "usdm", "usdm": "spot"}
 
@@ -155,6 +155,16 @@ class ObtuiApp(App[int]):
         # Same key, shown instead of Resync while a live session waits out a reconnect backoff.
         Binding(
             "r", "reconnect", "Reconnect", id="reconnect", tooltip="while disconnected: reconnect now, skip the wait"
+        ),
+        # Not in the footer (no room at 80 columns): in the help and the command palette.
+        Binding(
+            "A",
+            "audit",
+            "Audit now",
+            key_display="A",
+            show=False,
+            id="audit",
+            tooltip="audit the deep book now: compare it with a fresh snapshot, level by level",
         ),
         Binding("s", "switch_symbol", "Symbol", id="switch-symbol", tooltip="follow another symbol, or market (Tab)"),
         Binding(
@@ -450,6 +460,8 @@ class ObtuiApp(App[int]):
                 return hasattr(self.session, "switch_symbol")
             if action == "reconnect":
                 return hasattr(self.session, "reconnect_now")
+            if action == "audit":
+                return hasattr(self.session, "audit_now")
             if action == "flip_market":
                 return self.venues is not None
         return True
@@ -535,6 +547,15 @@ class ObtuiApp(App[int]):
         self._withdraw(self._resync_toast)
         # Stays up until the book is synced again (plus a moment): see feed_state_changed.
         self._resync_toast = self._toast("resyncing: fetching a fresh snapshot", timeout=60)
+
+    def action_audit(self) -> None:
+        audit_now: Callable[[], bool] | None = getattr(self.session, "audit_now", None)
+        if audit_now is None or not self.offered("audit"):
+            self.notify("a replay cannot audit its book: it has no snapshots but the recording's", timeout=3)
+            return
+        if audit_now():
+            # The outcome is in the sync panel; a mismatch also resyncs, with a toast of its own.
+            self.notify("auditing the deep book against a fresh snapshot", timeout=3)
 
     def action_reconnect(self) -> None:
         reconnect_now: Callable[[], bool] | None = getattr(self.session, "reconnect_now", None)
@@ -842,8 +863,9 @@ def run_app(args: argparse.Namespace, symbol: str) -> int:
         from engine.feed.venues import Venues
 
         recorder = Recorder(args.record) if args.record else None
-        session = LiveSession(symbol, args.ws_url, args.rest_url, recorder=recorder, market=args.market)
-        venues = Venues.for_command_line(args.market, args.ws_url, args.rest_url)
+        every = {"audit_every": args.audit_every}
+        session = LiveSession(symbol, args.ws_url, args.rest_url, recorder=recorder, market=args.market, **every)
+        venues = Venues.for_command_line(args.market, args.ws_url, args.rest_url, session_kw=every)
     app = ObtuiApp(session, max_fps=max_fps_from_env(), busy_fps=busy_fps_from_env(), venues=venues)
     try:
         asyncio.run(_run_until_signalled(app))
@@ -881,10 +903,11 @@ async def _run_demo(args: argparse.Namespace, symbol: str) -> int:
     from engine.feed.venues import SimVenues
 
     recorder = Recorder(args.record) if args.record else None
-    venues = SimVenues(args.seed, tables=[args.market])
+    every = {"audit_every": args.audit_every}
+    venues = SimVenues(args.seed, tables=[args.market], session_kw=every)
     try:
         ws_url, rest_url = await venues.endpoint(args.market.name)
-        session = LiveSession(symbol, ws_url, rest_url, recorder=recorder, market=args.market)
+        session = LiveSession(symbol, ws_url, rest_url, recorder=recorder, market=args.market, **every)
         app = ObtuiApp(
             session,
             badge="DEMO · simulated exchange",

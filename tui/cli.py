@@ -25,6 +25,7 @@ DEFAULT_SEED = 7
 # --speed's range. The TUI's +/- keys step through tui/speed.py SPEED_STEPS (¼ to 100, then max), which
 # lie inside it; a --speed off those steps moves to the nearest one on the first key.
 MIN_SPEED = 1 / 64
+MIN_AUDIT_EVERY = 0.5  # seconds: an audit costs request weight (5), and the budget keeps half for resyncs
 MAX_SPEED = 1024.0
 EXAMPLES = (
     "Examples:  obtui --demo   |   obtui btcusdt   |   obtui btcusdt --ndjson --levels 5   |   "
@@ -59,6 +60,17 @@ def _levels(text: str) -> int:
         raise argparse.ArgumentTypeError(f"--levels takes a whole number, not {text!r}") from None
     if not 1 <= value <= 5000:
         raise argparse.ArgumentTypeError("--levels must be between 1 and 5000")
+    return value
+
+
+def _audit_every(text: str) -> float:
+    hint = f"--audit-every takes seconds (0: off, else at least {MIN_AUDIT_EVERY:g}), not {text!r}"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(hint) from None
+    if not math.isfinite(value) or (value != 0 and not MIN_AUDIT_EVERY <= value <= 86400):
+        raise argparse.ArgumentTypeError(hint)
     return value
 
 
@@ -140,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--levels", type=_levels, default=None, metavar="N", help="levels per side in --ndjson (20)")
     p.add_argument(
+        "--audit-every",
+        type=_audit_every,
+        default=None,
+        metavar="SECONDS",
+        help="audit the deep book against a fresh snapshot this often (default 120; 0: off; A audits now)",
+    )
+    p.add_argument(
         "--market",
         choices=MARKET_NAMES,
         default=None,
@@ -201,6 +220,8 @@ def check_args(args: argparse.Namespace) -> None:
             "--rpi follows USDⓈ-M's book with RPI orders: add --market usdm "
             f"(obtui {(args.symbol or 'btcusdt').lower()} --market usdm --rpi)"
         )
+    if args.audit_every is not None and args.replay:
+        raise UsageError("--audit-every audits a live book against fresh snapshots: a replay has none, drop it")
     if args.levels is not None and not args.ndjson:
         raise UsageError("--levels sets the depth of the --ndjson lines: use it with --ndjson")
     if args.metrics and not args.ndjson:
@@ -389,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         args.levels = DEFAULT_LEVELS
     if args.seed is None:
         args.seed = DEFAULT_SEED
+    if args.audit_every is None:
+        from engine.audit import AUDIT_EVERY
+
+        args.audit_every = AUDIT_EVERY
     from engine.markets import MARKETS, RPI_MARKETS, SPOT_MARKET
 
     market = MARKETS[args.market] if args.market else None

@@ -30,7 +30,13 @@ snapshot limit, weight and stream name, and nothing here branches on a market's 
   overall deadline; ``X-MBX-USED-WEIGHT-1M`` is tracked so snapshot retries stay inside the market's
   weight budget; a snapshot limit is always one the market accepts (futures: 5..1000 from a list);
 - answers that retrying cannot change (451, 403, a redirect) raise ``Refused``: the session ends with it;
-- a gap resyncs with a new snapshot on the same connection.
+- a gap resyncs with a new snapshot on the same connection;
+- the deep-book audit (engine/audit.py): every ``audit_every`` seconds (jittered by ±10%, and at once on
+  ``audit_now``) a snapshot of ``AUDIT_LEVELS`` levels (weight 5 on every market) is compared with the
+  book at the same id, in a task of its own: depth processing never waits for it. It is skipped (and
+  says why) while the book is not synced, under a Retry-After, or when it would take the minute's used
+  weight past half the budget (the other half stays for resyncs); a failed request is retried at the
+  next period; a mismatch resyncs the book with a reason naming the audit.
 Every one of these is a state change, a counter and a notice that says what happens next.
 """
 
@@ -53,6 +59,7 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from engine.audit import AUDIT_EVERY, AUDIT_LEVELS
 from engine.events import (
     DepthUpdate,
     Frame,
@@ -70,6 +77,7 @@ from engine.markets import SPOT_MARKET, Market
 from engine.sync import State
 
 SNAPSHOT_LIMIT = 1000
+AUDIT_ALIGN_S = 5.0  # how long an audit snapshot ahead of the stream may wait for the book to reach it
 MIN_RETRY_AFTER = 1.0  # a "Retry-After: 0" must not turn into a burst of requests
 STATUS_TIMEOUT_MIN = 2.0  # seconds an exchangeInfo status question may take at least (see _halted)
 REST_DEADLINE = 10.0  # seconds for a whole REST answer: httpx's timeout is per read, a trickle never trips it
@@ -191,6 +199,10 @@ class RestClient:
                 return
             # Wait for the next minute window rather than break the budget.
             await asyncio.sleep(60 - time.time() % 60 + 0.05)
+
+    def used_this_minute(self) -> int:
+        """The request weight used in the current minute, as the server last reported it. O(1)."""
+        return self.weight_used if int(time.time() // 60) == self._minute else 0
 
     async def get(self, path: str, params: dict[str, Any], weight: int) -> httpx.Response:
         """GET with rate rules; raises ``Refused`` (final), ``RestError`` (with ``retry_after``),
@@ -410,8 +422,11 @@ class LiveSession(Session):
         clock: Callable[[], float] = time.time,
         rest_deadline: float = REST_DEADLINE,
         attempt_budget: tuple[int, float] = ATTEMPT_BUDGET,
+        audit_every: float = AUDIT_EVERY,
     ) -> None:
         super().__init__(symbol, listener, clock, market)
+        self.audit_every = audit_every  # 0: only when asked (audit_now)
+        self._audit_wanted = asyncio.Event()
         self.ws_url = ws_url
         self.rest = RestClient(rest_url, deadline=rest_deadline, market=market)
         self.recorder = recorder
@@ -638,6 +653,90 @@ class LiveSession(Session):
                     await asyncio.sleep(delay)
                 else:
                     retry.reset()
+
+    # -- the deep-book audit ----------------------------------------------------------------------
+
+    def audit_now(self) -> bool:
+        """Audit the deep book at once (the user asked); False (and said) when one is running already."""
+        if self.auditing:
+            self.notice("an audit of the deep book is running already")
+            return False
+        self._audit_wanted.set()
+        return True
+
+    async def _audit_loop(self) -> None:
+        """Audit every ``audit_every`` seconds (jittered, so that sessions started together spread out)
+        and whenever ``audit_now`` asks; with ``audit_every`` 0 only then."""
+        rng = random.Random()
+        while True:
+            every = self.audit_every
+            delay = every * rng.uniform(0.9, 1.1) if every > 0 else None
+            self.audit_next_at = time.monotonic() + delay if delay is not None else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._audit_wanted.wait(), delay)
+            self._audit_wanted.clear()
+            self.audit_next_at = None
+            self.auditing = True
+            try:
+                await self._audit_once()
+            finally:
+                self.auditing = False
+
+    def _audit_skip(self, why: str) -> None:
+        self.audit.skip(why)
+        self.notice(f"deep-book audit skipped: {why}; {self._next_audit_text()}")
+
+    def _next_audit_text(self) -> str:
+        return f"next in {self.audit_every:g} s" if self.audit_every > 0 else "press A to audit again"
+
+    async def _audit_once(self) -> None:
+        """One audit: a snapshot of ``AUDIT_LEVELS`` levels compared with the book at the same id
+        (engine/audit.py aligns them). Never blocks depth processing: the request runs here, and the
+        comparison (O(levels audited)) at the answer or at the event that brings the book to its id."""
+        sync, audit, symbol, market, rest = self.sync, self.audit, self.symbol, self.market, self.rest
+        if sync.state is not State.SYNCED:
+            self._audit_skip(f"the book is {sync.state.value}")
+            return
+        if time.monotonic() < rest.not_before:
+            self._audit_skip("the exchange asked for a pause (Retry-After)")
+            return
+        limit = market.accepted_limit(AUDIT_LEVELS)
+        weight = market.depth_weight(limit)
+        used = rest.used_this_minute()
+        if used + weight > rest.weight_limit // 2:
+            self._audit_skip(
+                f"{used} of {rest.weight_limit} request weight used this minute (an audit costs {weight}; "
+                "half the budget is kept for resyncs)"
+            )
+            return
+        audit.begin(sync.book)
+        try:
+            body = await rest.depth(symbol, limit)
+            snap = usable_snapshot(symbol, body, limit)
+        except (RestError, UnknownSymbol, httpx.HTTPError, ValueError) as e:
+            what = f"{type(e).__name__}" if isinstance(e, httpx.HTTPError) else one_line(str(e))
+            audit.fail(f"failed: {what}")
+            self.notice(f"deep-book audit failed ({what}); retrying at the next audit, {self._next_audit_text()}", True)
+            return
+        if sync is not self.sync:
+            return  # another symbol meanwhile: its own auditor starts afresh
+        snap.rpi = market.rpi
+        result = audit.answer(snap, sync.book, self.clock() * 1000.0)
+        if result is None and audit.pending:
+            # Ahead of the stream: the events that reach its id complete it (Session.process).
+            deadline = time.monotonic() + AUDIT_ALIGN_S
+            while audit.logging and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if audit.logging:
+                audit.give_up(
+                    f"not aligned: the book did not reach the snapshot's update {snap.last_update_id} "
+                    f"within {AUDIT_ALIGN_S:g} s"
+                )
+        if result is not None:
+            if not self.audited(result):
+                self.drain()
+        elif audit.issue:
+            self.notice(f"deep-book audit {audit.issue}; {self._next_audit_text()}")
 
     # -- WebSocket ------------------------------------------------------------------------------
 
@@ -920,7 +1019,7 @@ class LiveSession(Session):
         Raises ``UnknownSymbol`` or ``Refused`` (final answers), after noticing them and failing the sync.
         """
         snapshots = asyncio.ensure_future(self._snapshot_loop())
-        tasks: list[asyncio.Future[None]] = [snapshots]
+        tasks: list[asyncio.Future[None]] = [snapshots, asyncio.ensure_future(self._audit_loop())]
         try:
             try:
                 if self.info is None or self.info.symbol != self.symbol:

@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import orjson
 
+from engine.audit import AUDIT_EVERY
 from engine.events import Kind
 from engine.feed.record import Recorder
 from engine.feed.session import Listener, Session
@@ -43,10 +44,12 @@ class NdjsonWriter:
         check: TickerCheck | None = None,
         rpi: bool = False,
         unverified: str = "",
+        audit: dict[str, float | int] | None = None,
         **extra: object,
     ) -> None:
         """One line. ``rpi``: the book includes RPI orders; ``unverified``: why there is no ``check``
-        (the market's: bookTicker cannot check an RPI book)."""
+        (the market's: bookTicker cannot check an RPI book); ``audit``: the last deep-book audit
+        (``Auditor.line``), on synced lines only."""
         state = sync.state
         line: dict[str, object] = {"ts_recv_ms": ts_recv_ms, "symbol": self.symbol, "state": state.value}
         if state is State.SYNCED:
@@ -63,6 +66,8 @@ class NdjsonWriter:
                     # From the first synced line on, the book tells the tracker of every change.
                     tracker = self._tracker = BookMetrics(book)
                 line.update(tracker.fields(bids, asks))
+            if audit is not None:
+                line["audit"] = audit
         else:
             line["last_update_id"] = None
             line["bids"] = []
@@ -127,11 +132,11 @@ def replay_ndjson(
     return session.sync
 
 
-def _checks(session: Session) -> tuple[TickerCheck | None, bool, str]:
-    """(the bookTicker check, or None where it cannot check this book; rpi; why not checked), as
-    ``NdjsonWriter.write`` takes them after the time: the market's table decides."""
+def _checks(session: Session) -> tuple[TickerCheck | None, bool, str, dict[str, float | int] | None]:
+    """(the bookTicker check, or None where it cannot check this book; rpi; why not checked; the last
+    deep-book audit), as ``NdjsonWriter.write`` takes them after the time: the market's table decides."""
     market = session.market
-    return (None if market.unverified else session.check), market.rpi, market.unverified
+    return (None if market.unverified else session.check), market.rpi, market.unverified, session.audit.line()
 
 
 STALE_CHECK_S = 0.25  # how often a live --ndjson session looks at the age of its book
@@ -237,6 +242,7 @@ async def _live_ndjson(args: Any, symbol: str) -> int:
                 recorder,
                 market=market,
                 snapshot_limit=market.snapshot_limit(args.levels),
+                audit_every=getattr(args, "audit_every", AUDIT_EVERY),
             )
             session.sync.min_known = args.levels
             listener.book_changed(session)  # the first line says "connecting" before any network wait

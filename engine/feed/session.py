@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from statistics import median
 
+from engine.audit import Auditor, AuditResult
 from engine.book import Level
 from engine.events import (
     BookTicker,
@@ -230,6 +231,11 @@ class Session:
         self.market = market
         self.sync = BookSync(self.symbol, rules=market.rules)
         self.check = TickerCheck()
+        self.audit = Auditor()  # the deep-book audit (engine.audit); a live session schedules it
+        self.audit_every = 0.0  # seconds between scheduled audits (0: none; a replay cannot fetch)
+        self.audit_next_at: float | None = None  # monotonic: when the next scheduled audit starts
+        self.auditing = False  # an audit is under way
+        self.loaded_at_ms: float | None = None  # when the book last became synced from a full snapshot
         self.latency = LatencyWindow()
         self.depth_rate = RateMeter()
         self.trades: deque[Trade] = deque(maxlen=TAPE_SIZE)
@@ -269,6 +275,8 @@ class Session:
         min_known, self.sync = self.sync.min_known, BookSync(self.symbol, rules=self.market.rules)
         self.sync.min_known = min_known
         self.check = TickerCheck()
+        self.audit = Auditor()
+        self.loaded_at_ms = None
         self.latency.clear()
         self.trades.clear()
         self.last_trade = None
@@ -289,6 +297,7 @@ class Session:
                     self.notice_text = ""
                 if out.new is State.SYNCED:
                     self.notice_text, self.notice_error = "", False
+                    self.loaded_at_ms = self.last_recv_ms if self.last_recv_ms is not None else self.clock() * 1000.0
                     if self.last_recv_ms is not None:
                         self.fresh_at = self.last_recv_ms / 1000.0
                 else:
@@ -317,6 +326,12 @@ class Session:
             if latency_ms is not None:
                 self.latency.add(latency_ms)
             if sync.depth(msg):
+                audit = self.audit
+                if audit.logging:
+                    result = audit.applied(msg, sync.book, self.clock() * 1000.0)
+                    if result is not None and not self.audited(result):
+                        self.drain()
+                        return  # the book is wrong: resyncing, never shown
                 self.fresh_at = now_s
                 self.check.applied(sync.book)
                 self.listener.book_changed(self)
@@ -376,6 +391,16 @@ class Session:
                 self.check.expect(uid, self.sync.last_update_id, lambda: _ticker_top(symbol, payload))
             return
         self.process(decode_payload(stream, frame.payload), recv_ms, latency_ms)
+
+    def audited(self, result: AuditResult) -> bool:
+        """A finished deep-book audit: True when the book matched; else the book is suspect and a full
+        resync begins, its reason naming the audit (the caller drains the sync's outputs)."""
+        if not result.mismatches:
+            return True
+        reason = f"audit: {result.describe()}"
+        self.sync.force_resync(reason)
+        self.notice(f"{reason}; resyncing from a full snapshot", error=True)
+        return False
 
     def control(self, msg: ControlReply | ServerShutdown) -> None:
         """Hook for connection-level messages (live sessions act on them)."""

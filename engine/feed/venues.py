@@ -49,14 +49,18 @@ class Venues:
         self._symbols: dict[str, list[str]] = {}
 
     @classmethod
-    def for_command_line(cls, market: Market, ws_url: str, rest_url: str) -> Venues:
-        """The venues of a live run started on ``market`` with these (possibly overridden) bases."""
+    def for_command_line(
+        cls, market: Market, ws_url: str, rest_url: str, session_kw: dict[str, Any] | None = None
+    ) -> Venues:
+        """The venues of a live run started on ``market`` with these (possibly overridden) bases;
+        ``session_kw`` as for ``__init__`` (the command line's --audit-every)."""
         if (ws_url, rest_url) == (market.ws_url, market.rest_url):
-            return cls({m.name: (m.ws_url, m.rest_url) for m in MARKETS.values()}, tables=[market])
+            endpoints = {m.name: (m.ws_url, m.rest_url) for m in MARKETS.values()}
+            return cls(endpoints, tables=[market], session_kw=session_kw)
         # A testnet or a local server: another market is elsewhere, and Binance's real one would be
         # a different exchange from the one the user chose (real prices next to testnet ones).
         why = f"--ws-url/--rest-url serve {market.title} only: restart obtui with --market {{name}} and its URLs"
-        return cls({market.name: (ws_url, rest_url)}, tables=[market], refused=why)
+        return cls({market.name: (ws_url, rest_url)}, tables=[market], refused=why, session_kw=session_kw)
 
     def markets(self) -> list[Market]:
         """Every market, in the table's order (spot, USDⓈ-M, COIN-M)."""

@@ -309,6 +309,26 @@ class DepthEvent(SimEvent):
         )
 
 
+LIE_SURFACE = 25  # a lie (Faults.corrupt) ends once fewer levels than this lie between it and the touch
+
+
+@dataclass(frozen=True, slots=True)
+class Lie:
+    """A level a connection's stream tells wrong (``Faults.corrupt``): ``extra`` units more than the
+    book holds at ``price`` (ticks). ``kind``: qty or ghost."""
+
+    symbol: str
+    kind: str
+    bid: bool
+    price: int
+    extra: int | None
+    spec: SymbolSpec
+
+    def detail(self) -> dict[str, Any]:
+        side = "bid" if self.bid else "ask"
+        return {"side": side, "price": fmt8(self.price * self.spec.tick), "lie": self.kind, "extra": fmt8(self.extra)}
+
+
 class TradeEvent(SimEvent):
     __slots__ = ("buyer_maker", "price", "qty", "time_ms", "trade_id")
     kind = "trade"
@@ -668,6 +688,43 @@ class Market:
         body["bids"] = [[fp(p * t), fq(q)] for p, q in bid_items]
         body["asks"] = [[fp(p * t), fq(q)] for p, q in ask_items]
         return body
+
+    def lie(self, symbol: str, what: str, depth: int, bid: bool) -> Lie:
+        """A lie about one level ``depth`` levels from the touch on one side (``Faults.corrupt``): ``qty``
+        tells that level with one step more than the book holds, ``ghost`` tells 7 steps more at a price
+        one tick deeper that the book does not hold. O(depth)."""
+        st = self._state(symbol)
+        book = st.bids if bid else st.asks
+        depth = max(0, min(depth, len(book) - 1))
+        price = book.peekitem(-1 - depth)[0] if bid else book.peekitem(depth)[0]
+        if what == "ghost":
+            while price in book:
+                price += -1 if bid else 1
+        extra = 7 * st.spec.step if what == "ghost" else st.spec.step
+        return Lie(symbol, what, bid, price, extra, st.spec)
+
+    def retold(self, ev: DepthEvent, lie: Lie, first: bool = False) -> tuple[DepthEvent, bool]:
+        """``ev`` (the same ids) with ``lie`` told in it if it touches the lie's price (or is the ``first``
+        to tell it): that price with the lie's extra on top of what the book holds (so a level the book
+        removes stays behind as a ghost). The book is left as it is: it stays the truth.
+
+        A lie stays deep: once fewer than ``LIE_SURFACE`` levels of the book lie between its price and
+        the touch, ``ev`` tells the truth there instead and the lie ends (True): the lie is about the
+        deep book, which only an audit can see, never about the levels a client shows. O(log levels +
+        levels in ``ev``)."""
+        book = self._state(ev.symbol).bids if lie.bid else self._state(ev.symbol).asks
+        above = len(book) - book.bisect_right(lie.price) if lie.bid else book.bisect_left(lie.price)
+        surfaced = above < LIE_SURFACE
+        side = ev.bids if lie.bid else ev.asks
+        if not (first or surfaced) and all(p != lie.price for p, _ in side):
+            return ev, False
+        held = book.get(lie.price, 0)
+        levels = [(p, q) for p, q in side if p != lie.price]
+        levels.append((lie.price, held if surfaced else held + lie.extra))
+        levels.sort(reverse=lie.bid)
+        bids, asks = (levels, ev.asks) if lie.bid else (ev.bids, levels)
+        told = DepthEvent(ev.spec, ev.stream, ev.first_id, ev.final_id, ev.time_ms, bids, asks, ev.prev_id, ev.pair)
+        return told, surfaced
 
     def exchange_info_symbol(self, symbol: str) -> dict[str, Any]:
         """One entry of exchangeInfo's ``symbols`` list."""

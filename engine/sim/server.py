@@ -71,6 +71,16 @@ sim.wait_for_connections(n)`` waits for them.
   sending ``after_depth`` more depth frames (a connection that carries no depth, e.g. USDⓈ-M ``/market``,
   never counts to it: use ``after_depth=0`` there). ``code=None`` aborts TCP (client sees 1006); else a close frame.
   ``every=True`` also applies it to every connection opened later (until ``clear()``).
+* ``corrupt(what="qty", depth=20, side="bid", symbol=None, conn=None)``: from the next depth event (of
+  ``symbol``, or of any) on, the stream lies about one level ``depth`` levels from the touch while every id
+  chains as it should (a buggy cache, or an update lost where no id can reveal it): ``qty`` tells that level
+  with one step more than it holds, ``ghost`` tells 7 steps at a price one tick deeper that the book does not
+  hold. The lie is told again in every later event that touches that price (a level the book removes stays
+  behind as a ghost), until the simulator next serves a depth snapshot of the symbol (a cache refreshed), or
+  until the market comes within ``LIE_SURFACE`` (25) levels of it (then the truth is told there: the lie is
+  about the deep book only, never the levels a client shows). The simulator's own book (``book_at``,
+  snapshots) stays the truth, so only a comparison of the deep book with a snapshot (the client's audit) can
+  find it. The journal notes ``depth_corrupted`` (the first lie) and ``lie_ended``.
 * ``malformed(kind="text", conn=None)``: inject one bad frame; ``kind`` in ``MALFORMED_KINDS``: ``text``
   (not JSON), ``price`` (depthUpdate with a non-numeric price), ``missing`` (depthUpdate without ``u`` and
   ``b``), ``unknown`` (an unknown ``e`` on a subscribed stream), ``stream`` (a stream nobody subscribed),
@@ -102,13 +112,13 @@ sim.wait_for_connections(n)`` waits for them.
 
 Over HTTP (for ``python -m engine.sim`` driven from a shell), ``GET`` or ``POST`` (no body):
 
-* ``/sim/fault?kind=K&...`` with kinds ``gap`` (n, conn), ``disconnect`` (after, code, conn, every=1),
-  ``malformed`` (what, conn), ``inject`` (text, conn), ``shutdown`` (grace, conn, every=1), ``silence``
-  (seconds, conn), ``resume`` (conn), ``429``/``418`` (n, retry_after, path), ``5xx`` (n, status, path),
-  ``4xx`` (n, status, path), ``stale`` (n, behind), ``ahead`` (n, ahead), ``badsnap`` (what, n), ``html`` (n,
-  status, path), ``redirect`` (location, n, status, path), ``trickle`` (interval, n, path), ``slow`` (delay,
-  n), ``reject`` (seconds, mode), ``accept``, ``status`` (symbol, status: default HALT on spot, SETTLING
-  on futures), ``clear``.
+* ``/sim/fault?kind=K&...`` with kinds ``gap`` (n, conn), ``corrupt`` (what, depth, side, symbol, conn),
+  ``disconnect`` (after, code, conn, every=1), ``malformed`` (what, conn), ``inject`` (text, conn),
+  ``shutdown`` (grace, conn, every=1), ``silence`` (seconds, conn), ``resume`` (conn), ``429``/``418`` (n,
+  retry_after, path), ``5xx`` (n, status, path), ``4xx`` (n, status, path), ``stale`` (n, behind), ``ahead``
+  (n, ahead), ``badsnap`` (what, n), ``html`` (n, status, path), ``redirect`` (location, n, status, path),
+  ``trickle`` (interval, n, path), ``slow`` (delay, n), ``reject`` (seconds, mode), ``accept``, ``status``
+  (symbol, status: default HALT on spot, SETTLING on futures), ``clear``.
   Example: ``curl 'http://127.0.0.1:9000/sim/fault?kind=gap&n=3'``.
 * ``/sim/status``: symbols, connections, pending faults, weight used. ``/sim/advance?ticks=N`` steps a
   stopped clock, ``/sim/speed?x=X`` changes the speed (0 stops). ``/sim/*`` calls cost no weight and are
@@ -137,10 +147,12 @@ from websockets.http11 import Request, Response
 
 from engine.markets import MARKETS, RPI_MARKETS
 from engine.markets import Market as Venue
-from engine.sim.market import SCALE, TICK_MS, Market, SimEvent, SymbolSpec, TradeBursts, fmt8, stream_suffixes
+from engine.sim.market import SCALE, TICK_MS, Lie, Market, SimEvent, SymbolSpec, TradeBursts, fmt8, stream_suffixes
 
 MalformedKind = Literal["text", "price", "missing", "unknown", "stream", "array"]
 MALFORMED_KINDS: tuple[str, ...] = ("text", "price", "missing", "unknown", "stream", "array")
+CorruptKind = Literal["qty", "ghost"]
+CORRUPT_KINDS: tuple[str, ...] = ("qty", "ghost")
 BadSnapshotKind = Literal["crossed", "string-id"]
 BAD_SNAPSHOT_KINDS: tuple[str, ...] = ("crossed", "string-id")
 _PORTAL_HTML = (
@@ -236,6 +248,9 @@ class SimConnection:
         self.depth_dropped = 0
         self.frames_silenced = 0
         self._drop_depth = 0
+        self._corrupt: list[tuple[str | None, str, int, bool]] = []  # (symbol, what, depth, bid): lies to begin
+        self._lies: list[Lie] = []  # lies being told
+        self.depth_corrupted = 0  # depth events sent with a lie in them
         self._close_after: int | None = None
         self._close_code: int | None = None
         self._closing = False
@@ -288,6 +303,8 @@ class SimConnection:
             self.depth_dropped += 1
             self.server._note(self.id, "depth_dropped", {"U": ev.first_id, "u": ev.final_id})
             return
+        if depth and (self._corrupt or self._lies):
+            ev = self._corrupted(ev)
         self._put(ev.frame(self.combined, self.micro))
         if depth:
             self.depth_sent += 1
@@ -335,6 +352,40 @@ class SimConnection:
 
     def drop_depth(self, n: int = 1) -> None:
         self._drop_depth += n
+
+    def corrupt(self, what: str, depth: int, bid: bool, symbol: str | None) -> None:
+        self._corrupt.append((symbol.upper() if symbol else None, what, depth, bid))
+
+    def _corrupted(self, ev: SimEvent) -> SimEvent:
+        """``ev`` with the lies about its symbol told in it (the same ids); a pending one begins here."""
+        market = self.server.market
+        new = None
+        for i, (symbol, what, depth, bid) in enumerate(self._corrupt):
+            if symbol is None or symbol == ev.symbol:
+                del self._corrupt[i]
+                new = market.lie(ev.symbol, what, depth, bid)
+                self._lies.append(new)
+                self.server._note(self.id, "depth_corrupted", {"U": ev.first_id, "u": ev.final_id, **new.detail()})
+                break
+        told = ev
+        for lie in list(self._lies):
+            if lie.symbol == ev.symbol:
+                told, surfaced = market.retold(told, lie, lie is new)  # type: ignore[arg-type]
+                if surfaced:
+                    self._lies.remove(lie)
+                    self.server._note(self.id, "lie_ended", {**lie.detail(), "why": "surfaced"})
+        if told is not ev:
+            self.depth_corrupted += 1
+        return told
+
+    def end_lies(self, symbol: str) -> None:
+        """A snapshot of ``symbol`` was served: its lies end (the next event that touches a price tells
+        the truth)."""
+        ended = [lie for lie in self._lies if lie.symbol == symbol]
+        if ended:
+            self._lies = [lie for lie in self._lies if lie.symbol != symbol]
+            for lie in ended:
+                self.server._note(self.id, "lie_ended", {**lie.detail(), "why": "snapshot served"})
 
     def disconnect(self, after_depth: int = 0, code: int | None = None) -> None:
         if after_depth <= 0:
@@ -423,6 +474,23 @@ class Faults:
 
     def drop_depth(self, n: int = 1, conn: int | SimConnection | None = None) -> list[int]:
         return self._apply("gap", conn, lambda c: c.drop_depth(n), n=n)
+
+    def corrupt(
+        self,
+        what: CorruptKind = "qty",
+        depth: int = 20,
+        side: Literal["bid", "ask"] = "bid",
+        symbol: str | None = None,
+        conn: int | SimConnection | None = None,
+    ) -> list[int]:
+        if what not in CORRUPT_KINDS:
+            raise ValueError(f"what must be one of {CORRUPT_KINDS}")
+        if side not in ("bid", "ask"):
+            raise ValueError("side is 'bid' or 'ask'")
+        bid = side == "bid"
+        return self._apply(
+            "corrupt", conn, lambda c: c.corrupt(what, depth, bid, symbol), lie=what, depth=depth, side=side
+        )
 
     def disconnect(
         self,
@@ -1114,6 +1182,8 @@ class SimServer:
             update_id = max(lo, hist[-back - 1][1]) if back < len(hist) else lo
             notes.append(f"stale:{hi - update_id}")
         body = self.market.snapshot(symbol, limit, update_id, rpi=rpi)
+        for conn in self.connections:
+            conn.end_lies(symbol)
         ahead = Faults._take(self.faults._ahead, depth_path)
         if ahead is not None:
             body["lastUpdateId"] += ahead.behind
@@ -1233,6 +1303,9 @@ class SimServer:
         ids: list[int] | None = None
         if kind == "gap":
             ids = f.drop_depth(n, conn)
+        elif kind == "corrupt":
+            side = q.get("side", "bid")
+            ids = f.corrupt(q.get("what", "qty"), int(q.get("depth", "20")), side, q.get("symbol"), conn)  # type: ignore[arg-type]
         elif kind == "disconnect":
             code = int(q["code"]) if "code" in q else None
             ids = f.disconnect(conn, int(q.get("after", "0")), code, every=q.get("every") == "1")
@@ -1284,7 +1357,7 @@ class SimServer:
             f.clear()
         else:
             raise ValueError(
-                "kind must be one of gap, disconnect, malformed, inject, shutdown, silence, resume, 429, 418, "
+                "kind must be one of gap, corrupt, disconnect, malformed, inject, shutdown, silence, resume, 429, 418, "
                 "5xx, 4xx, stale, ahead, badsnap, html, redirect, trickle, slow, reject, accept, status, clear"
             )
         return {"kind": kind, "connections": ids}

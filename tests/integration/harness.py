@@ -281,11 +281,12 @@ class Cli:
         self.proc: asyncio.subprocess.Process | None = None
         self._readers: list[asyncio.Task[None]] = []
 
-    async def start(self, symbol: str | None = None) -> Cli:
+    async def start(self, symbol: str | None = None, *extra: str) -> Cli:
+        """Start obtui; ``extra``: more options (``--audit-every``, ``2``)."""
         symbol = symbol or self.symbol.lower()
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tui.cli", symbol, "--market", self.sim.venue.name, "--ndjson", "--levels", str(N),
-            "--ws-url", self.sim.ws_url, "--rest-url", self.sim.rest_url,
+            "--ws-url", self.sim.ws_url, "--rest-url", self.sim.rest_url, *extra,
             cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         self._readers = [asyncio.create_task(self._read_out()), asyncio.create_task(self._read_err())]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from textual.pilot import Pilot
 
-from engine.events import Reject
+from engine.events import Reject, Snapshot
 from engine.feed.replay import ReplaySession
 from engine.sync import State
 from tests.tui.conftest import MONO, SnapApp, StubLiveSession, synced_session
@@ -159,6 +159,27 @@ def test_rejects_and_a_long_reason(snap_compare, size: tuple[int, int]) -> None:
             "a proxy, or pass --rest-url",
             error=True,
         )
+        pilot.app.refresh_panels()
+        await _settle(pilot)
+
+    assert snap_compare(SnapApp(session), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_audited(snap_compare, size: tuple[int, int]) -> None:
+    """After a clean deep-book audit of the 5 best levels a side: the sync panel's audit line, and the
+    ladder's rows past those 5 shaded as unverified."""
+    session = synced_session(cls=StubLiveSession)
+
+    async def run_before(pilot: Pilot) -> None:
+        await _settle(pilot)
+        book = session.sync.book
+        snap = Snapshot(session.symbol, book.last_update_id, book.bids(5), book.asks(5), 5)
+        session.audit.begin(book)
+        result = session.audit.answer(snap, book, (session.now() - 12) * 1000)  # 12 s ago
+        assert result is not None and result.mismatches == 0
+        session.audit_next_at = MONO + 97.5
+        pilot.app.ladder.mark_dirty()
         pilot.app.refresh_panels()
         await _settle(pilot)
 

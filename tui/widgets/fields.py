@@ -9,8 +9,9 @@ want to show, with priorities, and these functions choose what fits:
   leaves the rest out. Only text marked ``cut`` may be shortened, and then it ends in "…".
 - a ``Line`` has a rank too. ``fit_lines`` keeps the most important lines the height allows; lines
   of one rank stay or go together (the best bid without the best ask would mislead).
-- ``wrap`` word-wraps a sentence over as many lines as it needs (it is never shortened), and
-  ``grid`` lays label/value pairs out in as many aligned columns as the width allows.
+- ``wrap`` word-wraps a sentence over as many lines as it needs (it is never shortened), ``flow``
+  does the same with figures that must not break inside ("0 ghosts"), and ``grid`` lays label/value
+  pairs out in as many aligned columns as the width allows.
 
 Pure functions on ``rich.text.Text``: no widget, no app (tests call them directly).
 """
@@ -149,6 +150,30 @@ def wrap(text: Text, width: int, rank: int = 0) -> list[Line]:
         _console = Console(width=max(width, 1), color_system=None, force_terminal=False)
     lines = text.wrap(_console, max(1, width), overflow="fold")
     return [Line([Field(line)], rank) for line in lines]
+
+
+def flow(pieces: Sequence[Text], width: int, sep: Text, rank: int = 0) -> list[Line]:
+    """``pieces`` (figures with their words: "0 ghosts", "12 s ago") one after the other, ``sep``
+    between them, over as many lines as they take; a line breaks between pieces, never inside one
+    (only a piece wider than the line is wrapped, as ``wrap`` does). O(pieces)."""
+    out: list[Line] = []
+    line = Text()
+    for piece in pieces:
+        if line.cell_len and line.cell_len + sep.cell_len + piece.cell_len <= width:
+            line.append_text(sep)
+            line.append_text(piece)
+            continue
+        if line.cell_len:
+            out.append(Line([Field(line)], rank))
+        if piece.cell_len > width:
+            *whole, line = wrap(piece, width, rank)
+            out.extend(whole)
+            line = line.fields[0].text if isinstance(line.fields[0].text, Text) else Text(line.fields[0].text)
+        else:
+            line = piece.copy()
+    if line.cell_len:
+        out.append(Line([Field(line)], rank))
+    return out
 
 
 class Item(NamedTuple):

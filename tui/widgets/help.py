@@ -52,6 +52,13 @@ INDICATORS: list[tuple[str, str]] = [
     ),
     ("buffered", "depth events held while waiting for a snapshot; they are applied once it arrives"),
     (
+        "audit",
+        "the deep book compared, level by level, with a fresh snapshot at the same update id (every "
+        "--audit-every seconds, 120 by default, and on A): levels compared, match %, ghosts (held here, "
+        "absent on the exchange), missing, other sizes, its age, and when the book was last loaded whole. "
+        "A mismatch resyncs the book. Ladder rows past the last audit's reach are shaded: unverified",
+    ),
+    (
         "▲ / ▼",
         "a trade where the taker bought (▲, green) or sold (▼, red); the last price in the header "
         "has the same arrow and colour. In the ladder, bids are green and asks red",

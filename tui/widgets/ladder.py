@@ -13,7 +13,9 @@ greyed out under a "NOT LIVE" banner, or the state is shown instead of levels. A
 not changed for too long (``Session.stale_reason``: a silent feed, a halted symbol) is greyed the same
 way under a "STALE" banner with its age, until the next applied event. Grouped, the bucket that reaches
 past the snapshot's deepest level holds only the known part of its range: its size and total are marked
-``≥`` (a lower bound), and the title says so while such a row is on screen.
+``≥`` (a lower bound), and the title says so while such a row is on screen. Once the deep-book audit has
+compared fewer levels than the book knows (engine/audit.py), the rows past the last audit's reach are
+shaded (``ladder--unverified``): held on faith in the updates since the full snapshot, not verified.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 _EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
 _CACHE_MAX = 1024  # strips kept: ~25 frames of changed rows
 _FREEZE_LEVELS = 5000  # levels per side kept when frozen: enough to regroup a frozen view
+UNVERIFIED = "unverified"  # a level row's "stale" slot when only the audit's reach is not covering it
 PARTIAL_MARK = "≥"
 PARTIAL_LEGEND = f"{PARTIAL_MARK} partial: the book is unknown past it"
 # Shorter forms for narrow ladders: the title is cut at the border, and a legend cut mid-word misleads.
@@ -60,6 +63,9 @@ class Frame(NamedTuple):
     qty_decimals: int
     ask_partial: int | None = None  # the bucket price that reaches past the known book (Book.partial_bucket)
     bid_partial: int | None = None
+    # The verified reach (Auditor.verified): buckets priced past these are shaded; None: all verified.
+    ask_verified: int | None = None
+    bid_verified: int | None = None
 
 
 class Layout(NamedTuple):
@@ -120,6 +126,7 @@ class Ladder(BoxedLines):
         "ladder--spread",
         "ladder--stale",
         "ladder--stale-bar",
+        "ladder--unverified",
         "ladder--banner",
         "ladder--banner-down",
         "ladder--frozen",
@@ -483,7 +490,9 @@ class Ladder(BoxedLines):
         bid, ask = book.best_bid(), book.best_ask()
         spread = ask.price - bid.price if bid is not None and ask is not None else None
         mid2 = bid.price + ask.price if bid is not None and ask is not None else 0
-        return Frame(asks, bids, spread, mid2, step, pdec, qdec, ask_partial, bid_partial)
+        verified = self.session.audit.verified(book) if self.session is not None and not self.frozen else None
+        bid_low, ask_high = verified if verified is not None else (None, None)
+        return Frame(asks, bids, spread, mid2, step, pdec, qdec, ask_partial, bid_partial, ask_high, bid_low)
 
     def _level_rows(self, frame: Frame, height: int, banner: str | None) -> list[tuple]:
         """One key per screen row. A key holds every number its strip shows, so equal keys are equal rows."""
@@ -516,17 +525,22 @@ class Ladder(BoxedLines):
         rows.extend([("b",)] * (per_side - len(asks)))
         # Only a side's deepest bucket can be partial (Book.partial_bucket), and it makes its total partial.
         ask_edge, bid_edge = frame.ask_partial, frame.bid_partial
+        # A bucket is unverified if any of its range lies past the audit's reach: an ask bucket (p - step,
+        # p] once p is past the highest ask compared, a bid bucket [p, p + step) once p is below the lowest.
+        ask_high, bid_low = frame.ask_verified, frame.bid_verified
         for i in range(len(asks) - 1, -1, -1):
             price, qty = asks[i]
             cum = ask_cum[i]
-            rows.append(("a", price, qty, cum, cum * eighths // top, i == 0, stale, price == ask_edge))
+            look = stale or (UNVERIFIED if ask_high is not None and price > ask_high else False)
+            rows.append(("a", price, qty, cum, cum * eighths // top, i == 0, look, price == ask_edge))
         if banner is None:
             rows.append(("s", frame.spread, frame.mid2))
         else:
             rows.append(("n", down, banner))
         for i, (price, qty) in enumerate(bids):
             cum = bid_cum[i]
-            rows.append(("B", price, qty, cum, cum * eighths // top, i == 0, stale, price == bid_edge))
+            look = stale or (UNVERIFIED if bid_low is not None and price < bid_low else False)
+            rows.append(("B", price, qty, cum, cum * eighths // top, i == 0, look, price == bid_edge))
         rows.extend([("b",)] * (height - len(rows)))
         # Read by _box_for, which builds this paint's title after the rows: only a side's last row can
         # be partial (2 + 2 * per_side rows never exceed the height, so every bucket listed is shown).
@@ -589,16 +603,23 @@ class Ladder(BoxedLines):
             self._styles["/base"] = style
         return style
 
-    def _styles_for(self, kind: str, best: bool, stale: bool) -> tuple[Style, ...]:
-        """(pad, price, size, total, bar) styles of a level row."""
+    def _styles_for(self, kind: str, best: bool, stale: bool | str) -> tuple[Style, ...]:
+        """(pad, price, size, total, bar) styles of a level row; ``stale`` True greys it, ``UNVERIFIED``
+        shades it (past the last audit's reach)."""
         key = (kind, best, stale)
         found = self._row_styles.get(key)
         if found is not None:
             return found
         s = self._style
-        if stale:
+        if stale is True:
             grey = s("ladder--stale")
             found = (self._base(), grey, grey, grey, s("ladder--stale-bar"))
+        elif stale == UNVERIFIED:
+            shade = s("ladder--unverified", partial=True)
+            price = s("ladder--ask" if kind == "a" else "ladder--bid")
+            bar = s("ladder--ask-bar" if kind == "a" else "ladder--bid-bar")
+            size, total = s("ladder--size"), s("ladder--total")
+            found = (self._base() + shade, price + shade, size + shade, total + shade, bar + shade)
         else:
             ask = kind == "a"
             price = s("ladder--ask" if ask else "ladder--bid")

@@ -34,7 +34,7 @@ from tui.fmt import (
     live_wait,
     units,
 )
-from tui.widgets.fields import Field, Item, Line, fit_line, fit_lines, grid, wrap
+from tui.widgets.fields import Field, Item, Line, fit_line, fit_lines, flow, grid, wrap
 from tui.widgets.ladder import mid_text
 from tui.widgets.pump import FramePump, repaint
 
@@ -77,6 +77,42 @@ def link_text(session: Session, now: float, good: Style, warn: Style, dim: Style
         if link.retry_at is not None and link.status == "reconnecting":
             t.append(f" {countdown(link.retry_at, now)}", warn)
     return t
+
+
+def audit_text(
+    session: Session, now: float, label: Style, value: Style, good: Style, bad: Style, dim: Style
+) -> list[Text] | None:
+    """The deep-book audit as figures (engine/audit.py), to ``flow`` with " · " between: ``audit 200
+    levels``, ``100.0% match``, ``0 ghosts``, ``0 missing``, ``12 s ago``, ``full resync 23:54:18``,
+    ``next in 108 s``, what is under way or why the latest one was not made; None before the session
+    has audited anything (and in a replay, which cannot). ``now`` is the monotonic clock of
+    ``audit_next_at``. O(1)."""
+    audit = session.audit
+    st = audit.stats
+    if not (st.requested or st.skipped or session.auditing):
+        return None
+    head = Text("audit ", label)
+    last = audit.last
+    if last is None:
+        head.append("none compared yet", dim)
+        out = [head]
+    else:
+        head.append(f"{last.compared} levels", value)
+        out = [head, Text(f"{last.match_pct:.1f}% match", bad if last.mismatches else good)]
+        for n, word in ((last.ghosts, "ghosts"), (last.missing, "missing"), (last.differing, "other sizes")):
+            if n or word != "other sizes":
+                out.append(Text(f"{n} {word}", bad if n else value))
+        if audit.last_at_ms is not None:
+            out.append(Text(f"{max(0.0, session.now() - audit.last_at_ms / 1000.0):.0f} s ago", dim))
+    if session.loaded_at_ms is not None:
+        out.append(Text(f"full resync {clock_of(session.loaded_at_ms)[:8]}", dim))
+    if session.auditing:
+        out.append(Text("auditing now…", dim))
+    elif audit.issue:
+        out.append(Text(f"latest {audit.issue}", bad if audit.issue.startswith("failed") else dim))
+    if not session.auditing and session.audit_next_at is not None:
+        out.append(Text(f"next {countdown(session.audit_next_at, now)}", dim))
+    return out
 
 
 STATE_CLASS = {
@@ -533,6 +569,17 @@ class SyncPanel(Panel):
         links = link_text(session, clock(), self.st("panel--good"), self.st("panel--warn"), self.st("panel--dim"))
         if links is not None:  # more than one connection (USDⓈ-M): each one's state, the trades' too
             lines += wrap(links, width)
+        audited = audit_text(
+            session,
+            clock(),
+            self.st("panel--label"),
+            self.st("panel--value"),
+            self.st("panel--good"),
+            self.st("panel--bad"),
+            self.st("panel--dim"),
+        )
+        if audited is not None:  # its own lines: a mismatch there is why the book resynced
+            lines += flow(audited, width, Text(" · ", self.st("panel--dim")))
         last_reject = stats.rejects and sync.last_reject
         if last_reject:
             # Why frames were refused is what someone debugging a feed needs first: its own lines.
