@@ -19,8 +19,8 @@ window are taken away from its totals. Costs: O(1) per trade or changed level; O
 second (the closing second's entries, once per window, and those of the buckets expiring); a read of one
 price O(1); a grouped read O(entries in the window) once per second per grouping, then O(1) per bucket.
 
-Grouping: any step (units of 1e-8) sums prices exactly into buckets, bids and taker sells rounded down,
-asks and taker buys rounded up, as ``Book.grouped`` does (see ``Sums.grouped``).
+Grouping: any step (units of 1e-8) sums prices exactly into buckets, rounded up (an ask row) or down (a
+bid row), as ``Book.grouped`` does (see ``Sums.grouped``).
 
 Memory: one entry per price touched in each bucket: bounded by the 60 buckets of each window and by the
 prices seen since the start (which grows as the market walks).
@@ -29,6 +29,7 @@ prices seen since the start (which grows as the market walks).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def exchange_ms(t: int) -> int:
 
 
 def bucket_of(price: int, step: int, up: bool) -> int:
-    """The bucket of ``price`` at ``step``: rounded up (asks, taker buys) or down (bids, taker sells)."""
+    """The bucket of ``price`` at ``step``: rounded up (an ask row's) or down (a bid row's)."""
     return -((-price) // step) * step if up else (price // step) * step
 
 
@@ -134,16 +135,23 @@ class Sums:
         """The sum at ``key`` over ``window``, the open second included. O(1)."""
         return self.totals(window).get(key, 0) + self.open.get(key, 0)
 
-    def grouped(self, window: int, step: int, up: bool) -> dict[int, int]:
-        """Sums per bucket of ``step`` over ``window`` (rounded up or down, ``bucket_of``), exact.
+    def lookup(self, window: int, step: int, up: bool) -> Callable[[int], int]:
+        """A function from a bucket price (of ``step``, rounded up or down) to its sum over ``window``.
 
-        The closed part is regrouped only when it changed (at most once a second): O(entries) then;
-        the open second is added on every call: O(its entries)."""
+        The closed part is regrouped only when it changed (at most once a second, O(entries) then); the
+        open second is grouped on every call (O(its entries)); each lookup is then O(1)."""
+        totals, open_ = self.totals(window), self.open
         if step <= 1:
-            out = self.totals(window).copy()
-            for k, v in self.open.items():
-                out[k] = out.get(k, 0) + v
-            return out
+            return lambda p: totals.get(p, 0) + open_.get(p, 0)
+        base = self._base(window, step, up)
+        extra: dict[int, int] = {}
+        for k, v in open_.items():
+            b = bucket_of(k, step, up)
+            extra[b] = extra.get(b, 0) + v
+        return lambda b: base.get(b, 0) + extra.get(b, 0)
+
+    def _base(self, window: int, step: int, up: bool) -> dict[int, int]:
+        """The closed part of ``window`` per bucket, cached until the window's totals change."""
         key = (window, step, up)
         cached = self._grouped.get(key)
         if cached is None or cached[0] != self.version:
@@ -155,7 +163,34 @@ class Sums:
             if len(self._grouped) > 16:  # the views no paint asks for any more
                 for old in [g for g, (ver, _) in self._grouped.items() if ver != self.version]:
                     del self._grouped[old]
-        out = cached[1].copy() if self.open else cached[1]
+        return cached[1]
+
+    def frozen(self) -> Sums:
+        """A copy of the sums as they stand, the open second folded into every window's totals: read like
+        these, it never moves (a frozen view). O(entries)."""
+        copy = Sums()
+        merged = {}
+        for window in WINDOWS:
+            totals = self.totals(window).copy()
+            for k, v in self.open.items():
+                totals[k] = totals.get(k, 0) + v
+            merged[window] = totals
+        copy.since = merged[SINCE_START]
+        for window, w in copy.windows.items():
+            w.totals = merged[window]
+        return copy
+
+    def grouped(self, window: int, step: int, up: bool) -> dict[int, int]:
+        """Sums per bucket of ``step`` over ``window`` (rounded up or down, ``bucket_of``), exact.
+
+        The closed part is regrouped only when it changed (at most once a second): O(entries) then;
+        the open second is added on every call: O(its entries)."""
+        if step <= 1:
+            out = self.totals(window).copy()
+            for k, v in self.open.items():
+                out[k] = out.get(k, 0) + v
+            return out
+        out = self._base(window, step, up).copy()
         for k, v in self.open.items():
             b = bucket_of(k, step, up)
             out[b] = out.get(b, 0) + v
@@ -270,6 +305,14 @@ class Flow:
             return
         self.book_since = Since(self.now_ms, "resync" if self._loads else self.book_since.why)
         self._loads += 1
+
+    def frozen(self) -> Flow:
+        """A copy that never moves, read as this one is (a frozen view): O(entries)."""
+        copy = Flow()
+        copy.buy, copy.sell = self.buy.frozen(), self.sell.frozen()
+        copy.bid_change, copy.ask_change = self.bid_change.frozen(), self.ask_change.frozen()
+        copy.now_ms, copy._second, copy.since, copy.book_since = self.now_ms, self._second, self.since, self.book_since
+        return copy
 
     def window_start(self, window: int) -> int | None:
         """The earliest exchange time (ms) ``window`` covers now, or None for since-start / no time yet."""

@@ -91,6 +91,13 @@ def test_windows_and_grouping_match_a_brute_force_model(ops: list, exp: int, up:
             assert nonzero(sums.grouped(window, TICK, up)) == want  # the tick: no grouping
             # Every price falls in exactly one bucket: the buckets add up to the whole.
             assert sum(sums.grouped(window, step, up).values()) == sum(want.values())
+            look = sums.lookup(window, step, up)  # what the ladder reads, bucket by bucket
+            assert {b: look(b) for b in grouped_want} == dict(grouped_want)
+    frozen = flow.frozen()
+    before = {w: flow.buy.grouped(w, step, up) for w in WINDOWS}
+    assert {w: frozen.buy.grouped(w, step, up) for w in WINDOWS} == before
+    flow.trade(100 * SCALE, 7, False, now + 1_000_000)  # the live flow moves on; the frozen copy does not
+    assert {w: frozen.buy.grouped(w, step, up) for w in WINDOWS} == before
 
 
 @settings(max_examples=100, deadline=None)
