@@ -190,12 +190,25 @@ def test_large_orders_above_the_95th_percentile_on_screen() -> None:
     s.process(Snapshot("BTCUSDT", 100, bids=bids, asks=asks), T0)
     ladder = ladder_on(s, cols.LARGE, height=42)
     marked = sorted(line.split()[0] for line in lines(ladder) if cols.LARGE_MARK in line)
-    # 40 sizes: the 38th smallest (nearest rank of 95%) is 19; above it only 20 and 500.
+    # 40 sizes; the 95th percentile sits at position 0.95 x 39 = 37.05 of the sorted sizes (from 0):
+    # 19 + 0.05 x (20 - 19) = 19.05. Above it only 20 and 500.
     assert marked == ["120.00", "70.00"]
     ladder.large_size = q("18")  # a fixed size instead (a settings file's): 18 and more
     ladder.mark_dirty()
     marked = sorted(line.split()[0] for line in lines(ladder) if cols.LARGE_MARK in line)
     assert marked == sorted(["118.00", "119.00", "120.00", "82.00", "81.00", "70.00"])
+
+
+def test_a_short_ladder_marks_its_largest_order() -> None:
+    """8 sizes on screen (0.125 .. 10): the 95th percentile sits at 0.95 x 7 = 6.65, between 4 and 10:
+    4 + 0.65 x 6 = 7.9, so 10 (98.05) is large and nothing else."""
+    ladder = ladder_on(session(), cols.LARGE)
+    marked = [line.split()[0] for line in lines(ladder) if cols.LARGE_MARK in line]
+    assert marked == ["98.05"]
+    threshold, scale = cols.large_threshold(
+        [q(x) for x in ("0.125", "0.25", "0.5", "0.75", "2", "2.5", "4", "10")], None
+    )
+    assert Decimal(threshold) / scale == Decimal("7.9") * SCALE
 
 
 def test_a_size_that_moved_flashes_for_a_moment() -> None:

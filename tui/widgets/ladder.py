@@ -292,10 +292,10 @@ class Ladder(BoxedLines):
         last = session.last_trade
         return flow, (last.price_units, last.is_sell) if last is not None else None
 
-    def flow_notes(self) -> tuple[list[str], list[str]]:
+    def flow_notes(self) -> tuple[list[str], list[str], list[str]]:
         """What the title says of the flow columns, long and short: the window, from when the sums run when
         that is later than the window's start (the flow started, a resync restarted the liquidity change,
-        a seek), and the columns left out for want of room."""
+        a seek), and the columns left out for want of room: (long, short, the least that must be said)."""
         long: list[str] = []
         short: list[str] = []
         if self.hidden_columns:
@@ -304,21 +304,21 @@ class Ladder(BoxedLines):
             short.append(f"{names} hidden")
         found = self._flow()
         if found is None:
-            return long, short
+            return long, short, short
         flow = found[0]
         window = self.window
         start = flow.window_start(window)
-        label = cols.window_label(window)
+        label, brief = cols.window_label(window), cols.window_label(window, short=True)
         since = flow.since.ms
         if window == SINCE_START and since is not None:
             long.insert(0, f"flow since {clock_of(since)[:8]}")
             short.insert(0, f"since {clock_of(since)[:5]}")
         elif since is not None and start is not None and since > start:
             long.insert(0, f"flow {label}, since {clock_of(since)[:8]}")
-            short.insert(0, f"{label} since {clock_of(since)[:5]}")
+            short.insert(0, f"{brief} since {clock_of(since)[:5]}")
         else:
             long.insert(0, f"flow {label}")
-            short.insert(0, label)
+            short.insert(0, brief)
         book = flow.book_since
         if (
             cols.LIQ in self.columns
@@ -329,7 +329,7 @@ class Ladder(BoxedLines):
         ):
             long.insert(1, f"Δ since {clock_of(book.ms)[:8]} ({book.why})")
             short.insert(1, f"Δ {clock_of(book.ms)[:5]} {book.why}")
-        return long, short
+        return long, short, [brief, *short[-1:]] if self.hidden_columns else [brief]
 
     @property
     def tick(self) -> int:
@@ -573,6 +573,7 @@ class Ladder(BoxedLines):
         ):
             self._layout = layout = layout_for(width, pdec_shown, qdec, on)
             self._strips.clear()
+            self._boxed.clear()  # bordered rows are cached by row key, and the header's says nothing of columns
             self._price_txt.clear()
         self.hidden_columns = layout.extra.hidden
         per_side = max(0, (height - 2) // 2)
@@ -706,9 +707,9 @@ class Ladder(BoxedLines):
         if not self.columns:
             return [()] * len(asks), [()] * len(bids)
         on = self.columns
-        threshold, inclusive = (0, False)
+        threshold, scale = (0, 0)
         if cols.LARGE in on:
-            threshold, inclusive = cols.large_threshold([q for _, q in asks] + [q for _, q in bids], self.large_size)
+            threshold, scale = cols.large_threshold([q for _, q in asks] + [q for _, q in bids], self.large_size)
         now = self.clock()
         flashes = self._flashes
         flash = cols.LIQ in on and not stale and not self.frozen
@@ -725,7 +726,7 @@ class Ladder(BoxedLines):
         ):
             side: list[tuple] = []
             for i, (price, qty) in enumerate(levels):
-                large = cols.LARGE in on and (qty >= threshold if inclusive else qty > threshold)
+                large = bool(scale) and qty * scale > threshold
                 if i < len(flows):
                     buy, sell, liq = flows[i]
                     b, s = cols.vol_bar(buy, sell, top)
@@ -862,7 +863,7 @@ class Ladder(BoxedLines):
         # style of their neighbour, which has the same background.
         width = layout.width
         rest = width - len(price_txt) - len(size_txt) - len(total_txt)
-        extra = self._extra_segments(x, layout, total_st, stale) if x and layout.extra.cells else []
+        extra = self._extra_segments(x, layout, total_st, stale, kind, best) if x and layout.extra.cells else []
         rest -= sum(len(seg.text) for seg in extra)
         segments = [Segment(price_txt, price_st), Segment(size_txt, size_st)]
         if layout.bar_w and rest >= 3:
@@ -888,13 +889,21 @@ class Ladder(BoxedLines):
             segments = [Segment(price_txt, price_st), Segment(size_txt + " " * rest, size_st)]
         return segments
 
-    def _extra_segments(self, x: tuple, layout: Layout, plain: Style, stale: bool) -> list[Segment]:
+    def _extra_segments(
+        self, x: tuple, layout: Layout, plain: Style, stale: bool, kind: str, best: bool
+    ) -> list[Segment]:
         """The optional columns' cells of a level row: liquidity change, volume and its bar."""
         liq, vol, b, s, last, _sign, _large = x
         extra = layout.extra
         qdec = layout.qty_decimals
         out: list[Segment] = []
-        style = self._style
+        if best and not stale:  # the best rows' highlight runs on through these cells
+            hi = self._style("ladder--best-ask" if kind == "a" else "ladder--best-bid", partial=True)
+
+            def style(name: str) -> Style:
+                return self._style(name) + hi
+        else:
+            style = self._style
         if extra.liq_w:
             text = cols.UNKNOWN if liq is None else cols.signed(liq, qdec)
             cell = _cell(text, extra.liq_w)
@@ -941,12 +950,11 @@ class Ladder(BoxedLines):
         return _centered(text, layout.width, self._style("ladder--spread"))
 
 
-def _with_notes(title: str, long: list[str], short: list[str], room: int) -> str:
-    """``title`` and the flow notes that fit in ``room`` cells: all long, else all short, else fewer: the
-    hidden columns are said before the window, the window before from when the sums run."""
+def _with_notes(title: str, long: list[str], short: list[str], least: list[str], room: int) -> str:
+    """``title`` and the flow notes that fit in ``room`` cells: all long, else all short, else the least
+    (the window and the hidden columns), else the hidden columns alone."""
     hidden = [n for n in short if n.endswith("hidden")]
-    fewer = [n for n in short if not n.startswith("Δ")]
-    for notes in (long, short, fewer, hidden + fewer[:1], hidden):
+    for notes in (long, short, least, hidden):
         text = " · ".join([title, *notes])
         if len(text) <= room:
             return text

@@ -10,9 +10,9 @@
   sell). A row covers its bucket's prices as the book's buckets do: an ask row rounds up, a bid row down;
   grouped, the best ask row (B, A] and the best bid row [B, A) share the prices between them when they
   are one step apart: a trade there counts once, buys on the ask row, sells on the bid row.
-- ``large`` (``L``): large resting orders: a row whose size is above the 95th percentile (nearest rank)
-  of the sizes of the rows on screen, or at least ``Ladder.large_size`` when that is set, gets ``◆``
-  before its size, highlighted.
+- ``large`` (``L``): large resting orders: a row whose size is above the 95th percentile of the sizes
+  of the rows on screen (interpolated between ranks), or at least ``Ladder.large_size`` when that is
+  set, gets ``◆`` before its size, highlighted.
 
 The window (``w``): since the flow started, or the last 1, 5 or 15 minutes (engine.flow.WINDOWS). Each row
 shows its bucket's exact sum at any grouping. Columns that do not fit the ladder's width are left out whole (liq first
@@ -77,16 +77,19 @@ def fit(room: int, col: int, on: frozenset[str]) -> Extra:
     return Extra(liq_w, vol_w, vbar_w, tuple(hidden))
 
 
-def large_threshold(sizes: list[int], fixed: int | None) -> tuple[int, bool]:
-    """(threshold, inclusive): a row is large when its size is above the nearest-rank 95th percentile of
-    ``sizes``, or at least ``fixed`` when that is set. O(n log n) in the rows on screen."""
+def large_threshold(sizes: list[int], fixed: int | None) -> tuple[int, int]:
+    """(threshold, scale): a row is large when ``size * scale > threshold``. With ``fixed`` set, sizes of
+    at least ``fixed``; else above the 95th percentile of ``sizes`` (the rows on screen), interpolated
+    between ranks (as numpy's default): exact in integers, and the largest row of a short ladder can be
+    large too (a nearest-rank 95th percentile of 16 rows is their largest). O(n log n) in the rows."""
     if fixed is not None:
-        return fixed, True
+        return fixed * 20 - 1, 20
     if not sizes:
-        return 0, False
-    ordered = sorted(sizes)
-    rank = -(-LARGE_PERCENTILE * len(ordered) // 100)  # ceil(0.95 n), 1-based
-    return ordered[rank - 1], False
+        return 0, 0
+    v = sorted(sizes)
+    i, r = divmod(LARGE_PERCENTILE * (len(v) - 1), 100)  # position 0.95 (n - 1) = i + r/100
+    upper = v[i + 1] if r else v[i]
+    return 100 * v[i] + r * (upper - v[i]), 100
 
 
 def signed(value: int, decimals: int) -> str:
@@ -113,8 +116,11 @@ def vol_bar(buy: int, sell: int, top: int) -> tuple[int, int]:
     return b, n - b
 
 
-def window_label(window: int) -> str:
-    return WINDOW_LABELS[window]
+SHORT_WINDOW = {0: "all", 60: "1m", 300: "5m", 900: "15m"}
+
+
+def window_label(window: int, short: bool = False) -> str:
+    return SHORT_WINDOW[window] if short else WINDOW_LABELS[window]
 
 
 class Flashes:
