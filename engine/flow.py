@@ -16,8 +16,9 @@ stamped with the latest time seen so far (``now_ms``). A window of ``W`` seconds
 59/60 and all of W. Items gather in the current second's dict (one dict store per changed level); when
 the second turns, that dict is added to each window's totals and buckets, and buckets that fell out of a
 window are taken away from its totals. Costs: O(1) per trade or changed level; O(entries) once per
-second (the closing second's entries, once per window, and those of the buckets expiring); a read of one
-price O(1); a grouped read O(entries in the window) once per second per grouping, then O(1) per bucket.
+second (the closing second's entries, once per window and grouped view, and those of the buckets
+expiring); a read of one price O(1); a grouped read O(entries in the window) the first time a grouping is
+asked for, then O(entries of the open second) per read and O(1) per bucket.
 
 Grouping: any step (units of 1e-8) sums prices exactly into buckets, rounded up (an ask row) or down (a
 bid row), as ``Book.grouped`` does (see ``Sums.grouped``).
@@ -55,9 +56,10 @@ def bucket_of(price: int, step: int, up: bool) -> int:
 class _Window:
     """One sliding window's totals and its buckets: ``bucket_s`` seconds each, at most ``SLOTS`` of them."""
 
-    __slots__ = ("bucket_s", "ring", "totals")
+    __slots__ = ("bucket_s", "ring", "seconds", "totals")
 
     def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
         self.bucket_s = seconds // SLOTS
         self.totals: dict[int, int] = {}
         self.ring: deque[tuple[int, dict[int, int]]] = deque()  # (bucket index, sums), oldest first
@@ -75,45 +77,73 @@ class _Window:
         for k, v in sums.items():
             totals[k] = totals.get(k, 0) + v
 
-    def expire(self, second: int) -> bool:
-        """Take away the buckets that are not among the latest ``SLOTS`` at ``second``; True if any was."""
+    def expire(self, second: int) -> list[dict[int, int]]:
+        """Take away the buckets that are not among the latest ``SLOTS`` at ``second``; returns them."""
         first = second // self.bucket_s - SLOTS + 1
         ring, totals = self.ring, self.totals
-        gone = False
+        gone = []
         while ring and ring[0][0] < first:
-            for k, v in ring.popleft()[1].items():
-                left = totals.get(k, 0) - v  # a zero total was dropped, and may come back
-                if left:
-                    totals[k] = left
-                else:
-                    totals.pop(k, None)  # keeps the totals as small as the window's prices
-            gone = True
+            sums = ring.popleft()[1]
+            _sub(totals, sums)  # dropping zeros keeps the totals as small as the window's prices
+            gone.append(sums)
         return gone
 
 
-class Sums:
-    """Sums per integer key (a price) over each of ``WINDOWS``: ``open`` is the current second's."""
+def _sub(totals: dict[int, int], sums: dict[int, int]) -> None:
+    for k, v in sums.items():
+        left = totals.get(k, 0) - v  # a zero total was dropped, and may come back
+        if left:
+            totals[k] = left
+        else:
+            totals.pop(k, None)
 
-    __slots__ = ("_grouped", "open", "since", "version", "windows")
+
+def _regroup(sums: dict[int, int], step: int, up: bool, into: dict[int, int], sign: int = 1) -> None:
+    """Add ``sign`` x ``sums`` into ``into`` by bucket of ``step`` (``bucket_of`` inlined: the hot loop)."""
+    if up:
+        for k, v in sums.items():
+            b = -((-k) // step) * step
+            left = into.get(b, 0) + sign * v
+            if left:
+                into[b] = left
+            else:
+                into.pop(b, None)
+    else:
+        for k, v in sums.items():
+            b = (k // step) * step
+            left = into.get(b, 0) + sign * v
+            if left:
+                into[b] = left
+            else:
+                into.pop(b, None)
+
+
+class Sums:
+    """Sums per integer key (a price) over each of ``WINDOWS``: ``open`` is the current second's.
+
+    Grouped views (a window at a step, rounded up or down) are kept as the windows move, once asked for:
+    the latest ``VIEWS`` asked for, each costing O(1) more per entry folded in or expired."""
+
+    __slots__ = ("_views", "open", "since", "windows")
+
+    VIEWS = 8
 
     def __init__(self) -> None:
         self.open: dict[int, int] = {}
         self.since: dict[int, int] = {}  # since the start: never expires
         self.windows = {s: _Window(s) for s in WINDOWS if s != SINCE_START}
-        self.version = 0  # moves whenever a window's totals do (the grouped views are cached by it)
-        self._grouped: dict[tuple[int, int, bool], tuple[int, dict[int, int]]] = {}
+        self._views: dict[tuple[int, int, bool], dict[int, int]] = {}  # (window, step, up): closed part
 
     def clear(self) -> None:
         self.open = {}
         self.since = {}
         self.windows = {s: _Window(s) for s in WINDOWS if s != SINCE_START}
-        self.version += 1
-        self._grouped.clear()
+        self._views.clear()
 
     def turn(self, second: int, now_second: int) -> None:
         """Close the open dict, stamped ``second``, and expire what ``now_second`` leaves out. O(entries)."""
         sums = self.open
-        changed = False
+        views = self._views
         if sums:
             self.open = {}
             since = self.since
@@ -121,11 +151,15 @@ class Sums:
                 since[k] = since.get(k, 0) + v
             for w in self.windows.values():
                 w.fold(second, sums)
-            changed = True
+            for (_, step, up), view in views.items():
+                _regroup(sums, step, up, view)
         for w in self.windows.values():
-            changed = w.expire(now_second) or changed
-        if changed:
-            self.version += 1
+            gone = w.expire(now_second)
+            if gone and views:
+                for (window, step, up), view in views.items():
+                    if window == w.seconds:
+                        for old in gone:
+                            _regroup(old, step, up, view, -1)
 
     def totals(self, window: int) -> dict[int, int]:
         """The closed part of ``window`` per key (the open second is in ``open``)."""
@@ -135,35 +169,33 @@ class Sums:
         """The sum at ``key`` over ``window``, the open second included. O(1)."""
         return self.totals(window).get(key, 0) + self.open.get(key, 0)
 
-    def lookup(self, window: int, step: int, up: bool) -> Callable[[int], int]:
-        """A function from a bucket price (of ``step``, rounded up or down) to its sum over ``window``.
-
-        The closed part is regrouped only when it changed (at most once a second, O(entries) then); the
-        open second is grouped on every call (O(its entries)); each lookup is then O(1)."""
-        totals, open_ = self.totals(window), self.open
+    def parts(self, window: int, step: int, up: bool) -> tuple[dict[int, int], dict[int, int]]:
+        """(closed part, open second) of ``window`` per bucket of ``step``: a bucket's sum is the sum of its
+        two ``get``s (what ``lookup`` does, without a call per bucket). Same costs as ``lookup``."""
         if step <= 1:
-            return lambda p: totals.get(p, 0) + open_.get(p, 0)
-        base = self._base(window, step, up)
+            return self.totals(window), self.open
         extra: dict[int, int] = {}
-        for k, v in open_.items():
-            b = bucket_of(k, step, up)
-            extra[b] = extra.get(b, 0) + v
+        _regroup(self.open, step, up, extra)
+        return self._view(window, step, up), extra
+
+    def lookup(self, window: int, step: int, up: bool) -> Callable[[int], int]:
+        """A function from a bucket price (of ``step``, rounded up or down) to its sum over ``window``: the
+        two parts of ``parts`` added. The closed part's view is built once (O(entries)) and then kept as
+        the window moves; the open second is grouped on every call (O(its entries)); each lookup O(1)."""
+        base, extra = self.parts(window, step, up)
         return lambda b: base.get(b, 0) + extra.get(b, 0)
 
-    def _base(self, window: int, step: int, up: bool) -> dict[int, int]:
-        """The closed part of ``window`` per bucket, cached until the window's totals change."""
+    def _view(self, window: int, step: int, up: bool) -> dict[int, int]:
+        """The closed part of ``window`` per bucket, kept from the first call on."""
         key = (window, step, up)
-        cached = self._grouped.get(key)
-        if cached is None or cached[0] != self.version:
-            base: dict[int, int] = {}
-            for k, v in self.totals(window).items():
-                b = bucket_of(k, step, up)
-                base[b] = base.get(b, 0) + v
-            cached = self._grouped[key] = (self.version, base)
-            if len(self._grouped) > 16:  # the views no paint asks for any more
-                for old in [g for g, (ver, _) in self._grouped.items() if ver != self.version]:
-                    del self._grouped[old]
-        return cached[1]
+        view = self._views.get(key)
+        if view is None:
+            view = {}
+            _regroup(self.totals(window), step, up, view)
+            self._views[key] = view
+            if len(self._views) > self.VIEWS:  # the oldest asked for, which no paint reads any more
+                del self._views[next(iter(self._views))]
+        return view
 
     def frozen(self) -> Sums:
         """A copy of the sums as they stand, the open second folded into every window's totals: read like
@@ -181,19 +213,15 @@ class Sums:
         return copy
 
     def grouped(self, window: int, step: int, up: bool) -> dict[int, int]:
-        """Sums per bucket of ``step`` over ``window`` (rounded up or down, ``bucket_of``), exact.
-
-        The closed part is regrouped only when it changed (at most once a second): O(entries) then;
-        the open second is added on every call: O(its entries)."""
+        """Sums per bucket of ``step`` over ``window`` (rounded up or down, ``bucket_of``), exact, as a new
+        dict (tests and tools; the ladder uses ``lookup``). O(entries)."""
         if step <= 1:
             out = self.totals(window).copy()
             for k, v in self.open.items():
                 out[k] = out.get(k, 0) + v
-            return out
-        out = self._base(window, step, up).copy()
-        for k, v in self.open.items():
-            b = bucket_of(k, step, up)
-            out[b] = out.get(b, 0) + v
+            return {k: v for k, v in out.items() if v}
+        out = self._view(window, step, up).copy()
+        _regroup(self.open, step, up, out)
         return out
 
 

@@ -184,6 +184,7 @@ class Ladder(BoxedLines):
         self._rows_for: tuple[int, int] = (-1, -1)
         self._strips: OrderedDict[tuple, Strip] = OrderedDict()  # insertion order = age
         self._price_txt: dict[int, str] = {}
+        self._cell_txt: dict[tuple, object] = {}  # the optional columns' cells, texts by value (ladder_columns)
         self._layout: Layout | None = None
         self._styles: dict[str, Style] = {}
         self._row_styles: dict[tuple, tuple[Style, ...]] = {}
@@ -575,6 +576,7 @@ class Ladder(BoxedLines):
             self._strips.clear()
             self._boxed.clear()  # bordered rows are cached by row key, and the header's says nothing of columns
             self._price_txt.clear()
+            self._cell_txt.clear()
         self.hidden_columns = layout.extra.hidden
         per_side = max(0, (height - 2) // 2)
         book = self._source_book()
@@ -617,17 +619,20 @@ class Ladder(BoxedLines):
         return self._with_flow(frame, found[0], found[1], n)
 
     def _with_flow(self, frame: Frame, flow: Flow, last: tuple[int, bool] | None, n: int) -> Frame:
-        """``frame`` with the flow of its rows over the window: one lookup per row and sum (exact at any
-        grouping: each row's bucket sums the prices it covers). O(rows), plus the flow's regrouping
-        (at most once a second, see Flow)."""
+        """``frame`` with the flow of its rows over the window (exact at any grouping: each row's bucket sums
+        the prices it covers). O(rows) plus the open second's entries (``Sums.parts``)."""
         window, step = self.window, frame.step
         key = 1 if step == self.tick else step  # at the tick each price is its own bucket
-        ask_buy, ask_sell = flow.buy.lookup(window, key, True), flow.sell.lookup(window, key, True)
-        bid_buy, bid_sell = flow.buy.lookup(window, key, False), flow.sell.lookup(window, key, False)
-        ask_liq, bid_liq = flow.ask_change.lookup(window, key, True), flow.bid_change.lookup(window, key, False)
         asks, bids = frame.asks[:n], frame.bids[:n]
-        ask_flow = [(ask_buy(p), ask_sell(p), ask_liq(p)) for p, _ in asks]
-        bid_flow = [(bid_buy(p), bid_sell(p), bid_liq(p)) for p, _ in bids]
+        # Each sum is its closed part's get plus its open second's (Sums.parts): no call per row.
+        (b0, b1), (s0, s1), (l0, l1) = (x.parts(window, key, True) for x in (flow.buy, flow.sell, flow.ask_change))
+        ask_flow = [
+            (b0.get(p, 0) + b1.get(p, 0), s0.get(p, 0) + s1.get(p, 0), l0.get(p, 0) + l1.get(p, 0)) for p, _ in asks
+        ]
+        (b0, b1), (s0, s1), (l0, l1) = (x.parts(window, key, False) for x in (flow.buy, flow.sell, flow.bid_change))
+        bid_flow = [
+            (b0.get(p, 0) + b1.get(p, 0), s0.get(p, 0) + s1.get(p, 0), l0.get(p, 0) + l1.get(p, 0)) for p, _ in bids
+        ]
         # The best ask row covers (B, A], the best bid row [B, A): when they are one step apart, both hold
         # the prices between. A trade there is counted once, on the side its taker hit: buys on the ask
         # row, sells on the bid row (so the rows' volumes add up to the trades on screen).
@@ -851,12 +856,10 @@ class Ladder(BoxedLines):
         # its column apart from its neighbour: run together, two numbers read as one wrong one.
         mark = " " + PARTIAL_MARK if partial else " "  # a lower bound: the bucket reaches past the known book
         size_mark = mark
-        if x and x[6]:  # a large resting order
-            size_mark = cols.LARGE_MARK + mark[1:]
-            if not stale:
-                size_st = size_st + self._style("ladder--large", partial=True)
-        if x and x[5]:  # its size moved since the last frame
-            size_st = size_st + self._style("ladder--flash-up" if x[5] > 0 else "ladder--flash-down", partial=True)
+        if x and (x[5] or x[6]):
+            if x[6]:  # a large resting order
+                size_mark = cols.LARGE_MARK + mark[1:]
+            size_st = self._size_style(size_st, kind, best, stale, x[6], x[5])
         size_txt = (size_mark + units(qty, qdec, True)).rjust(layout.size_w)
         total_txt = (mark + units(cum, qdec, True)).rjust(layout.total_w)
         # Four segments a row (each costs the compositor and the filters): the margins take the
@@ -864,7 +867,8 @@ class Ladder(BoxedLines):
         width = layout.width
         rest = width - len(price_txt) - len(size_txt) - len(total_txt)
         extra = self._extra_segments(x, layout, total_st, stale, kind, best) if x and layout.extra.cells else []
-        rest -= sum(len(seg.text) for seg in extra)
+        if extra:
+            rest -= layout.extra.cells
         segments = [Segment(price_txt, price_st), Segment(size_txt, size_st)]
         if layout.bar_w and rest >= 3:
             full, part = divmod(eighths, 8)
@@ -889,35 +893,70 @@ class Ladder(BoxedLines):
             segments = [Segment(price_txt, price_st), Segment(size_txt + " " * rest, size_st)]
         return segments
 
+    def _size_style(self, size_st: Style, kind: str, best: bool, stale: bool, large: bool, flash: int) -> Style:
+        """The size cell's style with the large-order highlight and the flash layered on (cached)."""
+        key = ("size", kind, best, stale, large, flash)
+        found = self._row_styles.get(key)
+        if found is None:
+            found = size_st
+            if large and not stale:
+                found = found + self._style("ladder--large", partial=True)
+            if flash:
+                found = found + self._style("ladder--flash-up" if flash > 0 else "ladder--flash-down", partial=True)
+            self._row_styles[key] = (found,)
+            return found
+        return found[0]
+
+    def _extra_styles(self, kind: str, best: bool, stale: bool) -> tuple[Style, ...]:
+        """(rise, fall, volume, buys, sells, stale bar) for the optional cells of a row (cached): the best
+        rows' highlight runs on through them."""
+        key = ("extra", kind, best, stale)
+        found = self._row_styles.get(key)
+        if found is None:
+            names = ("liq-up", "liq-down", "vol", "vol-buy", "vol-sell", "stale-bar")
+            found = tuple(self._style("ladder--" + n) for n in names)
+            if best and not stale:
+                hi = self._style("ladder--best-ask" if kind == "a" else "ladder--best-bid", partial=True)
+                found = tuple(st + hi for st in found)
+            self._row_styles[key] = found
+        return found
+
     def _extra_segments(
         self, x: tuple, layout: Layout, plain: Style, stale: bool, kind: str, best: bool
     ) -> list[Segment]:
-        """The optional columns' cells of a level row: liquidity change, volume and its bar."""
+        """The optional columns' cells of a level row: liquidity change, volume and its bar, cached by what
+        they show (a row's total and bar move with every change above it, its flow far less often)."""
+        key = (x[:5], kind, best, stale)
+        found = self._cell_txt.get(key)
+        if found is None:
+            found = self._cell_txt[key] = self._build_extra(x, layout, plain, stale, kind, best)
+        return found
+
+    def _build_extra(self, x: tuple, layout: Layout, plain: Style, stale: bool, kind: str, best: bool) -> list[Segment]:
         liq, vol, b, s, last, _sign, _large = x
         extra = layout.extra
-        qdec = layout.qty_decimals
+        up, down, vol_st, buy_st, sell_st, stale_bar = self._extra_styles(kind, best, stale)
+        texts = self._cell_txt
         out: list[Segment] = []
-        if best and not stale:  # the best rows' highlight runs on through these cells
-            hi = self._style("ladder--best-ask" if kind == "a" else "ladder--best-bid", partial=True)
-
-            def style(name: str) -> Style:
-                return self._style(name) + hi
-        else:
-            style = self._style
         if extra.liq_w:
-            text = cols.UNKNOWN if liq is None else cols.signed(liq, qdec)
-            cell = _cell(text, extra.liq_w)
-            st = plain if stale or not liq else style("ladder--liq-up" if liq > 0 else "ladder--liq-down")
-            out.append(Segment(cell, st))
+            cell = texts.get(("liq", liq))
+            if cell is None:
+                text = cols.UNKNOWN if liq is None else cols.signed(liq, layout.qty_decimals)
+                cell = texts[("liq", liq)] = _cell(text, extra.liq_w)
+            out.append(Segment(cell, plain if stale or not liq else up if liq > 0 else down))
         if extra.vol_w:
-            mark = cols.LAST_MARK if last else ""
-            text = units(vol, qdec, True) if vol else ""
-            out.append(Segment(_cell(mark + text, extra.vol_w), plain if stale else style("ladder--vol")))
+            cell = texts.get(("vol", vol, last))
+            if cell is None:
+                text = (cols.LAST_MARK if last else "") + (units(vol, layout.qty_decimals, True) if vol else "")
+                cell = texts[("vol", vol, last)] = _cell(text, extra.vol_w)
+            out.append(Segment(cell, plain if stale else vol_st))
             if stale:
-                out.append(Segment(" " + "█" * (b + s) + " " * (cols.VBAR - b - s), style("ladder--stale-bar")))
+                out.append(Segment(" " + "█" * (b + s) + " " * (cols.VBAR - b - s), stale_bar))
             else:
-                out.append(Segment(" " + "█" * b, style("ladder--vol-buy")))
-                out.append(Segment("█" * s + " " * (cols.VBAR - b - s), style("ladder--vol-sell")))
+                out.append(Segment(" " + "█" * b, buy_st))
+                out.append(Segment("█" * s + " " * (cols.VBAR - b - s), sell_st))
+        if len(texts) > _CACHE_MAX * 4:
+            texts.clear()
         return out
 
     def _header_strip(self, mode: str, base: str, quote: str, layout: Layout) -> Strip:
