@@ -363,3 +363,29 @@ def test_by_hand_after_a_gap_and_a_resync() -> None:
     sums restart there (a snapshot is not a change), the traded volume runs on through it."""
     points, numbers, resyncs = replay_by_hand("BTCUSDT", drop_at=1500)
     assert resyncs == 1 and points >= 8 and numbers > 10_000
+
+
+@needs_data
+def test_a_seek_restarts_the_flow_at_its_target() -> None:
+    """The sums of the moments a seek skips or replays again would be made up: the flow starts over at the
+    target, counts from there, and the book the seek put in place reports to it."""
+    from engine.feed.replay import ReplaySession
+
+    rec = RECORDINGS["BTCUSDT"]
+    session = ReplaySession(str(path_of(rec)), rec.symbol, speed=None, clock=lambda: 0.0)
+    flow = session.keep_flow()
+    assert session.step_until(lambda s: s.state is State.SYNCED)
+    for _ in range(3000):
+        session.step()
+    assert flow.buy.since and flow.bid_change.since
+    here = session.last_recv_ms
+    assert here is not None
+    session.seek(here - 20_000)
+    assert flow.since == (None, "seek") and flow.book_since == (None, "seek") and flow.now_ms is None
+    assert not flow.buy.since and not flow.buy.open and not flow.bid_change.open
+    assert session.sync.book.tap is flow.tap
+    for _ in range(2000):
+        session.step()
+    assert flow.now_ms is not None and flow.since.ms is not None and flow.since.why == "seek"
+    assert sum(flow.buy.grouped(SINCE_START, 1, True).values()) > 0
+    assert flow.bid_change.grouped(SINCE_START, 1, False)  # the synced book's changes count again

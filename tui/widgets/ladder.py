@@ -266,7 +266,9 @@ class Ladder(BoxedLines):
         if on:
             self.columns.add(name)
             if name in cols.FLOW_COLUMNS and self.session is not None:
-                self.session.keep_flow()
+                flow = self.session.keep_flow()
+                if self.frozen and self._frozen_flow is None:
+                    self._frozen_flow = (flow.frozen(), None)  # switched on while frozen: the flow as it is now
         else:
             self.columns.discard(name)
         self._flashes.reset()
