@@ -21,13 +21,14 @@ Costs, with n levels on a side within the reach:
 - best bid/ask, spread, known depth: O(1); top N: O(N); grouped top N: O(levels walked)
 - which grouped bucket is partial, the known span of a side: O(1)
 - with ``marks`` set (three depth bands a side, engine.metrics): O(1) more per changed level
+- with ``tap`` set (the order flow, engine.flow): O(1) more per changed level within the reach
 """
 
 from __future__ import annotations
 
 import copy
 from bisect import bisect_left, insort
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from engine.num import SCALE, parse
 
@@ -59,6 +60,7 @@ class Book:
         "last_update_id",
         "marks",
         "symbol",
+        "tap",
     )
 
     def __init__(self, symbol: str = "") -> None:
@@ -79,6 +81,10 @@ class Book:
         # Depth bands to keep summed as levels change (engine.metrics sets them and moves them with mid).
         # None: ``apply`` runs its plain loop and pays one test per event.
         self.marks: Marks | None = None
+        # Where each level's change goes as a diff is applied (engine.flow.FlowTap: ``bids``/``asks``
+        # dicts of price -> summed change, ``reloaded(True)`` on a load, ``reloaded(False)`` on a clear).
+        # None: the plain loop.
+        self.tap: Tap | None = None
 
     def __len__(self) -> int:
         return len(self._bids) + len(self._asks)
@@ -94,6 +100,8 @@ class Book:
                 value = value.copy()
             elif name == "marks" and value is not None:
                 value = copy.deepcopy(value, memo)  # the depth bands follow this book's levels
+            elif name == "tap":
+                value = None  # a copy (a keyframe) reports to no one; whoever adopts it attaches a tap
             setattr(new, name, value)
         return new
 
@@ -107,6 +115,8 @@ class Book:
         self.bid_floor = self.ask_ceiling = None
         self._reach = (-_NO_BOUND, _NO_BOUND)
         self.epoch += 1
+        if self.tap is not None:
+            self.tap.reloaded(False)
 
     def load(self, last_update_id: int, bids: list[Level], asks: list[Level], limit: int | None = None) -> None:
         """Replace the book by a snapshot of at most ``limit`` levels a side. O(n log n).
@@ -128,6 +138,8 @@ class Book:
             _NO_BOUND if self.ask_ceiling is None else self.ask_ceiling,
         )
         self.epoch += 1
+        if self.tap is not None:
+            self.tap.reloaded(True)  # a snapshot is not a change of the levels: the flow starts over
 
     def apply(self, bids: list[Level], asks: list[Level], update_id: int) -> bool:
         """Set each level to its absolute quantity (zero removes), then move to ``update_id``.
@@ -135,10 +147,16 @@ class Book:
         O(1) per changed level; a level added or removed within the reach also moves the sorted index.
         Returns ``is_crossed()``, so the sync checks every event without a second call.
         """
-        if self.marks is not None:
-            self._apply_marked(bids, asks, self.marks)
+        marks, tap = self.marks, self.tap
+        if marks is not None or tap is not None:
+            if marks is None:
+                self._apply_tapped(bids, asks, tap)  # type: ignore[arg-type]
+            else:
+                if tap is not None:  # both (tests only): the changes in a pass of their own
+                    self._tap_changes(bids, asks, tap)
+                self._apply_marked(bids, asks, marks)
             self.last_update_id = update_id
-            return
+            return self.is_crossed()
         floor, ceiling = self._reach
         # The hottest loops of the program: locals only, one branch per case, one per side.
         side, keys = self._bids, self._bid_keys
@@ -166,6 +184,69 @@ class Book:
         self.last_update_id = update_id
         bid_keys = self._bid_keys
         return bool(bid_keys and keys and bid_keys[-1] >= -keys[-1])
+
+    def _apply_tapped(self, bids: list[Level], asks: list[Level], tap: Tap) -> None:
+        """``apply``'s loop that also adds each level's change within the reach (new quantity minus the
+        one it replaces) to ``tap``'s sums: O(1) more per changed level. Past the reach the old quantity
+        is unknown, so no change is known there. A copy of the plain loop, as ``_apply_marked`` is."""
+        floor, ceiling = self._reach
+        side, keys, acc = self._bids, self._bid_keys, tap.bids
+        for lv in bids:
+            price = lv[0]
+            old = side.get(price)
+            if lv[1]:
+                if old is None:
+                    if price >= floor:
+                        insort(keys, price)
+                        acc[price] = acc.get(price, 0) + lv[1]
+                elif price >= floor:
+                    acc[price] = acc.get(price, 0) + lv[1] - old[1]
+                side[price] = lv
+            elif old is not None:
+                del side[price]
+                if price >= floor:
+                    del keys[bisect_left(keys, price)]
+                    acc[price] = acc.get(price, 0) - old[1]
+        side, keys, acc = self._asks, self._ask_keys, tap.asks
+        for lv in asks:
+            price = lv[0]
+            old = side.get(price)
+            if lv[1]:
+                if old is None:
+                    if price <= ceiling:
+                        insort(keys, -price)
+                        acc[price] = acc.get(price, 0) + lv[1]
+                elif price <= ceiling:
+                    acc[price] = acc.get(price, 0) + lv[1] - old[1]
+                side[price] = lv
+            elif old is not None:
+                del side[price]
+                if price <= ceiling:
+                    del keys[bisect_left(keys, -price)]
+                    acc[price] = acc.get(price, 0) - old[1]
+
+    def _tap_changes(self, bids: list[Level], asks: list[Level], tap: Tap) -> None:
+        """Add each level's change (new quantity minus the book's, before the diff is applied) within the
+        reach to ``tap``. O(1) per level. A level listed twice in one diff counts from the first's result,
+        as if applied in order. Past the reach the old quantity is unknown, so no change is known there."""
+        floor, ceiling = self._reach
+        for levels, side, acc, bid in ((bids, self._bids, tap.bids, True), (asks, self._asks, tap.asks, False)):
+            seen: dict[int, int] | None = None
+            for lv in levels:
+                price = lv[0]
+                if (price < floor) if bid else (price > ceiling):
+                    continue
+                if seen is not None and price in seen:
+                    old_qty = seen[price]
+                else:
+                    old = side.get(price)
+                    old_qty = old[1] if old is not None else 0
+                d = lv[1] - old_qty
+                if d:
+                    acc[price] = acc.get(price, 0) + d
+                if seen is None:
+                    seen = {}
+                seen[price] = lv[1]
 
     def _apply_marked(self, bids: list[Level], asks: list[Level], marks: Marks) -> None:
         """``apply``'s loop that also moves the band sums of ``marks`` by each level's change. O(1) more
@@ -334,6 +415,15 @@ class Book:
         return ({k: v.qty for k, v in self._bids.items()}, {k: v.qty for k, v in self._asks.items()})
 
 
+class Tap(Protocol):
+    """Where ``Book.apply`` reports level changes (engine.flow.FlowTap)."""
+
+    bids: dict[int, int]
+    asks: dict[int, int]
+
+    def reloaded(self, loaded: bool) -> None: ...
+
+
 class Marks:
     """Three nested depth bands a side and the known quantity in each, kept by ``Book.apply``.
 
@@ -356,4 +446,4 @@ def level(price: str, qty: str) -> Level:
     return Level(parse(price), parse(qty), price, qty)
 
 
-__all__ = ["SCALE", "Book", "Level", "Marks", "level"]
+__all__ = ["SCALE", "Book", "Level", "Marks", "Tap", "level"]

@@ -34,6 +34,7 @@ from engine.feed.session import Listener, Session
 from engine.sync import State, StateChanged
 from tui.fmt import clock_of
 from tui.speed import SPEED_STEPS, speed_label, step_speed
+from tui.widgets import ladder_columns
 from tui.widgets.heatmap import Heatmap, slice_label
 from tui.widgets.help import HelpScreen
 from tui.widgets.ladder import Ladder
@@ -177,6 +178,41 @@ class ObtuiApp(App[int]):
         Binding("g", "coarser", "Coarser", id="group-coarser", tooltip="group prices 10x coarser"),
         Binding("G", "finer", "Finer", key_display="G", id="group-finer", tooltip="group prices 10x finer"),
         Binding("h", "heatmap", "Heatmap", id="heatmap", tooltip="show or hide the depth heatmap beside the ladder"),
+        # The ladder's optional columns (tui/widgets/ladder_columns.py): not in the footer, which has no
+        # room left; in the help and the command palette.
+        Binding(
+            "v",
+            "column('vol')",
+            "Volume",
+            show=False,
+            id="column-volume",
+            tooltip="ladder: show / hide traded volume per price over the window (buy/sell bar, • last trade)",
+        ),
+        Binding(
+            "l",
+            "column('liq')",
+            "Liquidity",
+            show=False,
+            id="column-liquidity",
+            tooltip="ladder: show / hide the change of resting size per price over the window (+ stacked, − pulled)",
+        ),
+        Binding(
+            "L",
+            "column('large')",
+            "Large orders",
+            show=False,
+            key_display="L",
+            id="column-large",
+            tooltip="ladder: mark large resting orders ◆ (above the 95th percentile of the sizes on screen)",
+        ),
+        Binding(
+            "w",
+            "flow_window",
+            "Window",
+            show=False,
+            id="flow-window",
+            tooltip="ladder: the volume and liquidity window: since start, 1 min, 5 min, 15 min",
+        ),
         Binding(
             "left_square_bracket",
             "slice_shorter",
@@ -712,6 +748,25 @@ class ObtuiApp(App[int]):
     def action_finer(self) -> None:
         if not self.ladder.finer():
             self.notify("already at the tick size", timeout=3)
+
+    def action_column(self, name: str) -> None:
+        on = self.ladder.toggle_column(name)
+        hidden = name in self.ladder.hidden_columns or (on and self._column_left_out(name))
+        what = ladder_columns.NAMES[name]
+        if hidden:
+            self.notify(f"{what}: on, but the ladder has no room for it at this width", timeout=4)
+
+    def _column_left_out(self, name: str) -> bool:
+        """Whether column ``name`` is left out at the ladder's width (the title says so too)."""
+        self.ladder.price_rows()  # lays the rows out at the current width
+        return name in self.ladder.hidden_columns
+
+    def action_flow_window(self) -> None:
+        window = self.ladder.cycle_window()
+        if not self.ladder.columns.intersection(ladder_columns.FLOW_COLUMNS):
+            self.notify(
+                f"flow window: {ladder_columns.window_label(window)} (v: volume, l: liquidity change)", timeout=3
+            )
 
     def action_heatmap(self) -> None:
         shown = not self.heatmap.shown

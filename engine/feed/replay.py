@@ -61,6 +61,7 @@ _NOT_STATE = frozenset(
     {"listener", "clock", "market", "path", "speed", "paused", "recording", "_lines", "_anchor", "_wake", "_keyframes"}
     | {"_keyframe_at"}
     | {"end_ms", "snapshot_ms", "lines", "marks"}
+    | {"flow"}  # the order flow restarts at a seek's target (see seek): a keyframe need not carry it
 )
 MAX_WAIT_S = 5.0  # longest pause between two records when paced: a recorder that slept must not freeze a replay
 INFER_EVENTS = 20  # depth events after the first snapshot that still refine inferred units (2 s at 100 ms)
@@ -264,12 +265,18 @@ class ReplaySession(Session):
         if target_ms < here or self.finished or self._keyframes[at][1] > self.line_no:
             self._restore(at)  # back, or a keyframe ahead of here: fewer records to process from there
         self.listener = Listener()  # no frames drawn, no notices said on the way
+        flow, self.flow = self.flow, None  # it starts over at the target: nothing to count on the way
         try:
             while self.last_recv_ms is None or self.last_recv_ms < target_ms:
                 if self.step() is None:
                     break
         finally:
             self.listener = listener
+            self.flow = flow
+        if flow is not None:
+            # The sums of the moments skipped or replayed again would be made up: they start over here.
+            flow.reset("seek")
+            flow.attach(self.sync.book)
         self._anchor = None
         if self._wake is not None:
             self._wake.set()

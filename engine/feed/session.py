@@ -38,6 +38,7 @@ from engine.events import (
     route,
     ticker_update_id,
 )
+from engine.flow import Flow, exchange_ms
 from engine.markets import RPI_MARKETS, SPOT_MARKET, Market
 from engine.num import parse
 from engine.stats import LatencyWindow, RateMeter
@@ -255,6 +256,15 @@ class Session:
         self.fresh_at: float | None = None
         self._last_depth_s: float | None = None
         self._intervals: deque[float] = deque(maxlen=_INTERVALS)
+        # The order flow per price (engine/flow.py), kept only when someone shows it (``keep_flow``).
+        self.flow: Flow | None = None
+
+    def keep_flow(self) -> Flow:
+        """Start keeping the order flow (traded volume, liquidity change per price) from now on."""
+        if self.flow is None:
+            self.flow = Flow()
+            self.flow.attach(self.sync.book)
+        return self.flow
 
     # -- helpers for drivers --------------------------------------------------------------------
 
@@ -284,6 +294,9 @@ class Session:
         self.ticker_24h = self.ticker_24h_at = None
         self.fresh_at = self._last_depth_s = None
         self._intervals.clear()
+        if self.flow is not None:
+            self.flow.reset("new symbol")
+            self.flow.attach(self.sync.book)
         self.listener.symbol_changed(self)
 
     def snapshot_needed(self, reason: str) -> None:
@@ -325,6 +338,11 @@ class Session:
             self._last_depth_s = now_s
             if latency_ms is not None:
                 self.latency.add(latency_ms)
+            flow = self.flow
+            if flow is not None:
+                flow.clock(exchange_ms(msg.event_time))  # before the changes it stamps
+                if sync.book.tap is not flow.tap:
+                    flow.attach(sync.book)  # a book put in place since (a seek's keyframe)
             if sync.depth(msg):
                 audit = self.audit
                 if audit.logging:
@@ -341,11 +359,15 @@ class Session:
                 return
             self.trades.append(msg)
             self.last_trade = msg
+            if self.flow is not None:
+                self.flow.trade(msg.price_units, msg.qty_units, msg.is_sell, exchange_ms(msg.trade_time))
             self.listener.trade(self, msg)
         elif isinstance(msg, BookTicker):
             if msg.symbol == self.symbol and not self.market.unverified:
                 self.check.ticker(msg, sync.last_update_id)
         elif isinstance(msg, Snapshot):
+            if self.flow is not None and sync.book.tap is not self.flow.tap:
+                self.flow.attach(sync.book)  # the load restarts the liquidity sums
             if msg.rpi != self.market.rpi:
                 self.other_book_frames += 1
             elif msg.symbol == self.symbol and sync.snapshot(msg):

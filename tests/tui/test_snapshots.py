@@ -184,3 +184,24 @@ def test_audited(snap_compare, size: tuple[int, int]) -> None:
         await _settle(pilot)
 
     assert snap_compare(SnapApp(session), terminal_size=size, run_before=run_before)
+
+
+COLUMN_KEYS = [
+    pytest.param(["l"], id="liq"),
+    pytest.param(["v"], id="vol"),
+    pytest.param(["L"], id="large"),
+    pytest.param(["l", "v", "L"], id="all"),
+]
+
+
+@pytest.mark.parametrize("keys", COLUMN_KEYS)
+@pytest.mark.parametrize("size", SIZES)
+def test_ladder_columns(snap_compare, size: tuple[int, int], keys: list[str]) -> None:
+    """The ladder's optional columns on (each off is test_synced): the flow kept from the synced book on
+    for 3,000 records (about 40 s of the recording), the 5-minute window; at 80 columns what does not
+    fit is left out and the title says so."""
+    session = synced_session(extra_records=0)
+    session.keep_flow()
+    for _ in range(3000):
+        session.step()
+    assert snap_compare(SnapApp(session), press=keys, terminal_size=size, run_before=_settle)

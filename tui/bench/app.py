@@ -190,7 +190,9 @@ def _probe(pid: int, path: str, n: int, timeout: float = 3.0) -> dict:
     return {}
 
 
-def app_cpu(seconds: float, cols: int, rows: int, load: Load = SPOT_LOAD, heatmap: bool = False) -> Result:
+def app_cpu(
+    seconds: float, cols: int, rows: int, load: Load = SPOT_LOAD, heatmap: bool = False, columns: bool = False
+) -> Result:
     port = _free_port()
     sim = subprocess.Popen(
         [sys.executable, "-m", "engine.sim", "--port", str(port), *load.sim_args()],
@@ -208,8 +210,9 @@ def app_cpu(seconds: float, cols: int, rows: int, load: Load = SPOT_LOAD, heatma
         argv += ["--ws-url", f"ws://{url}", "--rest-url", f"http://{url}"]
         pid, fd = _spawn_in_pty(argv, cols, rows)
         _drain(fd, time.monotonic() + 5)  # start-up and first sync are not the steady state
-        if heatmap:
-            os.write(fd, b"h")  # the depth heatmap on, as a user would turn it on
+        keys = (b"h" if heatmap else b"") + (b"lvL" if columns else b"")  # as a user would turn them on
+        if keys:
+            os.write(fd, keys)
             _drain(fd, time.monotonic() + 2)
         first = _probe(pid, stats.name, 0)
         cpu0, rss0, t0 = _cpu_s(pid), _rss_mb(pid), time.monotonic()
@@ -298,6 +301,11 @@ def main(argv: list[str] | None = None) -> None:
         help="measure this futures market at the futures rate, beside spot at its usual rate (repeatable)",
     )
     p.add_argument("--runs", type=int, default=1, help="runs of each market, alternating (with --market)")
+    p.add_argument(
+        "--columns",
+        action="store_true",
+        help="every ladder column on (l, v, L): each run is made with them off and on, one after the other",
+    )
     args = p.parse_args(argv)
     m = re.fullmatch(r"(\d+)x(\d+)", args.size)
     if not m:
@@ -306,26 +314,31 @@ def main(argv: list[str] | None = None) -> None:
     if args.market:
         loads = [SPOT_LOAD, *(FUTURES_LOADS[name] for name in dict.fromkeys(args.market))]
         print(f"{os.cpu_count()} cores; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-        results: dict[str, list[Result]] = {ld.market: [] for ld in loads}
+        results: dict[str, list[Result]] = {}
         for _ in range(args.runs):
             for ld in loads:
-                r = app_cpu(args.seconds, cols, rows, ld)
-                results[ld.market].append(r)
-                print(summary(r), flush=True)
+                for on in (False, True) if args.columns else (False,):
+                    r = app_cpu(args.seconds, cols, rows, ld, columns=on)
+                    results.setdefault(ld.market + (" columns" if on else ""), []).append(r)
+                    print(("columns on:  " if on else "columns off: " if args.columns else "") + summary(r), flush=True)
         if args.runs > 1:
-            for rs in results.values():
-                print(medians(rs))
+            for what, rs in results.items():
+                print(("columns on:  " if what.endswith("columns") else "") + medians(rs))
         return
     times = demo_time_to_synced(cols, rows)
     shown = ", ".join(f"{t:.2f}" for t in times) or "never"
     print(f"obtui --demo, launch to synced screen: {shown} s   (target <= 1.5 s)")
-    r = app_cpu(args.seconds, cols, rows, heatmap=args.heatmap)
-    what, target = ("with the heatmap on", 8) if args.heatmap else ("", 5)
-    print(
-        f"obtui {what + ' ' if what else ''}against the simulator at real time, {r.seconds:.0f} s: CPU "
-        f"{r.cpu_share * 100:.1f}% of one core (target <= {target}%), RSS {r.rss_start_mb:.1f} -> "
-        f"{r.rss_end_mb:.1f} MB; frames {r.rate('pump_frames'):.1f}/s, {r.rate('events_applied'):.1f} depth events/s"
-    )
+    for on in (False, True) if args.columns else (False,):
+        r = app_cpu(args.seconds, cols, rows, heatmap=args.heatmap, columns=on)
+        what = " and ".join(w for w, flag in (("the heatmap", args.heatmap), ("every ladder column", on)) if flag)
+        target = 8 if args.heatmap else 6 if on else 5
+        print(
+            f"obtui {'with ' + what + ' on ' if what else ''}against the simulator at real time, {r.seconds:.0f} s: "
+            f"CPU {r.cpu_share * 100:.1f}% of one core (target <= {target}%), RSS {r.rss_start_mb:.1f} -> "
+            f"{r.rss_end_mb:.1f} MB; frames {r.rate('pump_frames'):.1f}/s, "
+            f"{r.rate('events_applied'):.1f} depth events/s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

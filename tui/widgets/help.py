@@ -12,6 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tui.widgets import ladder_columns as cols
 from tui.widgets.ladder import PARTIAL_MARK
 
 ABOUT = (
@@ -87,6 +88,29 @@ INDICATORS: list[tuple[str, str]] = [
         "RPI orders says its book excludes them",
     ),
     (f"{PARTIAL_MARK} partial", "a price bucket that reaches past the known book: its size is a lower bound"),
+    (
+        "Δ (l)",
+        "ladder: liquidity change, the signed change of the resting size at the row over the window (+ "
+        "stacked, − pulled), from the updates applied since the last snapshot (a snapshot is not a change: "
+        "after a resync the title says 'Δ since …'); a size that just moved flashes; ? where the bucket "
+        "reaches past the known book",
+    ),
+    (
+        "Vol (v)",
+        f"ladder: traded volume at the row over the window, with a bar split buys (green) / sells (red); "
+        f"{cols.LAST_MARK} marks the last trade's row. Grouped, a trade between the best ask and bid rows counts "
+        "on the side its taker hit",
+    ),
+    (
+        f"{cols.LARGE_MARK} (L)",
+        "ladder: a large resting order: a size above the 95th percentile of the sizes on screen",
+    ),
+    (
+        "window (w)",
+        "of the Δ and Vol columns: since start, 1, 5 or 15 min of exchange time, named in the ladder's title "
+        "(with 'since …' when the flow started later); columns with no room are left out and named there",
+    ),
+    ("…", "in a Δ or Vol cell: a number too wide for its column"),
     ("sizes in cont", "COIN-M sizes count contracts (a contract is worth a fixed amount of USD), not coins"),
     ("FROZEN", "the view is frozen (p); the feed and the sync panel run on"),
     (

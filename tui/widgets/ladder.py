@@ -16,6 +16,11 @@ past the snapshot's deepest level holds only the known part of its range: its si
 ``≥`` (a lower bound), and the title says so while such a row is on screen. Once the deep-book audit has
 compared fewer levels than the book knows (engine/audit.py), the rows past the last audit's reach are
 shaded (``ladder--unverified``): held on faith in the updates since the full snapshot, not verified.
+
+Optional columns (tui/widgets/ladder_columns.py, keys ``l``, ``v``, ``L``, window ``w``): liquidity
+change, traded volume, large resting orders. Their numbers come from the session's order flow
+(engine/flow.py), read once per frame for the rows on screen only; each row key carries them, so the
+cache works as before. A frame keeps its flow numbers: a greyed last good book shows those of its time.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from textual.strip import Strip
 
 from engine.book import Book
 from engine.feed.session import Session, SymbolInfo
+from engine.flow import SINCE_START, Flow, bucket_of
 from engine.num import SCALE
 from engine.sync import State
-from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, bps, countdown, live_wait, units
+from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, bps, clock_of, countdown, live_wait, units
+from tui.widgets import ladder_columns as cols
 from tui.widgets.box import BOX_CLASSES, Box, BoxedLines
 from tui.widgets.pump import FramePump, repaint
 
@@ -66,6 +73,11 @@ class Frame(NamedTuple):
     # The verified reach (Auditor.verified): buckets priced past these are shaded; None: all verified.
     ask_verified: int | None = None
     bid_verified: int | None = None
+    # The order flow of each row, best first like the rows: (traded buy, traded sell, liquidity change)
+    # over the window; empty when no flow column is on.
+    ask_flow: tuple[tuple[int, int, int], ...] = ()
+    bid_flow: tuple[tuple[int, int, int], ...] = ()
+    last: tuple[str, int] | None = None  # the row of the last trade's price: ("a" or "B", bucket price)
 
 
 class Layout(NamedTuple):
@@ -76,15 +88,19 @@ class Layout(NamedTuple):
     bar_w: int
     price_decimals: int
     qty_decimals: int
+    extra: cols.Extra = cols.NO_EXTRA  # the optional columns that fit
+    on: frozenset[str] = frozenset()  # the optional columns switched on
 
 
-def layout_for(width: int, price_decimals: int, qty_decimals: int) -> Layout:
-    """Column widths for a ladder ``width`` cells wide: three number columns, the rest is the bar."""
+def layout_for(width: int, price_decimals: int, qty_decimals: int, on: frozenset[str] = frozenset()) -> Layout:
+    """Column widths for a ladder ``width`` cells wide: three number columns, the optional columns
+    switched on (``on``) that fit, the rest is the bar."""
     col = max(8, min(12, (width - 14) // 3))
-    bar = width - 3 * col - 4  # 1 margin left, 2 before the bar, 1 margin right
+    extra = cols.fit(width - 3 * col - 2, col, on)  # 1 margin left and right
+    bar = width - 3 * col - 4 - extra.cells  # 1 margin left, 2 before the bar, 1 margin right
     if bar < 3:
         bar = 0
-    return Layout(width, col, col, col, bar, price_decimals, qty_decimals)
+    return Layout(width, col, col, col, bar, price_decimals, qty_decimals, extra, on)
 
 
 def column_head(word: str, unit: str, width: int) -> str:
@@ -112,6 +128,9 @@ class Ladder(BoxedLines):
     bids from best (just below it) to far. Bars are proportional to cumulative size from the touch."""
 
     _cache_max = _CACHE_MAX
+    # A fixed size (units of 1e-8) from which a row counts as a large order, instead of the 95th percentile
+    # of the rows on screen: the one setting a settings file would set (None: the percentile).
+    large_size: int | None = None
 
     COMPONENT_CLASSES = set(BOX_CLASSES) | {
         "ladder--header",
@@ -132,6 +151,14 @@ class Ladder(BoxedLines):
         "ladder--frozen",
         "ladder--message",
         "ladder--message-title",
+        "ladder--large",
+        "ladder--flash-up",
+        "ladder--flash-down",
+        "ladder--liq-up",
+        "ladder--liq-down",
+        "ladder--vol",
+        "ladder--vol-buy",
+        "ladder--vol-sell",
     }
 
     DEFAULT_CSS = """
@@ -164,6 +191,7 @@ class Ladder(BoxedLines):
         self._rows_for: tuple[int, int] = (-1, -1)
         self._strips: OrderedDict[tuple, Strip] = OrderedDict()  # insertion order = age
         self._price_txt: dict[int, str] = {}
+        self._cell_txt: dict[tuple, object] = {}  # the optional columns' cells, texts by value (ladder_columns)
         self._layout: Layout | None = None
         self._styles: dict[str, Style] = {}
         self._row_styles: dict[tuple, tuple[Style, ...]] = {}
@@ -178,6 +206,13 @@ class Ladder(BoxedLines):
         self.box_title = ""
         self.box_subtitle = ""
         self.box_state = ""
+        # The optional columns (ladder_columns.py): which are on, the flow's window (seconds, 0: since
+        # the flow started), the frozen view's copy of the flow, and the rows flashing.
+        self.columns: set[str] = set()
+        self.window = 300
+        self._frozen_flow: tuple[Flow, tuple[int, bool] | None] | None = None
+        self._flashes = cols.Flashes()
+        self.hidden_columns: tuple[str, ...] = ()
 
     # -- what the app calls -----------------------------------------------------------------
 
@@ -198,6 +233,9 @@ class Ladder(BoxedLines):
                 self.mark_dirty()
         elif self._stale_banner() != self._shown_stale:  # gone stale, older, or fresh again
             self.mark_dirty()
+        end = self._flashes.next_end()
+        if end is not None and self.clock() >= end:
+            self.mark_dirty()  # a flash is over: the quiet book draws its rows plain again
 
     @property
     def stale_shown(self) -> bool:
@@ -221,8 +259,87 @@ class Ladder(BoxedLines):
         self.group_exp = 0
         self._strips.clear()
         self._price_txt.clear()
+        self._frozen_flow = None
+        self._flashes.reset()
         self.mark_dirty()
         self._chrome()
+
+    # -- optional columns ---------------------------------------------------------------------
+
+    def toggle_column(self, name: str) -> bool:
+        """Show or hide column ``name`` (ladder_columns: liq, vol, large); returns whether it is on now.
+        The first flow column switched on starts the session's order flow (it counts from then on)."""
+        on = name not in self.columns
+        if on:
+            self.columns.add(name)
+            if name in cols.FLOW_COLUMNS and self.session is not None:
+                flow = self.session.keep_flow()
+                if self.frozen and self._frozen_flow is None:
+                    self._frozen_flow = (flow.frozen(), None)  # switched on while frozen: the flow as it is now
+        else:
+            self.columns.discard(name)
+        self._flashes.reset()
+        self.mark_dirty()
+        self._chrome()
+        return on
+
+    def cycle_window(self) -> int:
+        """The next window of the flow columns: since start, 1, 5, 15 min. Returns it (seconds, 0: since start)."""
+        windows = cols.WINDOWS
+        self.window = windows[(windows.index(self.window) + 1) % len(windows)]
+        self.mark_dirty()
+        self._chrome()
+        return self.window
+
+    def _flow(self) -> tuple[Flow, tuple[int, bool] | None] | None:
+        """(the flow to draw, the last trade as (price, taker sold)), or None when no flow column is on."""
+        if not self.columns.intersection(cols.FLOW_COLUMNS) or self.session is None:
+            return None
+        if self.frozen:
+            return self._frozen_flow
+        session = self.session
+        flow = session.flow if session.flow is not None else session.keep_flow()
+        last = session.last_trade
+        return flow, (last.price_units, last.is_sell) if last is not None else None
+
+    def flow_notes(self) -> tuple[list[str], list[str], list[str]]:
+        """What the title says of the flow columns, long and short: the window, from when the sums run when
+        that is later than the window's start (the flow started, a resync restarted the liquidity change,
+        a seek), and the columns left out for want of room: (long, short, the least that must be said)."""
+        long: list[str] = []
+        short: list[str] = []
+        if self.hidden_columns:
+            names = ", ".join(cols.SHORT[c] for c in self.hidden_columns)
+            long.append(f"no room for {names}")
+            short.append(f"{names} hidden")
+        found = self._flow()
+        if found is None:
+            return long, short, short
+        flow = found[0]
+        window = self.window
+        start = flow.window_start(window)
+        label, brief = cols.window_label(window), cols.window_label(window, short=True)
+        since = flow.since.ms
+        if window == SINCE_START and since is not None:
+            long.insert(0, f"flow since {clock_of(since)[:8]}")
+            short.insert(0, f"since {clock_of(since)[:5]}")
+        elif since is not None and start is not None and since > start:
+            long.insert(0, f"flow {label}, since {clock_of(since)[:8]}")
+            short.insert(0, f"{brief} since {clock_of(since)[:5]}")
+        else:
+            long.insert(0, f"flow {label}")
+            short.insert(0, brief)
+        book = flow.book_since
+        if (
+            cols.LIQ in self.columns
+            and book.ms is not None
+            and book.why
+            and (start is None or book.ms > start)
+            and (since is None or book.ms > since)
+        ):
+            long.insert(1, f"Δ since {clock_of(book.ms)[:8]} ({book.why})")
+            short.insert(1, f"Δ {clock_of(book.ms)[:5]} {book.why}")
+        return long, short, [brief, *short[-1:]] if self.hidden_columns else [brief]
 
     @property
     def tick(self) -> int:
@@ -302,6 +419,13 @@ class Ladder(BoxedLines):
             if len(asks) < _FREEZE_LEVELS:
                 copy.ask_ceiling = live.ask_ceiling
             self._frozen_book = copy
+        self._frozen_flow = None
+        if frozen and self.session is not None and self.session.flow is not None:
+            last = self.session.last_trade
+            self._frozen_flow = (
+                self.session.flow.frozen(),  # O(entries) once: the flow columns stay as they were too
+                (last.price_units, last.is_sell) if last is not None else None,
+            )
         self.mark_dirty()
         self._chrome()
 
@@ -398,6 +522,8 @@ class Ladder(BoxedLines):
             # Rows first: whether a partial bucket is on screen decides the title of this very paint.
             self._rebuild(*inner)
         title = self.box_title
+        if self.columns:
+            title = _with_notes(title, *self.flow_notes(), width - 5)
         if self.partial_shown:
             room = width - 5  # "╭─ " + title + " ─╮" less the corner's own cell
             title = next((f"{title} · {leg}" for leg in _LEGENDS if len(title) + 3 + len(leg) <= room), title)
@@ -447,15 +573,20 @@ class Ladder(BoxedLines):
         step = self.step
         pdec_shown = min(pdec, SymbolInfo.decimals(step))
         layout = self._layout
+        on = frozenset(self.columns)
         if (
             layout is None
             or layout.width != width
             or layout.price_decimals != pdec_shown
             or (layout.qty_decimals != qdec)
+            or layout.on != on
         ):
-            self._layout = layout_for(width, pdec_shown, qdec)
+            self._layout = layout = layout_for(width, pdec_shown, qdec, on)
             self._strips.clear()
+            self._boxed.clear()  # bordered rows are cached by row key, and the header's says nothing of columns
             self._price_txt.clear()
+            self._cell_txt.clear()
+        self.hidden_columns = layout.extra.hidden
         per_side = max(0, (height - 2) // 2)
         book = self._source_book()
         self._shown_stale = None
@@ -492,7 +623,47 @@ class Ladder(BoxedLines):
         mid2 = bid.price + ask.price if bid is not None and ask is not None else 0
         verified = self.session.audit.verified(book) if self.session is not None and not self.frozen else None
         bid_low, ask_high = verified if verified is not None else (None, None)
-        return Frame(asks, bids, spread, mid2, step, pdec, qdec, ask_partial, bid_partial, ask_high, bid_low)
+        frame = Frame(asks, bids, spread, mid2, step, pdec, qdec, ask_partial, bid_partial, ask_high, bid_low)
+        found = self._flow()
+        if found is None:
+            return frame
+        return self._with_flow(frame, found[0], found[1], n)
+
+    def _with_flow(self, frame: Frame, flow: Flow, last: tuple[int, bool] | None, n: int) -> Frame:
+        """``frame`` with the flow of its rows over the window (exact at any grouping: each row's bucket sums
+        the prices it covers). O(rows) plus the open second's entries (``Sums.parts``)."""
+        window, step = self.window, frame.step
+        key = 1 if step == self.tick else step  # at the tick each price is its own bucket
+        asks, bids = frame.asks[:n], frame.bids[:n]
+        # Each sum is its closed part's get plus its open second's (Sums.parts): no call per row.
+        (b0, b1), (s0, s1), (l0, l1) = (x.parts(window, key, True) for x in (flow.buy, flow.sell, flow.ask_change))
+        ask_flow = [
+            (b0.get(p, 0) + b1.get(p, 0), s0.get(p, 0) + s1.get(p, 0), l0.get(p, 0) + l1.get(p, 0)) for p, _ in asks
+        ]
+        (b0, b1), (s0, s1), (l0, l1) = (x.parts(window, key, False) for x in (flow.buy, flow.sell, flow.bid_change))
+        bid_flow = [
+            (b0.get(p, 0) + b1.get(p, 0), s0.get(p, 0) + s1.get(p, 0), l0.get(p, 0) + l1.get(p, 0)) for p, _ in bids
+        ]
+        # The best ask row covers (B, A], the best bid row [B, A): when they are one step apart, both hold
+        # the prices between. A trade there is counted once, on the side its taker hit: buys on the ask
+        # row, sells on the bid row (so the rows' volumes add up to the trades on screen).
+        overlap = bool(asks and bids and key > 1 and asks[0][0] - bids[0][0] == step)
+        if overlap:
+            a, b = asks[0][0], bids[0][0]
+            ask_flow[0] = (ask_flow[0][0], flow.sell.at(window, a), ask_flow[0][2])
+            bid_flow[0] = (flow.buy.at(window, b), bid_flow[0][1], bid_flow[0][2])
+        row = None
+        if last is not None:
+            price, sold = last
+            up, down = bucket_of(price, step, True), bucket_of(price, step, False)
+            ask_rows, bid_rows = {p for p, _ in asks}, {p for p, _ in bids}
+            if up in ask_rows and down in bid_rows:  # between the best rows: the side its taker hit
+                row = ("B", down) if sold else ("a", up)
+            elif up in ask_rows:
+                row = ("a", up)
+            elif down in bid_rows:
+                row = ("B", down)
+        return frame._replace(ask_flow=tuple(ask_flow), bid_flow=tuple(bid_flow), last=row)
 
     def _level_rows(self, frame: Frame, height: int, banner: str | None) -> list[tuple]:
         """One key per screen row. A key holds every number its strip shows, so equal keys are equal rows."""
@@ -528,11 +699,12 @@ class Ladder(BoxedLines):
         # A bucket is unverified if any of its range lies past the audit's reach: an ask bucket (p - step,
         # p] once p is past the highest ask compared, a bid bucket [p, p + step) once p is below the lowest.
         ask_high, bid_low = frame.ask_verified, frame.bid_verified
+        ask_x, bid_x = self._extras(frame, asks, bids, stale)
         for i in range(len(asks) - 1, -1, -1):
             price, qty = asks[i]
             cum = ask_cum[i]
             look = stale or (UNVERIFIED if ask_high is not None and price > ask_high else False)
-            rows.append(("a", price, qty, cum, cum * eighths // top, i == 0, look, price == ask_edge))
+            rows.append(("a", price, qty, cum, cum * eighths // top, i == 0, look, price == ask_edge, ask_x[i]))
         if banner is None:
             rows.append(("s", frame.spread, frame.mid2))
         else:
@@ -540,12 +712,55 @@ class Ladder(BoxedLines):
         for i, (price, qty) in enumerate(bids):
             cum = bid_cum[i]
             look = stale or (UNVERIFIED if bid_low is not None and price < bid_low else False)
-            rows.append(("B", price, qty, cum, cum * eighths // top, i == 0, look, price == bid_edge))
+            rows.append(("B", price, qty, cum, cum * eighths // top, i == 0, look, price == bid_edge, bid_x[i]))
         rows.extend([("b",)] * (height - len(rows)))
         # Read by _box_for, which builds this paint's title after the rows: only a side's last row can
         # be partial (2 + 2 * per_side rows never exceed the height, so every bucket listed is shown).
         self.partial_shown = bool(asks and asks[-1][0] == ask_edge) or bool(bids and bids[-1][0] == bid_edge)
         return rows[:height]
+
+    def _extras(
+        self, frame: Frame, asks: list[tuple[int, int]], bids: list[tuple[int, int]], stale: bool
+    ) -> tuple[list[tuple], list[tuple]]:
+        """The optional columns' part of each row key, best first per side: (liquidity change or None when
+        unknown, volume, buy cells, sell cells, last trade here, flash sign, large). Empty tuples when no
+        column is on. O(rows), O(rows log rows) for the percentile."""
+        if not self.columns:
+            return [()] * len(asks), [()] * len(bids)
+        on = self.columns
+        threshold, scale = (0, 0)
+        if cols.LARGE in on:
+            threshold, scale = cols.large_threshold([q for _, q in asks] + [q for _, q in bids], self.large_size)
+        now = self.clock()
+        flashes = self._flashes
+        flash = cols.LIQ in on and not stale and not self.frozen
+        if flash:
+            flashes.seen([("a", p, q) for p, q in asks] + [("B", p, q) for p, q in bids], frame.step, now)
+        top = 0
+        for flows in (frame.ask_flow, frame.bid_flow):
+            for buy, sell, _ in flows[: len(asks) if flows is frame.ask_flow else len(bids)]:
+                top = max(top, buy + sell)
+        out: list[list[tuple]] = []
+        for kind, levels, flows, edge in (
+            ("a", asks, frame.ask_flow, frame.ask_partial),
+            ("B", bids, frame.bid_flow, frame.bid_partial),
+        ):
+            side: list[tuple] = []
+            for i, (price, qty) in enumerate(levels):
+                large = bool(scale) and qty * scale > threshold
+                if i < len(flows):
+                    buy, sell, liq = flows[i]
+                    b, s = cols.vol_bar(buy, sell, top)
+                    last = frame.last == (kind, price)
+                    liq_cell = None if price == edge else liq  # a partial bucket's change is partly unknown
+                else:
+                    buy = sell = b = s = 0
+                    last = False
+                    liq_cell = 0
+                sign = flashes.sign(kind, price, now) if flash else 0
+                side.append((liq_cell, buy + sell, b, s, last, sign, large))
+            out.append(side)
+        return out[0], out[1]
 
     def _message_rows(self, height: int, title: str, detail: str) -> list[tuple]:
         width = self._layout.width if self._layout is not None else 40
@@ -652,7 +867,7 @@ class Ladder(BoxedLines):
         return _centered(key[1], width, self._style("ladder--message"))
 
     def _level_segments(self, key: tuple, layout: Layout) -> list[Segment]:
-        kind, price, qty, cum, eighths, best, stale, partial = key
+        kind, price, qty, cum, eighths, best, stale, partial, x = key
         _pad, price_st, size_st, total_st, bar_st = self._styles_for(kind, best, stale)
         price_txt = self._price_txt.get(price)
         if price_txt is None:
@@ -661,20 +876,33 @@ class Ladder(BoxedLines):
         # Sizes with thousands separators, like prices. The leading space keeps a number wider than
         # its column apart from its neighbour: run together, two numbers read as one wrong one.
         mark = " " + PARTIAL_MARK if partial else " "  # a lower bound: the bucket reaches past the known book
-        size_txt = (mark + units(qty, qdec, True)).rjust(layout.size_w)
+        size_mark = mark
+        if x and (x[5] or x[6]):
+            if x[6]:  # a large resting order
+                size_mark = cols.LARGE_MARK + mark[1:]
+            # Past the audit's reach (UNVERIFIED) a row is shaded, not greyed: its flow still shows.
+            size_st = self._size_style(size_st, kind, best, stale is True, x[6], x[5])
+        size_txt = (size_mark + units(qty, qdec, True)).rjust(layout.size_w)
         total_txt = (mark + units(cum, qdec, True)).rjust(layout.total_w)
         # Four segments a row (each costs the compositor and the filters): the margins take the
         # style of their neighbour, which has the same background.
         width = layout.width
         rest = width - len(price_txt) - len(size_txt) - len(total_txt)
+        extra = self._extra_segments(x, layout, total_st, stale is True, kind, best) if x and layout.extra.cells else []
+        if extra:
+            rest -= layout.extra.cells
         segments = [Segment(price_txt, price_st), Segment(size_txt, size_st)]
         if layout.bar_w and rest >= 3:
             full, part = divmod(eighths, 8)
             bar = ("█" * full + _EIGHTHS[part])[: rest - 2]
-            segments.append(Segment(total_txt + "  ", total_st))
+            segments.append(Segment(total_txt, total_st))
+            segments.extend(extra)
+            segments.append(Segment("  ", total_st))
             segments.append(Segment(bar.ljust(rest - 2), bar_st))
         elif rest >= 0:
-            segments.append(Segment(total_txt + " " * rest, total_st))
+            segments.append(Segment(total_txt, total_st))
+            segments.extend(extra)
+            segments.append(Segment(" " * rest, total_st))
         else:
             # Numbers wider than their columns (huge sizes in a narrow ladder): leave the total out,
             # then the size, whole; a number cut at the edge would read as a real, smaller one.
@@ -687,9 +915,80 @@ class Ladder(BoxedLines):
             segments = [Segment(price_txt, price_st), Segment(size_txt + " " * rest, size_st)]
         return segments
 
+    def _size_style(self, size_st: Style, kind: str, best: bool, stale: bool, large: bool, flash: int) -> Style:
+        """The size cell's style with the large-order highlight and the flash layered on (cached)."""
+        key = ("size", kind, best, stale, large, flash)
+        found = self._row_styles.get(key)
+        if found is None:
+            found = size_st
+            if large and not stale:
+                found = found + self._style("ladder--large", partial=True)
+            if flash:
+                found = found + self._style("ladder--flash-up" if flash > 0 else "ladder--flash-down", partial=True)
+            self._row_styles[key] = (found,)
+            return found
+        return found[0]
+
+    def _extra_styles(self, kind: str, best: bool, stale: bool) -> tuple[Style, ...]:
+        """(rise, fall, volume, buys, sells, stale bar) for the optional cells of a row (cached): the best
+        rows' highlight runs on through them."""
+        key = ("extra", kind, best, stale)
+        found = self._row_styles.get(key)
+        if found is None:
+            names = ("liq-up", "liq-down", "vol", "vol-buy", "vol-sell", "stale-bar")
+            found = tuple(self._style("ladder--" + n) for n in names)
+            if best and not stale:
+                hi = self._style("ladder--best-ask" if kind == "a" else "ladder--best-bid", partial=True)
+                found = tuple(st + hi for st in found)
+            self._row_styles[key] = found
+        return found
+
+    def _extra_segments(
+        self, x: tuple, layout: Layout, plain: Style, stale: bool, kind: str, best: bool
+    ) -> list[Segment]:
+        """The optional columns' cells of a level row: liquidity change, volume and its bar, cached by what
+        they show (a row's total and bar move with every change above it, its flow far less often)."""
+        key = (x[:5], kind, best, stale)
+        found = self._cell_txt.get(key)
+        if found is None:
+            found = self._cell_txt[key] = self._build_extra(x, layout, plain, stale, kind, best)
+        return found
+
+    def _build_extra(self, x: tuple, layout: Layout, plain: Style, stale: bool, kind: str, best: bool) -> list[Segment]:
+        liq, vol, b, s, last, _sign, _large = x
+        extra = layout.extra
+        up, down, vol_st, buy_st, sell_st, stale_bar = self._extra_styles(kind, best, stale)
+        texts = self._cell_txt
+        out: list[Segment] = []
+        if extra.liq_w:
+            cell = texts.get(("liq", liq))
+            if cell is None:
+                text = cols.UNKNOWN if liq is None else cols.signed(liq, layout.qty_decimals)
+                cell = texts[("liq", liq)] = _cell(text, extra.liq_w)
+            out.append(Segment(cell, plain if stale or not liq else up if liq > 0 else down))
+        if extra.vol_w:
+            cell = texts.get(("vol", vol, last))
+            if cell is None:
+                text = (cols.LAST_MARK if last else "") + (units(vol, layout.qty_decimals, True) if vol else "")
+                cell = texts[("vol", vol, last)] = _cell(text, extra.vol_w)
+            out.append(Segment(cell, plain if stale else vol_st))
+            if stale:
+                out.append(Segment(" " + "█" * (b + s) + " " * (cols.VBAR - b - s), stale_bar))
+            else:
+                out.append(Segment(" " + "█" * b, buy_st))
+                out.append(Segment("█" * s + " " * (cols.VBAR - b - s), sell_st))
+        if len(texts) > _CACHE_MAX * 4:
+            texts.clear()
+        return out
+
     def _header_strip(self, mode: str, base: str, quote: str, layout: Layout) -> Strip:
         text = " " + column_head("Price", quote, layout.price_w) + column_head("Size", base, layout.size_w)
         text += column_head("Total", base, layout.total_w)
+        extra = layout.extra
+        if extra.liq_w:
+            text += column_head("Δ", base, extra.liq_w)
+        if extra.vol_w:
+            text += column_head("Vol", base, extra.vol_w) + " " + "b/s".ljust(cols.VBAR)
         style = self._style("ladder--header")
         tag = "" if mode == "live" else {"frozen": " FROZEN ", "old": " STALE "}.get(mode, " NOT LIVE ")
         room = layout.width - len(text) - (len(tag) + 1 if tag else 0)  # what the bar's label may take
@@ -712,9 +1011,28 @@ class Ladder(BoxedLines):
         return _centered(text, layout.width, self._style("ladder--spread"))
 
 
+def _with_notes(title: str, long: list[str], short: list[str], least: list[str], room: int) -> str:
+    """``title`` and the flow notes that fit in ``room`` cells: all long, else all short, else the least
+    (the window and the hidden columns), else the hidden columns alone."""
+    hidden = [n for n in short if n.endswith("hidden")]
+    for notes in (long, short, least, hidden):
+        text = " · ".join([title, *notes])
+        if len(text) <= room:
+            return text
+    return title
+
+
 def _bucket(price: int, step: int, is_bid: bool) -> int:
     """The bucket of ``price``: bids round down, asks up (as ``Book.grouped``)."""
     return (price // step) * step if is_bid else -((-price) // step) * step
+
+
+def _cell(text: str, width: int) -> str:
+    """``text`` right-aligned in ``width`` cells after a space; ``…`` when it does not fit: a number cut
+    short would read as another, smaller one."""
+    if len(text) + 1 > width:
+        return "…".rjust(width)
+    return text.rjust(width)
 
 
 def _centered(text: str, width: int, style: Style) -> Strip:
