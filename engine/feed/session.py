@@ -41,6 +41,7 @@ from engine.markets import RPI_MARKETS, SPOT_MARKET, Market
 from engine.num import parse
 from engine.stats import LatencyWindow, RateMeter
 from engine.sync import BookSync, NeedSnapshot, State, StateChanged
+from engine.tape_flow import TapeFlow
 from engine.verify import TickerCheck
 
 TAPE_SIZE = 500
@@ -233,6 +234,8 @@ class Session:
         self.latency = LatencyWindow()
         self.depth_rate = RateMeter()
         self.trades: deque[Trade] = deque(maxlen=TAPE_SIZE)
+        # Order flow since the first trade (engine/tape_flow.py); a book resync leaves it alone.
+        self.flow = TapeFlow()
         self.info: SymbolInfo | None = None
         # The 24 h figures: the REST ticker at start, then every <sym>@miniTicker frame (once a second).
         self.ticker_24h: MiniTicker | None = None
@@ -264,6 +267,7 @@ class Session:
         self.check = TickerCheck()
         self.latency.clear()
         self.trades.clear()
+        self.flow = TapeFlow()
         self.last_trade = None
         self.info = None
         self.ticker_24h = self.ticker_24h_at = None
@@ -316,6 +320,7 @@ class Session:
                 self.other_symbol_frames += 1
                 return
             self.trades.append(msg)
+            self.flow.add(msg)
             self.last_trade = msg
             self.listener.trade(self, msg)
         elif isinstance(msg, BookTicker):
