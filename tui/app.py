@@ -183,6 +183,20 @@ class ObtuiApp(App[int]):
             id="heatmap-coarser-time",
             tooltip="heatmap: more time a column (10 s at most)",
         ),
+        Binding(
+            "a",
+            "aggregate",
+            "Merge",
+            id="tape-merge",
+            tooltip="tape: merge consecutive trades of one side, price and millisecond into one row (×N), or stop",
+        ),
+        Binding(
+            "z",
+            "min_size",
+            "Min size",
+            id="tape-min-size",
+            tooltip="tape: hide trades under a round size worth ~1k, ~10k, ~100k of the quote (cycles, then off)",
+        ),
         # Each toggle is two bindings on one key, the footer showing the one that applies now.
         Binding("p", "freeze", "Freeze", id="freeze", tooltip="freeze the view; the feed runs on"),
         Binding("p", "unfreeze", "Unfreeze", id="unfreeze", tooltip="while frozen: show the live book again"),
@@ -429,6 +443,7 @@ class ObtuiApp(App[int]):
         self.sync_panel.update_from(session, self.monotonic)
         self.ladder.update_chrome()
         self.ladder.poll()  # not synced: the countdown and the buffered count move on their own
+        self.tape.poll()  # the last minute moves on when no trade comes
         if self.timeline is not None:
             self.timeline.update_from()
 
@@ -705,6 +720,17 @@ class ObtuiApp(App[int]):
     def action_slice_longer(self) -> None:
         if not self.heatmap.step_slice(longer=True):
             self.notify(f"the heatmap's longest slice is {slice_label(self.heatmap.slice_ms)}", timeout=3)
+
+    def action_aggregate(self) -> None:
+        merged = self.tape.toggle_aggregate()
+        self.notify(
+            "tape: consecutive trades of one side, price and ms merged (×N)" if merged else "tape: one row a trade",
+            timeout=3,
+        )
+
+    def action_min_size(self) -> None:
+        said = self.tape.step_filter()
+        self.notify(said or "tape: no trade yet to size the filter by: try again once one has come", timeout=4)
 
     def action_freeze(self) -> None:
         self.frozen = not self.frozen
