@@ -31,7 +31,7 @@ from engine.events import Trade
 
 WINDOW_MS = 60_000
 SIZE_SAMPLE = 500  # the recent trades whose sizes define "large"
-LARGE_PERCENTILE = 95  # a trade at least this percentile of the recent sizes is large
+LARGE_PERCENTILE = 95  # a trade larger than this percentile of the recent sizes is large
 MIN_SAMPLE = 20  # fewer recent trades than this say nothing of what is large
 _MICROS = 100_000_000_000_000  # a timestamp above this (year 5138 in ms) is in microseconds
 
@@ -244,7 +244,8 @@ class TapeFlow:
 
     def threshold_of(self, trade_id: int) -> int:
         """The large threshold when trade ``trade_id`` came (one of the last ``sample``), else 0:
-        a row of that trade is large when its size is at least this (and it is not 0). O(1)."""
+        a row of that trade is large when its size is above this (and it is not 0): strictly, so that
+        a market of equal sizes has no large trade. O(1)."""
         return self._thresholds.get(trade_id, 0)
 
     def window_whole(self) -> bool:

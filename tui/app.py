@@ -183,6 +183,16 @@ class ObtuiApp(App[int]):
             id="heatmap-coarser-time",
             tooltip="heatmap: more time a column (10 s at most)",
         ),
+        # Each toggle is two bindings on one key, the footer showing the one that applies now.
+        Binding("p", "freeze", "Freeze", id="freeze", tooltip="freeze the view; the feed runs on"),
+        Binding("p", "unfreeze", "Unfreeze", id="unfreeze", tooltip="while frozen: show the live book again"),
+        Binding("space", "pause", "Pause", id="pause", tooltip="pause the replay"),
+        Binding("space", "resume", "Resume", id="resume", tooltip="while paused: resume the replay"),
+        Binding(
+            "plus,equals_sign", "faster", "Faster", key_display="+", id="faster", tooltip="replay faster: " + _STEPS_UP
+        ),
+        Binding("minus", "slower", "Slower", key_display="-", id="slower", tooltip="replay slower: " + _STEPS_DOWN),
+        # The tape's switches: last in the footer, which at 80 columns has room for the book's keys only.
         Binding(
             "a",
             "aggregate",
@@ -197,15 +207,6 @@ class ObtuiApp(App[int]):
             id="tape-min-size",
             tooltip="tape: hide trades under a round size worth ~1k, ~10k, ~100k of the quote (cycles, then off)",
         ),
-        # Each toggle is two bindings on one key, the footer showing the one that applies now.
-        Binding("p", "freeze", "Freeze", id="freeze", tooltip="freeze the view; the feed runs on"),
-        Binding("p", "unfreeze", "Unfreeze", id="unfreeze", tooltip="while frozen: show the live book again"),
-        Binding("space", "pause", "Pause", id="pause", tooltip="pause the replay"),
-        Binding("space", "resume", "Resume", id="resume", tooltip="while paused: resume the replay"),
-        Binding(
-            "plus,equals_sign", "faster", "Faster", key_display="+", id="faster", tooltip="replay faster: " + _STEPS_UP
-        ),
-        Binding("minus", "slower", "Slower", key_display="-", id="slower", tooltip="replay slower: " + _STEPS_DOWN),
         *(
             Binding(key, action, tip, show=False, key_display=shown, id=id_, tooltip=tip)
             for key, action, shown, id_, tip in _SEEK_KEYS
@@ -722,15 +723,11 @@ class ObtuiApp(App[int]):
             self.notify(f"the heatmap's longest slice is {slice_label(self.heatmap.slice_ms)}", timeout=3)
 
     def action_aggregate(self) -> None:
-        merged = self.tape.toggle_aggregate()
-        self.notify(
-            "tape: consecutive trades of one side, price and ms merged (×N)" if merged else "tape: one row a trade",
-            timeout=3,
-        )
+        self.tape.toggle_aggregate()  # the tape's title says so ("merged"): no toast over the tape
 
     def action_min_size(self) -> None:
-        said = self.tape.step_filter()
-        self.notify(said or "tape: no trade yet to size the filter by: try again once one has come", timeout=4)
+        if self.tape.step_filter() is None:
+            self.notify("tape: no trade yet to size the filter by: try again once one has come", timeout=4)
 
     def action_freeze(self) -> None:
         self.frozen = not self.frozen

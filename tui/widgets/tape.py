@@ -11,7 +11,7 @@ start; fields left out whole when the row is narrow, ``tui/widgets/fields.py``),
 then the trades. Three switches change the rows, never the flow line's figures (those are of every
 trade): ``aggregate`` merges consecutive trades of one taker side, price and millisecond into one row
 (``×N``), ``min_size`` hides rows smaller than it (after merging: a sweep of small fills by one order
-is one large trade), and a row at least the 95th percentile of the last 500 trades' sizes when it came
+is one large trade), and a row larger than the 95th percentile of the last 500 trades' sizes when it came
 (``TapeFlow.threshold_of``) is drawn bold in a brighter colour.
 """
 
@@ -212,7 +212,8 @@ class Tape(BoxedLines):
         if self.aggregate:
             parts.append("merged")
         if self.min_size:
-            parts.append(f"≥ {compact(self.min_size, self._decimals[1])}")
+            notional = FILTER_NOTIONALS[self.filter_step]
+            parts.append(f"≥ {compact(self.min_size, self._decimals[1])} (~{notional // 1000}k)")
         self.box_title = " · ".join(parts)
 
     # -- drawing ------------------------------------------------------------------------------------
@@ -275,7 +276,7 @@ class Tape(BoxedLines):
             out = []
             for t in islice(newest_first, limit):
                 threshold = flow.threshold_of(t.trade_id) if flow is not None else 0
-                out.append(Row(t, t.qty_units, 1, bool(threshold) and t.qty_units >= threshold))
+                out.append(Row(t, t.qty_units, 1, bool(threshold) and t.qty_units > threshold))
             return out
         rows: list[Row] = []
         if limit <= 0:
@@ -288,7 +289,7 @@ class Tape(BoxedLines):
             newest, qty, count, oldest = group
             if qty >= min_size:
                 threshold = flow.threshold_of(oldest.trade_id) if flow is not None else 0
-                rows.append(Row(newest, qty, count, bool(threshold) and qty >= threshold))
+                rows.append(Row(newest, qty, count, bool(threshold) and qty > threshold))
             return len(rows) >= limit
 
         for t in newest_first:
@@ -317,7 +318,9 @@ class Tape(BoxedLines):
         the tape is too short to give up a trade row for a second; else two. Fields that do not fit
         are left out whole: the counts first, then the time CVD counts from, the VWAP, the CVD."""
         if flow is None or flow.started_ms is None:
-            return [Text(" no trades yet", self._style("tape--empty"), end="")]
+            text = Text(end="")
+            text.append(" order flow: from the first trade", self._style("tape--empty"))
+            return [text]
         pdec, qdec = self._decimals
         label, warn = self._style("tape--label"), self._style("tape--warn")
         buy, sell = self._style("tape--buy"), self._style("tape--sell")
@@ -335,7 +338,7 @@ class Tape(BoxedLines):
         totals = []
         vwap = flow.vwap(pdec)
         if vwap is not None:
-            totals.append(Field(f"VWAP {units(vwap, pdec, True)}", self._style("tape--value"), rank=2, sep="  "))
+            totals.append(Field(f"VWAP 1m {units(vwap, pdec, True)}", self._style("tape--value"), rank=2, sep="  "))
         cvd = flow.cvd
         sign = "+" if cvd > 0 else MINUS if cvd < 0 else ""
         cvd_text = Text("CVD ", label)
