@@ -170,11 +170,13 @@ def test_a_hole_in_the_stream_is_counted_and_shown_until_it_leaves_the_window(na
     assert inside > 0 and after > 0  # both sides of the minute were met
 
 
-def test_a_book_resync_leaves_the_flow_alone() -> None:
+@pytest.mark.parametrize("name", ["spot-btcusdt", "usdm-ethusdt"])
+def test_a_book_resync_leaves_the_flow_alone(name: str) -> None:
     """Trades do not depend on the book: a forced resync (and the book unknown after it, a replay
     having no second snapshot) changes nothing in the figures, which go on matching the hand's."""
-    path = path_of("spot-btcusdt")
-    session = Session("BTCUSDT", market=MARKETS["spot"])
+    path = path_of(name)
+    _, symbol, market, decimals, _ = RECORDINGS[name]
+    session = Session(symbol, market=MARKETS[market])
     session.sync.connection_opened()
     seen: list[Hand] = []
     resynced = False
@@ -185,13 +187,14 @@ def test_a_book_resync_leaves_the_flow_alone() -> None:
             seen.append(hand(msg))
         if n == 20_000:
             assert session.state is State.SYNCED
-            before = figures(session.flow, 2)
+            before = figures(session.flow, decimals)
             session.force_resync()
             assert session.state is not State.SYNCED
-            assert figures(session.flow, 2) == before
+            assert figures(session.flow, decimals) == before
             resynced = True
     assert resynced and session.state is not State.SYNCED
-    assert figures(session.flow, 2) == expected(seen, 2)
+    assert figures(session.flow, decimals) == expected(seen, decimals)
+    assert session.flow.total_count == RECORDINGS[name][4]
 
 
 def test_microsecond_trade_times_are_read_as_milliseconds() -> None:

@@ -185,8 +185,8 @@ class Tape(BoxedLines):
 
     def step_filter(self) -> str | None:
         """The next minimum size (z): off, then a round size worth ~1k, ~10k, ~100k of the quote asset,
-        then off again. Returns what the filter is now, for a toast, or None when there is nothing to
-        size it by yet (no trade, and no contract value)."""
+        then off again. Returns what the filter is now, in words (the title says it short), or None and
+        no change when there is nothing to size it by yet (no trade, and no contract value)."""
         step = (self.filter_step + 1) % len(FILTER_NOTIONALS)
         notional = FILTER_NOTIONALS[step]
         session = self.session
