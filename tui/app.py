@@ -238,6 +238,21 @@ class ObtuiApp(App[int]):
             "plus,equals_sign", "faster", "Faster", key_display="+", id="faster", tooltip="replay faster: " + _STEPS_UP
         ),
         Binding("minus", "slower", "Slower", key_display="-", id="slower", tooltip="replay slower: " + _STEPS_DOWN),
+        # The tape's switches: last in the footer, which at 80 columns has room for the book's keys only.
+        Binding(
+            "a",
+            "aggregate",
+            "Merge",
+            id="tape-merge",
+            tooltip="tape: merge consecutive trades of one side, price and millisecond into one row (×N), or stop",
+        ),
+        Binding(
+            "z",
+            "min_size",
+            "Min size",
+            id="tape-min-size",
+            tooltip="tape: hide trades under a round size worth ~1k, ~10k, ~100k of the quote (cycles, then off)",
+        ),
         *(
             Binding(key, action, tip, show=False, key_display=shown, id=id_, tooltip=tip)
             for key, action, shown, id_, tip in _SEEK_KEYS
@@ -475,6 +490,7 @@ class ObtuiApp(App[int]):
         self.sync_panel.update_from(session, self.monotonic)
         self.ladder.update_chrome()
         self.ladder.poll()  # not synced: the countdown and the buffered count move on their own
+        self.tape.poll()  # the last minute moves on when no trade comes
         if self.timeline is not None:
             self.timeline.update_from()
 
@@ -781,6 +797,13 @@ class ObtuiApp(App[int]):
     def action_slice_longer(self) -> None:
         if not self.heatmap.step_slice(longer=True):
             self.notify(f"the heatmap's longest slice is {slice_label(self.heatmap.slice_ms)}", timeout=3)
+
+    def action_aggregate(self) -> None:
+        self.tape.toggle_aggregate()  # the tape's title says so ("merged"): no toast over the tape
+
+    def action_min_size(self) -> None:
+        if self.tape.step_filter() is None:
+            self.notify("tape: no trade yet to size the filter by: try again once one has come", timeout=4)
 
     def action_freeze(self) -> None:
         self.frozen = not self.frozen

@@ -788,6 +788,8 @@ class LiveSession(Session):
 
     def _lost(self, conn: Connection, text: str) -> None:
         """``conn`` is down: the book's link takes the book with it; any other only says so."""
+        if self.market.trade_stream in conn.link.suffixes:
+            self.tape_flow.interrupt()  # trades may be lost until it is back: the next one's id will say
         if conn.link.book:
             self.sync.connection_lost(text)
             self.drain()

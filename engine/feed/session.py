@@ -43,6 +43,7 @@ from engine.markets import RPI_MARKETS, SPOT_MARKET, Market
 from engine.num import parse
 from engine.stats import LatencyWindow, RateMeter
 from engine.sync import BookSync, NeedSnapshot, State, StateChanged
+from engine.tape_flow import TapeFlow
 from engine.verify import TickerCheck
 
 TAPE_SIZE = 500
@@ -240,6 +241,8 @@ class Session:
         self.latency = LatencyWindow()
         self.depth_rate = RateMeter()
         self.trades: deque[Trade] = deque(maxlen=TAPE_SIZE)
+        # Order flow since the first trade (engine/tape_flow.py); a book resync leaves it alone.
+        self.tape_flow = TapeFlow()
         self.info: SymbolInfo | None = None
         # The 24 h figures: the REST ticker at start, then every <sym>@miniTicker frame (once a second).
         self.ticker_24h: MiniTicker | None = None
@@ -289,6 +292,7 @@ class Session:
         self.loaded_at_ms = None
         self.latency.clear()
         self.trades.clear()
+        self.tape_flow = TapeFlow()
         self.last_trade = None
         self.info = None
         self.ticker_24h = self.ticker_24h_at = None
@@ -358,6 +362,7 @@ class Session:
                 self.other_symbol_frames += 1
                 return
             self.trades.append(msg)
+            self.tape_flow.add(msg)
             self.last_trade = msg
             if self.flow is not None:
                 self.flow.trade(msg.price_units, msg.qty_units, msg.is_sell, exchange_ms(msg.trade_time))

@@ -50,8 +50,19 @@ def view(s: ReplaySession) -> tuple:
         s.check.ok,
         s.check.mismatches,
         [t.trade_id for t in s.trades],
+        flow_view(s),
         s.info,
         s.finished,
+    )
+
+
+def flow_view(s: ReplaySession) -> tuple:
+    """The tape's order flow (engine/tape_flow.py): a keyframe must carry it whole."""
+    f = s.tape_flow
+    return (
+        (f.buy_qty, f.sell_qty, f.buy_count, f.sell_count, f.window_notional, f.end_ms),
+        (f.total_buy, f.total_sell, f.total_notional, f.total_count, f.started_ms, f.missed),
+        (f.large_threshold(), [f.threshold_of(t.trade_id) for t in s.trades]),
     )
 
 

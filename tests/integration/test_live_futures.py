@@ -221,9 +221,13 @@ async def test_a_dropped_trades_connection_never_touches_the_book() -> None:
             await until(lambda: ex.opened.count("/market/stream") == 2, "the trades connection to reopen")
             await until(lambda: [s.status for s in session.link_status()] == ["open", "open"], "both open")
             assert session.state is State.SYNCED
+            # The tape's flow says trades may be missing until the next one's id tells.
+            assert session.tape_flow.interrupted and not session.tape_flow.window_whole()
             ex.resume()
             await until(lambda: session.sync.last_update_id == last, "the end of the recording")
             await until(lambda: session.last_trade is not trade, "trades on the new connection")
+        # Paused while it was down, so none were lost: the next id followed on, and no hole is claimed.
+        assert not session.tape_flow.interrupted and session.tape_flow.missed == 0 and session.tape_flow.gaps == 0
         assert seen.states[states:] == [], seen.states[states:]  # not one state change: no resync, no gap
         after = session.sync.stats.as_dict()
         for key in ("gaps", "reconnects", "disconnects", "snapshots", "forced_resyncs"):

@@ -50,7 +50,7 @@ def test_ladder_sizes_and_totals_have_separators() -> None:
 
 def test_tape_sizes_have_separators() -> None:
     tape = Tape(shib_session(), fixed_size=(60, 4))
-    row = tape.render_line(1).text
+    row = tape.render_line(2).text  # below the flow line and the header
     assert "338,261" in row.split(), row
 
 
@@ -88,6 +88,6 @@ def test_a_tape_row_too_narrow_for_its_size_leaves_it_out_whole() -> None:
         Trade("SHIBUSDT", 8, "0.00001236", str(big), 1236, big * 10**8, 1_723_161_299_500, 1_723_161_299_500, True),
         0.0,
     )
-    row = Tape(s, fixed_size=(30, 4)).render_line(1).text
+    row = Tape(s, fixed_size=(30, 4)).render_line(2).text
     assert len(row) == 30
     assert row.split() == ["23:54:59", "▼", "0.00001236"], row  # not "... 91,000,0"

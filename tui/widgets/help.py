@@ -87,6 +87,27 @@ INDICATORS: list[tuple[str, str]] = [
         "bookTicker excludes them, so this book's top is not checked. Without --rpi, a symbol that takes "
         "RPI orders says its book excludes them",
     ),
+    (
+        "tape: 1m ▲ ▼",
+        "taker buy (▲) and sell (▼) volume over the last minute of exchange trade time, with their "
+        "counts (trades; aggregate trades on futures); sizes are the base asset, contracts on COIN-M",
+    ),
+    ("tape: VWAP", "the last minute's volume-weighted average price, rounded to the tick"),
+    (
+        "tape: CVD",
+        "cumulative volume delta: taker buy minus taker sell volume since the time it names (the first trade seen)",
+    ),
+    (
+        "tape: ⚠ lost",
+        "trades the stream skipped (a jump in trade ids, e.g. across a reconnect): by the minute while "
+        "they fall in it, by the CVD for good. '⚠ trades reconnecting': the trades connection dropped; "
+        "the next trade tells whether any were lost",
+    ),
+    (
+        "tape rows",
+        "bold: larger than 95% of the last 500 trades; ×N: N trades of one side, price and millisecond "
+        "merged (a); merged and ≥ in the title: the switches a and z are on",
+    ),
     (f"{PARTIAL_MARK} partial", "a price bucket that reaches past the known book: its size is a lower bound"),
     (
         "Δ (l)",
