@@ -32,34 +32,37 @@ from dataclasses import dataclass
 clock_ns: Callable[[], int] = time.perf_counter_ns  # read at every call (``_lat.clock_ns()``): tests freeze it
 
 WINDOW_S = 60
-SUB_BITS = 5  # 32 bins per octave
-_SUB = 1 << SUB_BITS
-_EXACT = 2 * _SUB  # magnitudes below this are bins of their own (exact)
+SUB_BITS = 7  # 128 bins per octave: a percentile within 1/256 (0.4%) of the true one
+NETWORK_SUB_BITS = 10  # 1024 an octave (0.05%): a skewed network latency of −1.27 s is still known to ±0.6 ms
 MAX_NS = (1 << 48) - 1  # ~78 hours: longer durations are counted as this
-REL_ERROR = 1 / (2 * _SUB)  # a percentile is within this share of the true one (1/64 ≈ 1.6%)
 PAINT_PENDING_MAX = 1024  # applied events waiting for a paint that are timed (a frozen or stalled screen)
 
 
-def bin_of(v: int) -> int:
+def rel_error(sub_bits: int = SUB_BITS) -> float:
+    """How far a percentile may be from the true one, as a share of it (exact below 2 << sub_bits ns)."""
+    return 1 / (2 << sub_bits)
+
+
+def bin_of(v: int, sub_bits: int = SUB_BITS) -> int:
     """The histogram bin of ``v`` ns: increasing with ``v``; negative values get negative bins."""
     u = -v if v < 0 else v
     if u > MAX_NS:
         u = MAX_NS
     n = u.bit_length()
-    if n > SUB_BITS + 1:
-        s = n - SUB_BITS - 1
-        u = (s << SUB_BITS) + (u >> s)
+    if n > sub_bits + 1:
+        s = n - sub_bits - 1
+        u = (s << sub_bits) + (u >> s)
     return -1 - u if v < 0 else u
 
 
-def bin_value(b: int) -> float:
-    """The value a bin stands for: the middle of the integers it holds. Within ``REL_ERROR`` of each."""
+def bin_value(b: int, sub_bits: int = SUB_BITS) -> float:
+    """The value a bin stands for: the middle of the integers it holds, within ``rel_error`` of each."""
     if b < 0:
-        return -bin_value(-1 - b)
-    if b < _EXACT:
+        return -bin_value(-1 - b, sub_bits)
+    if b < 2 << sub_bits:
         return float(b)
-    s = (b >> SUB_BITS) - 1
-    lo = (b - (s << SUB_BITS)) << s
+    s = (b >> sub_bits) - 1
+    lo = (b - (s << sub_bits)) << s
     return lo + ((1 << s) - 1) / 2
 
 
@@ -70,14 +73,16 @@ class StageWindow:
     seconds of ``clock_ns`` for local stages, receive time for the network). The window at ``now_s``
     holds the seconds ``now_s - window_s + 1 .. now_s``: between ``window_s - 1`` and ``window_s``
     seconds back. A percentile is the nearest-rank percentile of the samples in the window, read
-    from their bins: within ``REL_ERROR`` (1.6%) of the exact one, exact below 64 ns. A clock that
-    goes back (a replay seeking back) starts the window afresh.
+    from their bins (``sub_bits``: 2**sub_bits bins an octave): within ``rel_error(sub_bits)`` of the
+    exact one (0.4% by default), exact below ``2 << sub_bits`` ns. A clock that goes back (a replay
+    seeking back) starts the window afresh.
     """
 
-    __slots__ = ("_buckets", "_total", "count", "window_s")
+    __slots__ = ("_buckets", "_total", "count", "sub_bits", "window_s")
 
-    def __init__(self, window_s: int = WINDOW_S) -> None:
+    def __init__(self, window_s: int = WINDOW_S, sub_bits: int = SUB_BITS) -> None:
         self.window_s = window_s
+        self.sub_bits = sub_bits
         self._buckets: deque[tuple[int, dict[int, int]]] = deque()  # (second, {bin: count}), oldest first
         self._total: dict[int, int] = {}  # {bin: count} over every bucket
         self.count = 0  # samples in the window
@@ -88,9 +93,10 @@ class StageWindow:
         if u > MAX_NS:
             u = MAX_NS
         n = u.bit_length()
-        if n > SUB_BITS + 1:  # bin_of, inlined: this runs for every depth event
-            s = n - SUB_BITS - 1
-            u = (s << SUB_BITS) + (u >> s)
+        sub = self.sub_bits
+        if n > sub + 1:  # bin_of, inlined: this runs for every depth event
+            s = n - sub - 1
+            u = (s << sub) + (u >> s)
         b = -1 - u if v < 0 else u
         buckets = self._buckets
         counts = buckets[-1][1] if buckets and buckets[-1][0] == sec else self._open(sec)
@@ -142,7 +148,7 @@ class StageWindow:
         for b in sorted(total):
             seen += total[b]
             while i < len(ranks) and seen >= ranks[i]:
-                out.append(bin_value(b))
+                out.append(bin_value(b, self.sub_bits))
                 i += 1
             if i == len(ranks):
                 break
@@ -171,7 +177,9 @@ class LatencyStages:
     __slots__ = ("_unpainted", "apply", "decode", "loop_lag", "network", "paint", "track_paint")
 
     def __init__(self, window_s: int = WINDOW_S) -> None:
-        self.network = StageWindow(window_s)  # seconds of receive time (the recorded time in a replay)
+        # Seconds of receive time (the recorded time in a replay); finer bins, as a skewed latency is
+        # a large offset plus the small variation that matters.
+        self.network = StageWindow(window_s, NETWORK_SUB_BITS)
         self.decode = StageWindow(window_s)  # seconds of clock_ns, like the stages below
         self.apply = StageWindow(window_s)
         self.paint = StageWindow(window_s)

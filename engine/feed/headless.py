@@ -125,11 +125,25 @@ def replay_ndjson(
     else:
         import asyncio  # here, not at the top: a replay at full speed never needs it (30 ms of start-up)
 
-        asyncio.run(session.run())
+        asyncio.run(_with_loop_probe(session))
     damage = session.damage()
     if damage:
         print(f"obtui: replayed {path} to its end{damage}", file=sys.stderr, flush=True)
     return session.sync
+
+
+async def _with_loop_probe(session: Session) -> None:
+    """``session.run()`` with the loop-lag probe beside it (a replay at full speed runs no event loop:
+    its lines say ``"loop_lag_ms": null``)."""
+    import asyncio
+
+    from engine.feed.loop_lag import probe_loop_lag
+
+    probe = asyncio.ensure_future(probe_loop_lag(lambda: session.stages))
+    try:
+        await session.run()
+    finally:
+        probe.cancel()
 
 
 def _checks(session: Session) -> tuple[TickerCheck | None, bool, str, dict[str, float | int] | None]:
@@ -156,6 +170,16 @@ class _NdjsonListener(Listener):
         self.writer = writer
         self._last: tuple[State, int] | None = None
         self.stale = False  # a stale line was the last line written
+        self._latency_s: int | None = None  # the second of receive time whose line carried "latency"
+
+    def _latency(self, session: Session, ts_recv_ms: float) -> dict[str, object]:
+        """``{"latency": {...}}`` on the first synced line of each second of receive time, else ``{}``:
+        the figures are over the last minute, so once a second says all there is (and costs O(bins))."""
+        sec = int(ts_recv_ms // 1000)
+        if sec == self._latency_s or session.sync.state is not State.SYNCED:
+            return {}
+        self._latency_s = sec
+        return {"latency": session.stages.report(ts_recv_ms / 1000.0)}
 
     def _write(self, session: Session) -> None:
         sync = session.sync
@@ -163,18 +187,20 @@ class _NdjsonListener(Listener):
         if key == self._last:
             return
         self._last = key
+        ts = session.last_recv_ms or session.clock() * 1000.0
         if self.stale:
             self.stale = False
             age = session.book_age()
             self.writer.write(
                 sync,
-                session.last_recv_ms or session.clock() * 1000.0,
+                ts,
                 *_checks(session),
                 stale_book=False,
                 age_ms=round(age * 1000) if age is not None else None,
+                **self._latency(session, ts),
             )
             return
-        self.writer.write(sync, session.last_recv_ms or session.clock() * 1000.0, *_checks(session))
+        self.writer.write(sync, ts, *_checks(session), **self._latency(session, ts))
 
     def check_stale(self, session: Session) -> None:
         """Write a stale line if the synced book has just gone stale. O(64 log 64)."""
@@ -248,7 +274,7 @@ async def _live_ndjson(args: Any, symbol: str) -> int:
             listener.book_changed(session)  # the first line says "connecting" before any network wait
             watch = asyncio.ensure_future(_watch_stale(listener, session))
             try:
-                await session.run()
+                await _with_loop_probe(session)
             finally:
                 watch.cancel()
     except UnknownSymbol:
