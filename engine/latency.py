@@ -25,9 +25,11 @@ asked a few times a second, never per event.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 
 clock_ns: Callable[[], int] = time.perf_counter_ns  # read at every call (``_lat.clock_ns()``): tests freeze it
 
@@ -139,20 +141,13 @@ class StageWindow:
         n = self.count
         if not n:
             return None
-        # Nearest rank: the smallest value with at least q% of the samples at or below it.
-        ranks = [max(1, -(-q * n // 100)) for q in qs]
-        out: list[float] = []
-        seen = 0
-        i = 0
+        # Nearest rank: the smallest value with at least q% of the samples at or below it. The walk
+        # over the bins is C (sorted, accumulate, bisect): this runs for five stages once a second.
         total = self._total
-        for b in sorted(total):
-            seen += total[b]
-            while i < len(ranks) and seen >= ranks[i]:
-                out.append(bin_value(b, self.sub_bits))
-                i += 1
-            if i == len(ranks):
-                break
-        return tuple(out)
+        keys = sorted(total)
+        cumulative = list(accumulate(map(total.__getitem__, keys)))
+        sub = self.sub_bits
+        return tuple(bin_value(keys[bisect_left(cumulative, max(1, -(-q * n // 100)))], sub) for q in qs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +286,7 @@ def verdict(f: Figures, paint_allowance_ns: float = 0) -> Verdict:
     if network is not None and network >= NETWORK_SLOW_NS:
         return Verdict("network slow", "warn", f"p99 {_ms(network)}")
     if skewed:
-        return Verdict("machine fast", "good", "network unknown: clock skew")
+        return Verdict("machine ok", "good", "clock skew")
     return Verdict("all fast", "good")
 
 
