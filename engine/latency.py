@@ -280,7 +280,7 @@ def verdict(f: Figures, paint_allowance_ns: float = 0) -> Verdict:
     skewed = f.network is not None and f.network[0] < 0
     network = f.network[1] if f.network is not None and not skewed else None
     if f.network is None and f.decode is None and f.loop_lag is None:
-        return Verdict("no events yet", "dim")
+        return Verdict("nothing timed yet", "dim")
     if machine >= MACHINE_SLOW_NS and (network is None or machine >= network):
         return Verdict("machine slow", "warn", f"{worst} {_ms(local[worst])}")
     if network is not None and network >= NETWORK_SLOW_NS:
