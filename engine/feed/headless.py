@@ -106,8 +106,12 @@ def replay_ndjson(
     out: IO[bytes] | None = None,
     market: Market | None = None,
     metrics: bool = False,
+    latency: bool = False,
 ) -> BookSync:
     """Replay a recording and print ``--ndjson`` lines; returns the final sync.
+
+    ``latency`` (``--latency``) adds the latency breakdown once a second: this machine's timings, so the
+    lines then differ from run to run; without it they depend only on the file.
 
     The same ``ReplaySession`` (one reader, one ``Session.feed``) as the TUI's replay. ``speed`` None
     replays as fast as possible; N replays N times real time (by ``ts_recv_ms``). A gap with no later
@@ -115,9 +119,8 @@ def replay_ndjson(
     """
     from engine.feed.replay import ReplaySession
 
-    session = ReplaySession(
-        path, symbol, speed, _NdjsonListener(NdjsonWriter(symbol, levels, out, metrics)), market=market
-    )
+    listener = _NdjsonListener(NdjsonWriter(symbol, levels, out, metrics), latency=latency)
+    session = ReplaySession(path, symbol, speed, listener, market=market)
     if speed is None:
         step = session.step
         while step() is not None:
@@ -166,8 +169,10 @@ class _NdjsonListener(Listener):
 
     skips = frozenset({Kind.TRADE, Kind.AGG_TRADE, Kind.MINI_TICKER})  # a headless book prints none
 
-    def __init__(self, writer: NdjsonWriter) -> None:
+    def __init__(self, writer: NdjsonWriter, latency: bool = True) -> None:
+        """``latency``: add the latency breakdown to a synced line once a second (``_latency``)."""
         self.writer = writer
+        self.latency = latency
         self._last: tuple[State, int] | None = None
         self.stale = False  # a stale line was the last line written
         self._latency_s: int | None = None  # the second of receive time whose line carried "latency"
@@ -176,7 +181,7 @@ class _NdjsonListener(Listener):
         """``{"latency": {...}}`` on the first synced line of each second of receive time, else ``{}``:
         the figures are over the last minute, so once a second says all there is (and costs O(bins))."""
         sec = int(ts_recv_ms // 1000)
-        if sec == self._latency_s or session.sync.state is not State.SYNCED:
+        if not self.latency or sec == self._latency_s or session.sync.state is not State.SYNCED:
             return {}
         self._latency_s = sec
         return {"latency": session.stages.report(ts_recv_ms / 1000.0)}

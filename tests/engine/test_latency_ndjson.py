@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not BTC.exists(), reason=f"recorded data not fou
 
 def lines(speed: float | None = None, path: Path = BTC) -> list[dict]:
     out = io.BytesIO()
-    replay_ndjson(str(path), "btcusdt", levels=5, speed=speed, out=out)
+    replay_ndjson(str(path), "btcusdt", levels=5, speed=speed, out=out, latency=True)
     return [orjson.loads(line) for line in out.getvalue().splitlines()]
 
 
@@ -75,6 +75,12 @@ def test_the_network_figures_are_the_recordings_latencies_over_the_last_minute()
             assert abs(got - want) <= abs(want) * err + 0.001, (ts, q, got, want)
         checked += 1
     assert checked > 300
+
+
+def test_without_latency_a_replays_lines_depend_only_on_the_file() -> None:
+    out = io.BytesIO()
+    replay_ndjson(str(BTC), "btcusdt", levels=5, out=out)
+    assert b'"latency"' not in out.getvalue()
 
 
 def test_a_paced_replay_measures_its_event_loop(tmp_path: Path) -> None:
