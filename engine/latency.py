@@ -34,7 +34,7 @@ from itertools import accumulate
 clock_ns: Callable[[], int] = time.perf_counter_ns  # read at every call (``_lat.clock_ns()``): tests freeze it
 
 WINDOW_S = 60
-SUB_BITS = 7  # 128 bins per octave: a percentile within 1/256 (0.4%) of the true one
+SUB_BITS = 5  # 32 bins per octave: a percentile within 1/64 (1.6%) of the true one; the panel shows 2-3 digits
 NETWORK_SUB_BITS = 10  # 1024 an octave (0.05%): a skewed network latency of −1.27 s is still known to ±0.6 ms
 MAX_NS = (1 << 48) - 1  # ~78 hours: longer durations are counted as this
 PAINT_PENDING_MAX = 1024  # applied events waiting for a paint that are timed (a frozen or stalled screen)
@@ -76,7 +76,7 @@ class StageWindow:
     holds the seconds ``now_s - window_s + 1 .. now_s``: between ``window_s - 1`` and ``window_s``
     seconds back. A percentile is the nearest-rank percentile of the samples in the window, read
     from their bins (``sub_bits``: 2**sub_bits bins an octave): within ``rel_error(sub_bits)`` of the
-    exact one (0.4% by default), exact below ``2 << sub_bits`` ns. A clock that goes back (a replay
+    exact one (1.6% by default), exact below ``2 << sub_bits`` ns. A clock that goes back (a replay
     seeking back) starts the window afresh.
     """
 
