@@ -58,7 +58,7 @@ async def test_the_breakdown_fits_and_names_the_slow_side(size: tuple[int, int])
             width, height = panel.content_size
             return "machine slow" in panel.text.plain and len(lines) == height and max(map(len, lines)) <= width
 
-        await until(pilot, laid_out, "the panel laid out at its size")
+        await until(pilot, laid_out, "the panel laid out at its size", timeout=20)
         lines = panel.text.plain.splitlines()
         if size[1] >= 36:  # room for every stage, a line each, the numbers whole
             labels = [line.split()[0] for line in lines[1:]]  # in the order an event meets them
