@@ -4,7 +4,8 @@ The app runs headless against the built-in simulated exchange (``engine.sim``) w
 a stopped clock: the script advances the market tick by tick and lets the ordinary ``LiveSession``
 catch up after each tick, so the same seed gives the same book, trades and counters every time.
 The session's clock follows the simulated time (plus a steady 42 ms), so latencies and times on
-screen are reproducible too.
+screen are reproducible too; this machine's stage clock (``engine.latency.clock_ns``: decode, apply,
+paint, loop lag) stands still, so those stages read 0 rather than whatever this run took.
 
 Writes ``screenshots/<name>.svg`` and, when ``rsvg-convert`` (Debian: librsvg2-bin) is installed,
 ``screenshots/<name>.png``; without it the PNGs are skipped with a message.
@@ -25,6 +26,7 @@ sys.path.insert(0, str(HERE.parent))  # run from anywhere, without installing
 
 from textual.pilot import Pilot  # noqa: E402
 
+from engine import latency  # noqa: E402
 from engine.feed.binance import LiveSession  # noqa: E402
 from engine.sim.server import SimServer  # noqa: E402
 from engine.sync import State  # noqa: E402
@@ -186,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="*", metavar="NAME", help="just these shots: " + ", ".join(n for n, _, _ in SHOTS))
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    latency.clock_ns = lambda: 10**12  # stopped: the local stages read 0 on every run (docstring)
     rsvg = shutil.which("rsvg-convert")
     if rsvg is None:
         print("rsvg-convert not found: writing SVG only (Debian/Ubuntu: apt-get install librsvg2-bin)")

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 import tui.cli
@@ -228,6 +229,8 @@ def test_a_replay_with_a_bad_ts_recv_ms_does_not_traceback(tmp_path: Path, ts: b
         (["--demo", "--metrics"], ["--metrics", "--ndjson"]),
         (["btcusdt", "--replay", "{rec}", "--metrics"], ["--metrics", "--ndjson"]),
         (["btcusdt", "--replay", "{rec}", "--ndjson", "--audit-every", "5"], ["--audit-every", "replay"]),
+        (["btcusdt", "--replay", "{rec}", "--latency"], ["--latency", "--ndjson --replay"]),
+        (["--demo", "--ndjson", "--latency"], ["--latency", "live --ndjson lines always"]),
     ],
     ids=[
         "record-stdout-ndjson",
@@ -239,6 +242,8 @@ def test_a_replay_with_a_bad_ts_recv_ms_does_not_traceback(tmp_path: Path, ts: b
         "metrics-tui",
         "metrics-replay-tui",
         "audit-replay",
+        "latency-tui",
+        "latency-live",
     ],
 )
 def test_b_conflicting_flags_are_refused(args: list[str], words: list[str], tiny_recording: Path) -> None:
@@ -247,6 +252,17 @@ def test_b_conflicting_flags_are_refused(args: list[str], words: list[str], tiny
     assert_one_line_error(proc.returncode, proc.stderr, *words)
     assert proc.stdout == b""
     assert not (tiny_recording.parent / "out.ndjson").exists()
+
+
+def test_b_latency_adds_the_breakdown_to_a_replays_synced_lines(tiny_recording: Path) -> None:
+    plain = obtui("btcusdt", "--replay", str(tiny_recording), "--ndjson", timeout=15)
+    timed = obtui("btcusdt", "--replay", str(tiny_recording), "--ndjson", "--latency", timeout=15)
+    assert plain.returncode == timed.returncode == 0
+    (synced,) = [orjson.loads(line) for line in timed.stdout.splitlines() if b'"synced"' in line]
+    # This recording has no latency_ms and no event time: no network figure; decode and apply are timed.
+    assert synced["latency"]["network_ms"] is None and synced["latency"]["loop_lag_ms"] is None
+    assert len(synced["latency"]["decode_us"]) == 2 and len(synced["latency"]["apply_us"]) == 2
+    assert b"latency" not in plain.stdout
 
 
 def test_b_argparse_errors_are_one_line_too() -> None:

@@ -29,6 +29,7 @@ from textual.widgets import Footer
 
 from engine.book import Book
 from engine.events import Trade
+from engine.feed.loop_lag import probe_loop_lag
 from engine.feed.replay import ReplaySession
 from engine.feed.session import Listener, Session
 from engine.sync import State, StateChanged
@@ -284,6 +285,7 @@ class ObtuiApp(App[int]):
         self.venues = venues
         self._pending: Session | None = None  # a market change's new session, while its symbol is checked
         self._feed_worker: Any = None
+        self._lag_probe: asyncio.Future[None] | None = None
         self.live = live
         self.monotonic = monotonic
         self.panel_interval = panel_interval
@@ -324,13 +326,21 @@ class ObtuiApp(App[int]):
         self.latency_panel.border_title = "Latency"
         self.sync_panel.border_title = "Sync"
         self.session.listener = FeedListener(self)
+        self.session.stages.track_paint = True  # the ladder's paints end the paint stage
         self.refresh_panels()
         self.set_interval(self.panel_interval, self.refresh_panels)
         if self.live:
+            # How late the loop wakes up (the latency panel's loop lag); a plain task, not a worker:
+            # it never ends, and tests wait for every worker but the feed's.
+            self._lag_probe = asyncio.ensure_future(probe_loop_lag(lambda: self.session.stages))
             self._feed_worker = self.run_worker(self._feed(self.session), name="feed", group="feed", exclusive=True)
         if isinstance(self.session, ReplaySession):
             # The timeline needs the file's end: one read of the envelopes, off the event loop.
             self.run_worker(self._index, name="index", group="index", thread=True)
+
+    def on_unmount(self) -> None:
+        if self._lag_probe is not None:
+            self._lag_probe.cancel()
 
     def _index(self) -> None:
         """In a thread: the file's end and snapshots for the timeline (a fraction of a second), then the
@@ -486,7 +496,7 @@ class ObtuiApp(App[int]):
             self.pump.set_fps(min(self.max_fps, self.busy_fps) if busy else self.max_fps)
         self.header_bar.update_from(session, self.frozen, self.monotonic, self.replay_badge())
         self.market.poll()
-        self.latency_panel.update_from(session)
+        self.latency_panel.update_from(session, self.pump.interval)
         self.sync_panel.update_from(session, self.monotonic)
         self.ladder.update_chrome()
         self.ladder.poll()  # not synced: the countdown and the buffered count move on their own
@@ -688,6 +698,7 @@ class ObtuiApp(App[int]):
         self.tape.session = session
         self.heatmap.session = session
         session.listener = FeedListener(self)
+        old.stages.track_paint, session.stages.track_paint = False, True
         for toast in (self._problem_toast, self._resync_toast):
             self._withdraw(toast)
         self._problem_toast = self._resync_toast = None

@@ -150,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --ndjson: add spread, mid, microprice, imbalance and depth within 10/50/100 bps to synced lines",
     )
+    p.add_argument(
+        "--latency",
+        action="store_true",
+        help="with --ndjson --replay: add this machine's latency breakdown once a second to synced lines (live "
+        "lines always carry it; a replay's lines otherwise depend only on the file)",
+    )
     p.add_argument("--levels", type=_levels, default=None, metavar="N", help="levels per side in --ndjson (20)")
     p.add_argument(
         "--audit-every",
@@ -226,6 +232,11 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("--levels sets the depth of the --ndjson lines: use it with --ndjson")
     if args.metrics and not args.ndjson:
         raise UsageError("--metrics adds the book's numbers to the --ndjson lines: use it with --ndjson")
+    if args.latency and not (args.ndjson and args.replay):
+        raise UsageError(
+            "--latency adds the latency breakdown to the lines of --ndjson --replay (live --ndjson lines always "
+            "carry it; the TUI shows it in its Latency panel)"
+        )
     if args.ws_url is not None:
         _check_url("--ws-url", args.ws_url, ("ws", "wss"))
     if args.rest_url is not None:
@@ -441,7 +452,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.replay:
                 from engine.feed.headless import replay_ndjson
 
-                replay_ndjson(args.replay, symbol, args.levels, args.speed, market=args.market, metrics=args.metrics)
+                replay_ndjson(
+                    args.replay,
+                    symbol,
+                    args.levels,
+                    args.speed,
+                    market=args.market,
+                    metrics=args.metrics,
+                    latency=args.latency,
+                )
                 return 0
             from engine.feed.headless import live_ndjson
 

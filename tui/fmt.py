@@ -47,19 +47,26 @@ def bps(spread: int, mid2: int) -> str:
     return f"{value:.{decimals}f}"
 
 
-def latency(ms: float | None, short: bool = False) -> str:
-    """A latency for humans. Negative values are clock skew (the local clock is behind the
-    exchange's), not a time travelling packet: say so instead of printing "-1270 ms".
-    ``short`` leaves out the word "skew" (for a row that already says it)."""
-    if ms is None:
-        return "—"
-    if ms < 0:
-        return f"{MINUS}{-ms / 1000:.2f} s" if short else f"skew {MINUS}{-ms / 1000:.2f} s"
-    if ms < 10:
-        return f"{ms:.1f} ms"
-    if ms < 10_000:
-        return f"{ms:.0f} ms"
-    return f"{ms / 1000:.1f} s"
+def duration_pair(p50_ns: float, p99_ns: float, coarse: int = 0) -> str:
+    """Two durations in one unit, "p50/p99 unit": '31/92 µs', '0.3/2.1 ms', '−1271/−1269 ms'.
+
+    A negative network latency is clock skew: it keeps its sign. ``coarse`` 1 or 2 drops digits for
+    a narrow panel: '−1.27/−1.27 s', then '−1.3/−1.3 s'. The unit is the one of the larger."""
+    m = max(abs(p50_ns), abs(p99_ns))
+    limit = 1e9 if coarse else 1e10  # seconds from 1 s when coarse, from 10 s otherwise
+    unit, div = ("s", 1e9) if m >= limit else ("ms", 1e6) if m >= 1e6 else ("µs", 1e3)
+
+    def num(ns: float) -> str:
+        v = abs(ns) / div
+        if v >= 100 or (v >= 10 and (coarse or unit != "s")):
+            text = f"{v:.0f}"
+        elif unit == "s" and coarse < 2:
+            text = f"{v:.2f}" if v < 10 else f"{v:.1f}"
+        else:
+            text = f"{v:.1f}"
+        return (MINUS if ns < 0 and text.strip("0.") else "") + text
+
+    return f"{num(p50_ns)}/{num(p99_ns)} {unit}"
 
 
 def clock_of(ts: int | float) -> str:

@@ -59,6 +59,7 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from engine import latency as _lat
 from engine.audit import AUDIT_EVERY, AUDIT_LEVELS
 from engine.events import (
     DepthUpdate,
@@ -983,9 +984,11 @@ class LiveSession(Session):
                 deadline = loop.time() + self.silence_timeout
                 continue
             assert isinstance(raw, bytes)
+            t_recv = _lat.clock_ns()
             recv_ms = clock() * 1000.0
             frame = read_frame(raw)
             msg = decode_payload(frame.stream, frame.payload) if type(frame) is Frame else frame
+            t_decoded = _lat.clock_ns()
             latency = None
             if isinstance(msg, (DepthUpdate, Trade)) and msg.event_time:
                 latency = recv_ms - msg.event_time / us  # E in µs on spot (timeUnit), in ms on futures
@@ -996,11 +999,11 @@ class LiveSession(Session):
                 self._shutdown(conn)  # this connection's, whichever it is: not a matter for the sync
                 continue
             if not watch:
-                self.process(msg, recv_ms, latency)
+                self.process(msg, recv_ms, latency, t_recv, t_decoded)
                 continue
             stats = self.sync.stats
             stale = stats.stale
-            self.process(msg, recv_ms, latency)
+            self.process(msg, recv_ms, latency, t_recv, t_decoded)
             if isinstance(msg, DepthUpdate) and msg.symbol == self.symbol:
                 if stats.stale == stale:
                     deadline = loop.time() + self.silence_timeout

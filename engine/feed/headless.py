@@ -106,8 +106,12 @@ def replay_ndjson(
     out: IO[bytes] | None = None,
     market: Market | None = None,
     metrics: bool = False,
+    latency: bool = False,
 ) -> BookSync:
     """Replay a recording and print ``--ndjson`` lines; returns the final sync.
+
+    ``latency`` (``--latency``) adds the latency breakdown once a second: this machine's timings, so the
+    lines then differ from run to run; without it they depend only on the file.
 
     The same ``ReplaySession`` (one reader, one ``Session.feed``) as the TUI's replay. ``speed`` None
     replays as fast as possible; N replays N times real time (by ``ts_recv_ms``). A gap with no later
@@ -115,9 +119,8 @@ def replay_ndjson(
     """
     from engine.feed.replay import ReplaySession
 
-    session = ReplaySession(
-        path, symbol, speed, _NdjsonListener(NdjsonWriter(symbol, levels, out, metrics)), market=market
-    )
+    listener = _NdjsonListener(NdjsonWriter(symbol, levels, out, metrics), latency=latency)
+    session = ReplaySession(path, symbol, speed, listener, market=market)
     if speed is None:
         step = session.step
         while step() is not None:
@@ -125,11 +128,25 @@ def replay_ndjson(
     else:
         import asyncio  # here, not at the top: a replay at full speed never needs it (30 ms of start-up)
 
-        asyncio.run(session.run())
+        asyncio.run(_with_loop_probe(session))
     damage = session.damage()
     if damage:
         print(f"obtui: replayed {path} to its end{damage}", file=sys.stderr, flush=True)
     return session.sync
+
+
+async def _with_loop_probe(session: Session) -> None:
+    """``session.run()`` with the loop-lag probe beside it (a replay at full speed runs no event loop:
+    its lines say ``"loop_lag_ms": null``)."""
+    import asyncio
+
+    from engine.feed.loop_lag import probe_loop_lag
+
+    probe = asyncio.ensure_future(probe_loop_lag(lambda: session.stages))
+    try:
+        await session.run()
+    finally:
+        probe.cancel()
 
 
 def _checks(session: Session) -> tuple[TickerCheck | None, bool, str, dict[str, float | int] | None]:
@@ -152,10 +169,22 @@ class _NdjsonListener(Listener):
 
     skips = frozenset({Kind.TRADE, Kind.AGG_TRADE, Kind.MINI_TICKER})  # a headless book prints none
 
-    def __init__(self, writer: NdjsonWriter) -> None:
+    def __init__(self, writer: NdjsonWriter, latency: bool = True) -> None:
+        """``latency``: add the latency breakdown to a synced line once a second (``_latency``)."""
         self.writer = writer
+        self.latency = latency
         self._last: tuple[State, int] | None = None
         self.stale = False  # a stale line was the last line written
+        self._latency_s: int | None = None  # the second of receive time whose line carried "latency"
+
+    def _latency(self, session: Session, ts_recv_ms: float) -> dict[str, object]:
+        """``{"latency": {...}}`` on the first synced line of each second of receive time, else ``{}``:
+        the figures are over the last minute, so once a second says all there is (and costs O(bins))."""
+        sec = int(ts_recv_ms // 1000)
+        if not self.latency or sec == self._latency_s or session.sync.state is not State.SYNCED:
+            return {}
+        self._latency_s = sec
+        return {"latency": session.stages.report(ts_recv_ms / 1000.0)}
 
     def _write(self, session: Session) -> None:
         sync = session.sync
@@ -163,18 +192,20 @@ class _NdjsonListener(Listener):
         if key == self._last:
             return
         self._last = key
+        ts = session.last_recv_ms or session.clock() * 1000.0
         if self.stale:
             self.stale = False
             age = session.book_age()
             self.writer.write(
                 sync,
-                session.last_recv_ms or session.clock() * 1000.0,
+                ts,
                 *_checks(session),
                 stale_book=False,
                 age_ms=round(age * 1000) if age is not None else None,
+                **self._latency(session, ts),
             )
             return
-        self.writer.write(sync, session.last_recv_ms or session.clock() * 1000.0, *_checks(session))
+        self.writer.write(sync, ts, *_checks(session), **self._latency(session, ts))
 
     def check_stale(self, session: Session) -> None:
         """Write a stale line if the synced book has just gone stale. O(64 log 64)."""
@@ -248,7 +279,7 @@ async def _live_ndjson(args: Any, symbol: str) -> int:
             listener.book_changed(session)  # the first line says "connecting" before any network wait
             watch = asyncio.ensure_future(_watch_stale(listener, session))
             try:
-                await session.run()
+                await _with_loop_probe(session)
             finally:
                 watch.cancel()
     except UnknownSymbol:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from engine import latency as _lat
 from engine.events import (
     DepthUpdate,
     Frame,
@@ -59,6 +60,7 @@ KEYFRAME_LEVELS = 30_000
 # What a keyframe leaves out: the file and its reader, the controls, and what never changes.
 _NOT_STATE = frozenset(
     {"listener", "clock", "market", "path", "speed", "paused", "recording", "_lines", "_anchor", "_wake", "_keyframes"}
+    | {"stages"}  # this machine's timings, not the recording's state
     | {"_keyframe_at"}
     | {"end_ms", "snapshot_ms", "lines", "marks"}
     | {"flow"}  # the order flow restarts at a seek's target (see seek): a keyframe need not carry it
@@ -169,6 +171,7 @@ class ReplaySession(Session):
             self._keyframe()  # between records: restoring it reads on from the next line
         for line in self._lines:
             self.line_no += 1
+            t_recv = _lat.clock_ns()  # "received": the line read; decoding the record is the decode stage
             f = read_record(line)
             if type(f) is not Frame:
                 if not line.strip():
@@ -183,7 +186,7 @@ class ReplaySession(Session):
             if self.first_recv_ms is None:
                 self.first_recv_ms = self.last_recv_ms = recv_ms
                 self.drain()
-            self.feed(f, recv_ms, f.latency_ms)
+            self.feed(f, recv_ms, f.latency_ms, t_recv)
             if self._infer is not None:
                 self._infer_units(f)
             return recv_ms

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from statistics import median
 
+from engine import latency as _lat
 from engine.audit import Auditor, AuditResult
 from engine.book import Level
 from engine.events import (
@@ -239,6 +240,7 @@ class Session:
         self.auditing = False  # an audit is under way
         self.loaded_at_ms: float | None = None  # when the book last became synced from a full snapshot
         self.latency = LatencyWindow()
+        self.stages = _lat.LatencyStages()  # where the time goes, per stage (engine/latency.py)
         self.depth_rate = RateMeter()
         self.trades: deque[Trade] = deque(maxlen=TAPE_SIZE)
         # Order flow since the first trade (engine/tape_flow.py); a book resync leaves it alone.
@@ -291,6 +293,7 @@ class Session:
         self.audit = Auditor()
         self.loaded_at_ms = None
         self.latency.clear()
+        self.stages.clear()
         self.trades.clear()
         self.tape_flow = TapeFlow()
         self.last_trade = None
@@ -323,8 +326,13 @@ class Session:
             elif isinstance(out, NeedSnapshot):
                 self.snapshot_needed(out.reason)
 
-    def process(self, msg: Message, recv_ms: float, latency_ms: float | None = None) -> None:
-        """Apply one decoded frame. O(levels in the frame); never raises for bad data."""
+    def process(
+        self, msg: Message, recv_ms: float, latency_ms: float | None = None, t_recv: int = 0, t_decoded: int = 0
+    ) -> None:
+        """Apply one decoded frame. O(levels in the frame); never raises for bad data.
+
+        ``t_recv``/``t_decoded``: ``engine.latency.clock_ns`` when the frame arrived and when it was
+        decoded (0: not timed), for the decode and apply stages of a depth event."""
         self.last_recv_ms = recv_ms
         sync = self.sync
         if isinstance(msg, DepthUpdate):
@@ -342,6 +350,7 @@ class Session:
             self._last_depth_s = now_s
             if latency_ms is not None:
                 self.latency.add(latency_ms)
+                self.stages.network_ms(latency_ms, now_s)
             flow = self.flow
             if flow is not None:
                 flow.clock(exchange_ms(msg.event_time))  # before the changes it stamps
@@ -356,7 +365,11 @@ class Session:
                         return  # the book is wrong: resyncing, never shown
                 self.fresh_at = now_s
                 self.check.applied(sync.book)
+                if t_recv:
+                    self.stages.event(t_recv, t_decoded, _lat.clock_ns(), True)
                 self.listener.book_changed(self)
+            elif t_recv:
+                self.stages.event(t_recv, t_decoded, _lat.clock_ns(), False)
         elif isinstance(msg, Trade):
             if msg.symbol != self.symbol:
                 self.other_symbol_frames += 1
@@ -393,12 +406,13 @@ class Session:
         if sync.outbox:
             self.drain()
 
-    def feed(self, frame: Frame | Reject, recv_ms: float, latency_ms: float | None = None) -> None:
+    def feed(self, frame: Frame | Reject, recv_ms: float, latency_ms: float | None = None, t_recv: int = 0) -> None:
         """Decode and apply one frame of the one reader (``engine.events.read_frame``/``read_record``).
 
         A bookTicker is read for its ``u`` only; the rest of it is decoded when that id lands on an
         applied event (about one in fifty), which keeps a replay's cost in the depth events. Kinds the
         listener ``skips`` (trades, 24 h figures for a headless book) are not decoded at all.
+        ``t_recv``: ``engine.latency.clock_ns`` when the frame arrived (0: not timed).
         """
         if type(frame) is not Frame:
             self.process(frame, recv_ms, latency_ms)
@@ -417,7 +431,8 @@ class Session:
                     return
                 self.check.expect(uid, self.sync.last_update_id, lambda: _ticker_top(symbol, payload))
             return
-        self.process(decode_payload(stream, frame.payload), recv_ms, latency_ms)
+        msg = decode_payload(stream, frame.payload)
+        self.process(msg, recv_ms, latency_ms, t_recv, _lat.clock_ns() if t_recv else 0)
 
     def audited(self, result: AuditResult) -> bool:
         """A finished deep-book audit: True when the book matched; else the book is suspect and a full

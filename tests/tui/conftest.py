@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import latency
 from engine.feed.replay import ReplaySession
 from engine.feed.session import SymbolInfo
 from engine.sync import State
@@ -20,6 +21,13 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 BTC = DATA / "binance-spot-btcusdt-20240808.ndjson.gz"
 FIXED = 1_723_161_300.0  # the session's wall clock, frozen (2024-08-08 23:55 UTC)
 MONO = 5_000.0  # the app's monotonic clock, frozen: retry countdowns are computed against it
+STAGE_NS = 5_000 * 10**9  # this machine's stage clock (engine.latency.clock_ns), frozen: decode, apply and
+# paint read 0 in every snapshot instead of whatever this machine took
+
+
+@pytest.fixture(autouse=True)
+def frozen_stage_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(latency, "clock_ns", lambda: STAGE_NS)
 
 
 class UnknownSymbolError(ValueError):

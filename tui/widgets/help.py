@@ -65,9 +65,16 @@ INDICATORS: list[tuple[str, str]] = [
         "has the same arrow and colour. In the ladder, bids are green and asks red",
     ),
     (
+        "Latency",
+        "where the time goes, p50/p99 over the last minute: network = our receive time minus the exchange's "
+        "event time; decode = frame to event; apply = event to book; paint = book to the frame that shows it "
+        "(waiting for the next frame included); loop lag = how late the event loop wakes up. The verdict says "
+        "whether the network or this machine is slow",
+    ),
+    (
         "skew",
-        "latency is our receive time minus the exchange's event time; a negative latency is clock skew "
-        "(this machine's clock is behind the exchange's), not data arriving early",
+        "a negative network latency is clock skew (this machine's clock is behind the exchange's), not data "
+        "arriving early; the verdict then judges the machine only",
     ),
     (
         "times",

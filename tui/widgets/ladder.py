@@ -589,6 +589,10 @@ class Ladder(BoxedLines):
         self.hidden_columns = layout.extra.hidden
         per_side = max(0, (height - 2) // 2)
         book = self._source_book()
+        if self.session is not None:
+            # The paint stage (engine/latency.py): this frame shows every event applied since the last
+            # one, unless it shows another book (frozen, or none live): those are never painted.
+            self.session.stages.painted(book is not None and not self.frozen)
         self._shown_stale = None
         if book is not None:
             frame = self._frame(book, per_side, step, pdec_shown, qdec)

@@ -22,6 +22,7 @@ from textual.widget import Widget
 
 from engine.book import Book
 from engine.feed.session import Session
+from engine.latency import Figures, verdict
 from engine.sync import State
 from tui.fmt import (
     DEFAULT_PRICE_DECIMALS,
@@ -30,7 +31,7 @@ from tui.fmt import (
     bps,
     clock_of,
     countdown,
-    latency,
+    duration_pair,
     live_wait,
     units,
 )
@@ -456,43 +457,84 @@ class MarketPanel(Panel):
         return fit_lines(lines, self.inner_width(), rows)
 
 
-class LatencyPanel(Panel):
-    """Latency now, p50 and p99 over the session's window. Negative values are clock skew and are
-    labelled as such ("skew −1.27 s"): the local clock is behind the exchange's, nothing arrived early."""
+# The stages top to bottom in the order an event meets them; the rank says which give way first.
+_STAGES = (  # (Figures attribute, label, narrow label, rank)
+    ("network", "network", "net", 1),
+    ("decode", "decode", "dec", 5),
+    ("apply", "apply", "apply", 4),
+    ("paint", "paint", "paint", 3),
+    ("loop_lag", "loop lag", "loop", 2),
+)
+_WIDE_LABELS = 22  # the panel's inner width from which the stages have their whole names
+_TITLES = ("Latency · p50/p99 · 1 min", "Latency p50/p99 · 1 min", "Latency p50/p99", "Latency p50/99", "Latency")
 
-    def update_from(self, session: Session | None) -> None:
-        window = session.latency if session is not None else None
+
+class LatencyPanel(Panel):
+    """Where the time goes (engine/latency.py): p50/p99 over the last minute of each stage of a depth
+    event (network, decode, apply, paint) and of the event loop's lag, under a one-line verdict
+    ("network slow", "machine slow", "all fast"). A negative network latency is clock skew (the local
+    clock is behind the exchange's) and keeps its sign; the verdict then judges the machine only.
+
+    Lines give way least important first (decode, apply, paint, loop lag, network; the verdict last);
+    a number that does not fit is shown with a digit less, or left out with its label, never cut.
+    """
+
+    def update_from(self, session: Session | None, frame_interval_s: float = 0.0) -> None:
         height = self.content_size.height or 3
         width = self.inner_width()
-        if window is None or not len(window):
-            empty = self.grid([("now", "—"), ("p50", "—"), ("p99", "—")], height, 1 if height >= 3 else 3)
-            self.show(fit_lines(empty, width, height))
+        room = (self.size.width or 40) - 6  # the border's corners and the spaces around the title
+        self.border_title = next((t for t in _TITLES if len(t) <= room), "Latency")
+        if session is None:
+            self.show(Text("—", self.st("panel--dim")))
             return
-        now, p50, p99 = window.last, window.percentile(50), window.percentile(99)
-        assert session is not None
-        age = session.book_age() if session.is_stale() else None
-        # The last latency is "now" only while events flow into a synced book. Stale: say how long ago
-        # the last one came (short enough for the narrowest panel); not synced: there is no "now".
-        now_text: Text | str
-        if session.state is not State.SYNCED:
-            now_text = Text("—", self.st("panel--dim"))
-        elif age is not None:
-            now_text = Text(f"{age_text(age)} ago", self.st("panel--warn"))
-        else:
-            now_text = latency(now)
+        figures = session.stages.figures(session.now())
+        head = self._verdict(session, figures, frame_interval_s)
         if height >= 3:
-            lines = self.grid([("now", now_text), ("p50", latency(p50)), ("p99", latency(p99))], max_columns=1)
-            dim = self.st("panel--dim")
-            if (p50 or 0) < 0:  # in whole words: "local clock behind" still says which way the skew goes
-                note = [Field("local clock behind", dim), Field("the exchange", dim, rank=1)]
-            else:
-                note = [Field(f"over the last {len(window)} events", dim)]
-            lines.append(Line(note, rank=1))
+            lines = [head, *self._stage_lines(figures, width)]
         else:
-            # Two rows: the skew label once on the first row; the percentiles share the second.
-            lines = self.grid([("now", now_text)], max_rows=1)
-            lines += self.grid([("p50", latency(p50, short=True)), ("p99", latency(p99, short=True))], max_rows=1)
+            # Two rows (80 columns): the verdict, then the stages side by side, most important first.
+            pairs: list[tuple[str, Text | str]] = []
+            for attr, _, short, _rank in sorted(_STAGES, key=lambda st: st[3]):
+                pair = getattr(figures, attr)
+                pairs.append((short, duration_pair(*pair, coarse=1) if pair else "—"))
+            lines = [head, *self.grid(pairs, max_rows=1)]
         self.show(fit_lines(lines, width, height))
+
+    def _verdict(self, session: Session, figures: Figures, frame_interval_s: float) -> Line:
+        # The figures are the last minute's; the verdict says what they mean now, or why they do not.
+        dim = self.st("panel--dim")
+        if session.state is not State.SYNCED:
+            return Line([Field("— book not synced", dim, cut=True)])
+        if session.is_stale():
+            age = session.book_age() or 0.0
+            return Line([Field(f"no event for {age_text(age)}", self.st("panel--warn"), cut=True)])
+        v = verdict(figures, frame_interval_s * 1e9)
+        style = {"good": "panel--good", "warn": "panel--warn"}.get(v.level, "panel--dim")
+        fields = [Field("● " + v.text, self.st(style))]
+        if v.detail:
+            fields.append(Field("· " + v.detail, dim, rank=1))
+        return Line(fields)
+
+    def _stage_lines(self, figures: Figures, width: int) -> list[Line]:
+        """A line a stage, its label on the left and its numbers on the right (a column of numbers
+        that reads like a table at any width), with a digit less where the whole pair would not fit."""
+        label_style = self.st("panel--label")
+        long = width >= _WIDE_LABELS
+        lines = []
+        for attr, name, short, rank in _STAGES:
+            label = name if long else short
+            pair = getattr(figures, attr)
+            if pair is None:
+                text, style = "—", self.st("panel--dim")
+            else:
+                style = self.st("panel--value")
+                shorter = (duration_pair(*pair, coarse=c) for c in (0, 1, 2))
+                text = next((t for t in shorter if len(label) + 1 + len(t) <= width), "")
+                if not text:
+                    continue  # left out with its label rather than cut
+            pad = max(len(label) + 1, width - len(text))
+            lines.append(Line([Field(label, label_style, pad=pad), Field(text, style, sep="")], rank))
+        return lines
 
 
 class SyncPanel(Panel):
