@@ -38,6 +38,7 @@ from tui.widgets.panels import STATE_CLASS, Panel, decimals_of
 
 TITLE = "Book numbers"
 GROUPED_TITLE = f"{TITLE} · exact book, not grouped"
+HINT = "o: order size · g/G group the ladder, not these (the exact book)"
 UNKNOWN = "?"  # a band past the reach of which nothing is known
 ORDER_NOTIONAL_USD = 100_000  # the default order is a round size worth about this much
 USD_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "DAI", "USD")
@@ -272,7 +273,7 @@ class BookPanel(Panel):
         stale = session.stale_reason()
         if stale is not None:  # greyed like the ladder: old numbers must not look like live ones
             value = dim
-            lines.append(Line([Field(f"STALE — numbers may be old: {stale}", self.st("panel--warn"), cut=True)], 0))
+            lines.append(Line([Field(f"STALE · {stale}", self.st("panel--warn"), cut=True)], 0))
         up, down = (dim, dim) if stale is not None else (self.st("panel--up"), self.st("panel--down"))
         spread, mid2 = ask.price - bid.price, bid.price + ask.price
         tick = info.tick_size if info is not None else 10 ** (8 - pdec)
@@ -295,6 +296,8 @@ class BookPanel(Panel):
         for buy, name in ((True, "Buy"), (False, "Sell")):
             cost = order_cost(book, buy, size) if size is not None else None
             lines.append(line(name, 1, *self._cost_fields(cost, shown_size, pdec, qdec, unit, value, dim)))
+        if stale is None:  # the row the state takes when there is one
+            lines.append(Line([Field(HINT, dim, cut=True)], 5))
         return fit_lines(lines, width, rows)
 
     def _not_live(self, session: Session | None, shown_size: str, width: int) -> list[Line]:
