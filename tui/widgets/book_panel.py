@@ -38,7 +38,7 @@ from tui.widgets.panels import STATE_CLASS, Panel, decimals_of
 
 TITLE = "Book numbers"
 GROUPED_TITLE = f"{TITLE} · exact book, not grouped"
-HINT = "o: order size · g/G group the ladder, not these (the exact book)"
+HINT = ("o: order size", "· g/G group the ladder, not these (the exact book)")
 UNKNOWN = "?"  # a band past the reach of which nothing is known
 ORDER_NOTIONAL_USD = 100_000  # the default order is a round size worth about this much
 USD_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "DAI", "USD")
@@ -297,7 +297,7 @@ class BookPanel(Panel):
             cost = order_cost(book, buy, size) if size is not None else None
             lines.append(line(name, 1, *self._cost_fields(cost, shown_size, pdec, qdec, unit, value, dim)))
         if stale is None:  # the row the state takes when there is one
-            lines.append(Line([Field(HINT, dim, cut=True)], 5))
+            lines.append(Line([Field(HINT[0], dim), Field(HINT[1], dim, rank=1)], 5))
         return fit_lines(lines, width, rows)
 
     def _not_live(self, session: Session | None, shown_size: str, width: int) -> list[Line]:
@@ -339,7 +339,8 @@ class BookPanel(Panel):
         levels = f"{cost.levels} level" if cost.levels == 1 else f"{cost.levels} levels"
         fields.append(Field(f"avg {avg}", value))
         fields.append(Field(f"· slip {bps_text(cost.slippage_bps)} bps", value, rank=1))
-        fields.append(Field(f"· {levels}", dim, rank=2))
+        # Beside the slippage only (field 3 of the line, after the label), so that both lines read alike.
+        fields.append(Field(f"· {levels}", dim, rank=2, needs=3))
         return fields
 
     def _imbalance_fields(
