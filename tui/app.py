@@ -131,7 +131,7 @@ class BookScreen(Screen):
         yield app.market
         yield app.latency_panel
         yield app.sync_panel
-        yield app.book_panel  # display: none unless the screen has -book (ObtuiApp.apply_book_layout)
+        yield app.book_panel  # display: none unless the screen has -book-row or -book-tape (apply_book_layout)
         yield app.tape
         if app.timeline is not None:
             yield app.timeline

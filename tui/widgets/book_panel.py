@@ -32,7 +32,7 @@ from engine.metrics import BANDS, BookMetrics, OrderCost, imbalance, microprice,
 from engine.num import SCALE, DecimalError, parse
 from engine.sync import State
 from tui.fmt import MINUS, bps, bps_text, units
-from tui.widgets.fields import Field, Line, fit_lines
+from tui.widgets.fields import Field, Line, fit_line, fit_lines, kept_lines
 from tui.widgets.ladder import PARTIAL_MARK, mid_text
 from tui.widgets.panels import STATE_CLASS, Panel, decimals_of
 
@@ -44,6 +44,26 @@ ORDER_NOTIONAL_USD = 100_000  # the default order is a round size worth about th
 USD_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "DAI", "USD")
 BAR_HALF = 8  # cells each side of the imbalance bar's middle
 EXTRA_DECIMALS = 2  # the average fill price and the microprice: two decimals more than the prices
+_CACHE_MAX = 256  # fitted lines and strips kept (a few seconds of changing numbers); then cleared whole
+
+
+def _line_key(line: Line, width: int) -> tuple:
+    """What ``fit_line`` makes of ``line`` at ``width`` depends on: every field's text, styles and layout."""
+    return (
+        width,
+        tuple(
+            (
+                f.text if isinstance(f.text, str) else (f.text.plain, tuple(f.text.spans)),
+                f.style,
+                f.rank,
+                f.sep,
+                f.cut,
+                f.pad,
+                f.needs,
+            )
+            for f in line.fields
+        ),
+    )
 
 
 class BookView(NamedTuple):
@@ -143,6 +163,11 @@ class BookPanel(Panel):
         self._dirty = True
         self._polled: tuple | None = None
         self.shown = True
+        # Drawn line by line: the rows (keys of their fields and width), each key's fitted text and strip.
+        self._rows: list[tuple] = []
+        self._rows_width = 0
+        self._fitted: dict[tuple, Text] = {}
+        self._strips: dict[tuple, Strip] = {}
 
     # -- what the app calls -------------------------------------------------------------------------
 
@@ -180,6 +205,8 @@ class BookPanel(Panel):
     def on_resize(self) -> None:
         self._dirty = False
         self.mark_dirty()
+        if not self.shown:
+            self._dirty = True  # laid out at its new size once shown
 
     def set_shown(self, shown: bool) -> None:
         """Shown or hidden (``b``): hidden, the book stops keeping the depth bands (they cost nothing)."""
@@ -239,22 +266,64 @@ class BookPanel(Panel):
 
     # -- painting -------------------------------------------------------------------------------------
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._fitted.clear()
+        self._strips.clear()
+        self._dirty = True
+
     def render_line(self, y: int) -> Strip:
-        if self._dirty:
+        """Line API, a line at a time: a line whose fields did not change since it was last drawn costs a
+        dict lookup (most do not change from one book update to the next: the spread, mid, the costs)."""
+        if self._dirty:  # on_resize sets it too: the width is read once a paint (content_size is not free)
             self._dirty = False
-            text = self.build(self.source())  # not show(): we are painting already
-            if text != self._text:
-                self._text, self._lines = text, None
-        return super().render_line(y)
+            self._layout(self.source(), self.content_size.width)
+        keys, width = self._rows, self._rows_width
+        if y >= len(keys):
+            return Strip.blank(width, self.rich_style)
+        key = keys[y]
+        strip = self._strips.get(key)
+        if strip is None:
+            if len(self._strips) > _CACHE_MAX:
+                self._strips.clear()
+            strip = self._strips[key] = self.line_strip(self._fitted[key], width)
+        return strip
+
+    def _layout(self, view: BookView, width: int) -> None:
+        """The rows to draw, each a key of its fitted text (``fit_line``, cached by the line's fields)."""
+        lines = self.lines_for(view)
+        rows = []
+        fitted = self._fitted
+        if len(fitted) > _CACHE_MAX:
+            fitted.clear()
+        for i in kept_lines(lines, max(1, self.content_size.height or 10)):
+            key = _line_key(lines[i], width)
+            if key not in fitted:
+                fitted[key] = fit_line(lines[i].fields, width)
+            rows.append(key)
+        self._rows, self._rows_width = rows, width
+
+    @property
+    def text(self) -> Text:
+        """The text drawn, as one ``Text`` (for tests and readers; painting goes line by line)."""
+        out = Text(end="")
+        for n, key in enumerate(self._rows):
+            if n:
+                out.append("\n")
+            out.append_text(self._fitted[key])
+        return out
 
     def build(self, view: BookView) -> Text:
-        """The panel's text: as many lines as there are rows, most important first (the state, the
-        spread and mid, then the order's cost, the microprice, the imbalance, the depth bands)."""
+        """The panel's text at its size, as ``fit_lines`` lays ``lines_for(view)`` out (no caching)."""
+        return fit_lines(self.lines_for(view), self.inner_width(), max(1, self.content_size.height or 10))
+
+    def lines_for(self, view: BookView) -> list[Line]:
+        """The panel's lines, with ranks: as many are drawn as there are rows, most important first (the
+        state, the spread, then the order's cost, mid and microprice, the imbalance, the depth bands)."""
         session, book = view.session, view.book
         title = GROUPED_TITLE if view.grouped else TITLE
         if self.border_title != title:
             self.border_title = title
-        width, rows = self.inner_width(), max(1, self.content_size.height or 10)
         pdec, qdec = decimals_of(session)
         label, value, dim = self.st("panel--label"), self.st("panel--value"), self.st("panel--dim")
         info = session.info if session is not None else None
@@ -268,7 +337,7 @@ class BookPanel(Panel):
         size = self.size_for(session, book)
         shown_size = size_text(size, unit)
         if session is None or book is None or bid is None or ask is None:
-            return fit_lines(self._not_live(session, shown_size, width), width, rows)
+            return self._not_live(session, shown_size)
         lines: list[Line] = []
         stale = session.stale_reason()
         if stale is not None:  # greyed like the ladder: old numbers must not look like live ones
@@ -298,9 +367,9 @@ class BookPanel(Panel):
             lines.append(line(name, 1, *self._cost_fields(cost, shown_size, pdec, qdec, unit, value, dim)))
         if stale is None:  # the row the state takes when there is one
             lines.append(Line([Field(HINT[0], dim), Field(HINT[1], dim, rank=1)], 5))
-        return fit_lines(lines, width, rows)
+        return lines
 
-    def _not_live(self, session: Session | None, shown_size: str, width: int) -> list[Line]:
+    def _not_live(self, session: Session | None, shown_size: str) -> list[Line]:
         """No numbers: the state and what happens next, with every label and a dash (as the spread panel)."""
         label, dim = self.st("panel--label"), self.st("panel--dim")
         state = session.sync.state if session is not None else State.CONNECTING
