@@ -4,6 +4,7 @@ reach; stale; grouped; with the order size typed (o); shown and hidden (b)."""
 
 from __future__ import annotations
 
+import html
 import re
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
@@ -36,6 +37,26 @@ def drawn(panel: BookPanel) -> dict[str, str]:
         key = band if band is not None and words[0] in ("Depth", band) else words[0]
         out[key] = line
     return out
+
+
+def on_screen(app: SnapApp) -> list[str]:
+    """The terminal's rows as the compositor drew them (from a screenshot), whitespace collapsed: what a
+    user sees, which the panel's own lines are not if a repaint missed a changed line."""
+    svg = app.export_screenshot()
+    rows: dict[str, str] = {}
+    for y, text in re.findall(r'<text[^>]* y="([\d.]+)"[^>]*>([^<]*)</text>', svg):
+        rows[y] = rows.get(y, "") + html.unescape(text)
+    # Without spaces: a run of blanks between two styles is drawn as background only, with no text.
+    return ["".join(row.split()) for row in rows.values()]
+
+
+def check_drawn(app: SnapApp) -> None:
+    """Every line of the panel is on the screen as it is in the panel."""
+    rows = on_screen(app)
+    panel = app.book_panel
+    for y in range(panel.content_size.height):
+        line = "".join(panel.render_line(y).text.split())
+        assert any(line in row for row in rows), line
 
 
 def D(units: int) -> Decimal:
@@ -137,6 +158,8 @@ async def test_numbers_by_hand_at_fixed_points() -> None:
             # The default: a round size worth about 100,000 USD at the first mid (2 BTC at ~61,850).
             assert size == 2 * SCALE
             check_by_hand(panel, book, n, size)
+            if checked % 5 == 0:
+                check_drawn(app)  # repaints of the changed lines only: the screen follows
             checked += 1
         assert checked >= 20
 
@@ -232,6 +255,7 @@ async def test_the_order_size_key_changes_the_cost_lines() -> None:
         await _paint(pilot)
         assert panel.order_size == SCALE // 2
         assert drawn(panel)["Buy"].split()[1] == "0.5"
+        check_drawn(app)
         check_by_hand(panel, session.sync.book, app.ladder.levels_shown, SCALE // 2)
         # More than the known book holds on either side: says so, with what it does hold.
         await pilot.press("o")
@@ -241,6 +265,7 @@ async def test_the_order_size_key_changes_the_cost_lines() -> None:
         await _paint(pilot)
         lines = drawn(panel)
         assert "not enough known depth" in lines["Buy"] and "not enough known depth" in lines["Sell"]
+        check_drawn(app)
         check_by_hand(panel, session.sync.book, app.ladder.levels_shown, 5000 * SCALE)
         # An empty line: back to the symbol's default.
         await pilot.press("o")
