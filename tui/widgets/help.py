@@ -96,9 +96,9 @@ INDICATORS: list[tuple[str, str]] = [
         f"{PARTIAL_MARK} is the known part (a lower bound), ? means none of it is known",
     ),
     (
-        "not enough known depth",
-        "book numbers: the known book on that side holds less than the order (past the snapshot's reach "
-        "the book is unknown): what it does hold, in how many levels",
+        "not enough",
+        "book numbers, 'not enough known depth': the known book on that side holds less than the order (past "
+        "the snapshot's reach the book is unknown); then what it does hold, in how many levels",
     ),
     ("sizes in cont", "COIN-M sizes count contracts (a contract is worth a fixed amount of USD), not coins"),
     ("FROZEN", "the view is frozen (p); the feed and the sync panel run on"),
