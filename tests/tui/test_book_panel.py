@@ -27,7 +27,7 @@ PDEC, QDEC = 2, 5  # BTCUSDT in the recording: ticks of 0.01, steps of 0.00001 (
 
 def drawn(panel: BookPanel) -> dict[str, str]:
     """The panel's lines as drawn, by their label (the depth band lines by "±10" and so on)."""
-    lines = [panel.render_line(y).text.rstrip() for y in range(panel.content_size.height)]
+    lines = [line.rstrip() for line in panel.drawn_lines()]
     out: dict[str, str] = {}
     for line in lines:
         words = line.split()
@@ -54,8 +54,8 @@ def check_drawn(app: SnapApp) -> None:
     """Every line of the panel is on the screen as it is in the panel."""
     rows = on_screen(app)
     panel = app.book_panel
-    for y in range(panel.content_size.height):
-        line = "".join(panel.render_line(y).text.split())
+    for text in panel.drawn_lines():
+        line = "".join(text.split())
         assert any(line in row for row in rows), line
 
 
@@ -141,7 +141,7 @@ async def test_numbers_by_hand_at_fixed_points() -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await _paint(pilot)
         panel = app.book_panel
-        assert panel.display and panel.shown and panel.border_title == "Book numbers"
+        assert panel.display and panel.shown and panel.box_title == "Book numbers"
         n = app.ladder.levels_shown
         assert n == 20
         checked = 0
@@ -212,7 +212,7 @@ async def test_stale_greys_the_numbers_and_says_so() -> None:
         app.refresh_panels()
         await _paint(pilot)
         panel = app.book_panel
-        first = panel.render_line(0).text
+        first = panel.drawn_lines()[0]
         assert re.fullmatch(r"STALE · no book update for 3\.\d s \(typical interval 0\.1 s\)", first.rstrip()), first
         spread = panel.text.spans
         dim = panel.st("panel--dim")
@@ -232,7 +232,7 @@ async def test_grouping_changes_no_number_and_the_title_says_so() -> None:
         await until(pilot, lambda: app.ladder.group_exp == 1, "the ladder grouped")
         app.refresh_panels()
         await _paint(pilot)
-        assert panel.border_title == "Book numbers · exact book, not grouped"
+        assert panel.box_title == "Book numbers · exact book, not grouped"
         assert panel.text.plain == before  # the exact book's numbers, whatever the ladder's step
         check_by_hand(panel, app.session.sync.book, app.ladder.levels_shown, 2 * SCALE)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple, Self
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
@@ -33,9 +34,11 @@ from engine.metrics import BANDS, BookMetrics, OrderCost, imbalance, microprice,
 from engine.num import SCALE, DecimalError, parse
 from engine.sync import State
 from tui.fmt import MINUS, bps, bps_text, units
+from tui.widgets.box import BOX_CLASSES, Box, BoxedLines
 from tui.widgets.fields import Field, Line, fit_line, fit_lines, kept_lines
 from tui.widgets.ladder import PARTIAL_MARK, mid_text
 from tui.widgets.panels import STATE_CLASS, Panel, decimals_of
+from tui.widgets.pump import FramePump
 
 TITLE = "Book numbers"
 GROUPED_TITLE = f"{TITLE} · exact book, not grouped"
@@ -147,28 +150,35 @@ def signed(value: float, decimals: int = 3) -> str:
     return ("+" if value > 0 else MINUS) + text
 
 
-class BookPanel(Panel):
+class BookPanel(BoxedLines):
     """The book's numbers for the book the ladder shows, repainted with the frame pump.
 
     ``order_size`` (units of 1e-8 of the book's size unit: contracts on COIN-M) is the market order whose
     cost the panel shows; None means the symbol's round default (``default_order_size``, fixed at the
     first mid of each symbol so it does not jump as the price moves). ``o`` sets it; a settings file may.
+
+    It draws its own border (``BoxedLines``) and repaints only the lines that changed: through Textual's
+    border and padding, each repainted line cost more than the numbers on it (python -m tui.bench.app
+    --book-numbers measures the panel on and off).
     """
+
+    COMPONENT_CLASSES = set(BOX_CLASSES) | Panel.COMPONENT_CLASSES
 
     def __init__(self, source: Callable[[], BookView], *, order_size: int | None = None, id: str | None = None) -> None:
         super().__init__(id=id)
         self.source = source
         self.order_size = order_size
+        self.pump: FramePump | None = None  # set by the app: repaints then share frames
+        self.box_title = TITLE
         self._default: tuple[tuple[str, str], int] | None = None  # ((market, symbol), size)
         self._metrics: BookMetrics | None = None
         self._dirty = True
         self._polled: tuple | None = None
         self.shown = True
-        # Drawn line by line: the rows (keys of their fields and width), each key's fitted text and strip.
+        # Drawn line by line: the rows (keys of their fields and width) and each key's fitted text.
         self._rows: list[tuple] = []
-        self._rows_width = 0
+        self._rows_for = (-1, -1)
         self._fitted: dict[tuple, Text] = {}
-        self._strips: dict[tuple, Strip] = {}
 
     # -- what the app calls -------------------------------------------------------------------------
 
@@ -267,58 +277,84 @@ class BookPanel(Panel):
 
     # -- painting -------------------------------------------------------------------------------------
 
+    def st(self, name: str) -> Style:
+        return self._style(name)
+
     def notify_style_update(self) -> None:
+        # Theme or CSS changed: every cached line carries old colours.
         super().notify_style_update()
+        self._styles.clear()
         self._fitted.clear()
-        self._strips.clear()
+        self._boxed.clear()
+        self._box = None
         self._dirty = True
 
-    def render_line(self, y: int) -> Strip:
-        """Line API, a line at a time: a line whose fields did not change since it was last drawn costs a
-        dict lookup (most do not change from one book update to the next: the spread, mid, the costs)."""
-        if self._dirty:  # on_resize sets it too: the width is read once a paint (content_size is not free)
-            self._dirty = False
-            self._layout(self.source(), self.content_size.width)
-        keys, width = self._rows, self._rows_width
-        if y >= len(keys):
-            return Strip.blank(width, self.rich_style)
-        key = keys[y]
-        strip = self._strips.get(key)
-        if strip is None:
-            if len(self._strips) > _CACHE_MAX:
-                self._strips.clear()
-            strip = self._strips[key] = self.line_strip(self._fitted[key], width)
-        return strip
+    def _narrow(self) -> bool:
+        screen = self.screen if self.is_attached else None
+        return screen is not None and screen.has_class("-narrow")
 
-    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False) -> Self:
-        """A repaint the frame pump asked for (``mark_dirty``): lay the lines out now and repaint only those
-        that changed, or nothing when none did. Measured: repainting the whole panel each frame cost more
-        than the numbers (python -m tui.bench.app --book-numbers)."""
-        if regions or layout or recompose or not repaint or not self._dirty or not self._rows or not self.is_mounted:
-            return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
-        old = self._rows
-        self._dirty = False
-        self._layout(self.source(), self.content_size.width)
-        new = self._rows
-        if len(old) != len(new):
-            return super().refresh()
-        # Regions of the content (Widget._set_dirty moves them past the border and padding).
-        changed = [Region(0, y, self._rows_width, 1) for y, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
-        return super().refresh(*changed) if changed else self
+    def _box_for(self, width: int, height: int) -> Box:
+        return Box(width, height, self.box_title, "", "", self._narrow())
 
-    def _layout(self, view: BookView, width: int) -> None:
+    def _inner(self) -> tuple[int, int]:
+        width, height = self.size
+        return self._box_for(width, height).inner
+
+    def _row_key(self, y: int) -> tuple:
+        rows = self._rows
+        return rows[y] if y < len(rows) else (self._rows_for[0], "blank")
+
+    def _segments(self, key: tuple, width: int) -> list[Segment]:
+        """A content row: its fitted text, with a cell of padding each side inside a full border."""
+        base = self._style("/base")
+        pad = 0 if self._box is not None and self._box.top_only else 1
+        text = self._fitted.get(key)
+        if text is None:
+            return [Segment(" " * width, base)]
+        strip = Strip(list(Segment.apply_style(text.render(self.app.console, end=""), base)))
+        strip = strip.extend_cell_length(width - pad, base).crop(0, width - pad)
+        return [Segment(" " * pad, base), *strip] if pad else list(strip)
+
+    def _rebuild(self, width: int, height: int) -> None:
         """The rows to draw, each a key of its fitted text (``fit_line``, cached by the line's fields)."""
+        self._dirty = False
+        self._rows_for = (width, height)
+        view = self.source()
         lines = self.lines_for(view)
+        pad = 0 if self._narrow() else 2
+        room = max(1, width - pad)
         rows = []
         fitted = self._fitted
         if len(fitted) > _CACHE_MAX:
             fitted.clear()
-        for i in kept_lines(lines, max(1, self.content_size.height or 10)):
-            key = _line_key(lines[i], width)
+        for i in kept_lines(lines, max(1, height)):
+            key = _line_key(lines[i], room)
             if key not in fitted:
-                fitted[key] = fit_line(lines[i].fields, width)
+                fitted[key] = fit_line(lines[i].fields, room)
             rows.append(key)
-        self._rows, self._rows_width = rows, width
+        self._rows = rows
+
+    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False) -> Self:
+        """A repaint the frame pump asked for (``mark_dirty``): lay the lines out now and repaint only those
+        that changed, or nothing when none did."""
+        if regions or layout or recompose or not repaint or not self._dirty or not self._rows or not self.is_mounted:
+            return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+        old, title = self._rows, self.box_title
+        inner = self._inner()
+        if inner != self._rows_for:
+            return super().refresh()
+        self._rebuild(*inner)
+        new = self._rows
+        if len(old) != len(new) or title != self.box_title:
+            return super().refresh()
+        top = 0 if self._box is None else 1  # the border's top row (a top rule too)
+        width = self.size.width
+        changed = [Region(0, top + y, width, 1) for y, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+        return super().refresh(*changed) if changed else self
+
+    def drawn_lines(self) -> list[str]:
+        """The content rows as drawn, without the border (for tests and readers)."""
+        return [self._fitted[key].plain if key in self._fitted else "" for key in self._rows]
 
     @property
     def text(self) -> Text:
@@ -332,15 +368,14 @@ class BookPanel(Panel):
 
     def build(self, view: BookView) -> Text:
         """The panel's text at its size, as ``fit_lines`` lays ``lines_for(view)`` out (no caching)."""
-        return fit_lines(self.lines_for(view), self.inner_width(), max(1, self.content_size.height or 10))
+        width, height = self._inner()
+        return fit_lines(self.lines_for(view), max(1, width - (0 if self._narrow() else 2)), max(1, height))
 
     def lines_for(self, view: BookView) -> list[Line]:
         """The panel's lines, with ranks: as many are drawn as there are rows, most important first (the
         state, the spread, then the order's cost, mid and microprice, the imbalance, the depth bands)."""
         session, book = view.session, view.book
-        title = GROUPED_TITLE if view.grouped else TITLE
-        if self.border_title != title:
-            self.border_title = title
+        self.box_title = GROUPED_TITLE if view.grouped else TITLE
         pdec, qdec = decimals_of(session)
         label, value, dim = self.st("panel--label"), self.st("panel--value"), self.st("panel--dim")
         info = session.info if session is not None else None

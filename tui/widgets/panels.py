@@ -163,14 +163,14 @@ class Panel(Widget):
         return lines[y] if y < len(lines) else Strip.blank(width, self.rich_style)
 
     def _to_strips(self, width: int) -> list[Strip]:
-        return [self.line_strip(line, width) for line in self._text.split("\n", allow_blank=True)]
-
-    def line_strip(self, line: Text, width: int) -> Strip:
-        """One line of text as a strip ``width`` cells wide."""
         base = self.rich_style
-        # The widget's own colours under every segment: unstyled gaps would show the terminal's.
-        strip = Strip(list(Segment.apply_style(line.render(self.app.console, end=""), base)))
-        return strip.extend_cell_length(width, base).crop(0, width)
+        console = self.app.console
+        out = []
+        for line in self._text.split("\n", allow_blank=True):
+            # The widget's own colours under every segment: unstyled gaps would show the terminal's.
+            strip = Strip(list(Segment.apply_style(line.render(console, end=""), base)))
+            out.append(strip.extend_cell_length(width, base).crop(0, width))
+        return out
 
     def inner_width(self) -> int:
         return self.content_size.width or 40
