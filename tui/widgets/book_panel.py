@@ -4,8 +4,8 @@ what a market order of a chosen size would cost on each side.
 Every number is ``engine.metrics``'s, on the exact book (every level at its own price): ``g``/``G`` group the
 ladder, never these. The depth bands are kept by the book as it changes (``BookMetrics``), so a paint costs
 O(1) for them, O(N) for the imbalance over the ladder's top N levels, and O(levels eaten) for each side's
-order cost. The panel repaints with the frame pump, like the spread panel: the listener marks it dirty
-(O(1)), the text is rebuilt when it is painted.
+order cost. The panel repaints with the frame pump: the listener marks it dirty (O(1)); in the pump's frame
+the lines are laid out once and only those that changed are repainted, each from a cache keyed by its fields.
 
 A band that reaches past the snapshot's deepest level on a side is not known whole: the panel shows the
 known part as a lower bound ("≥ 12.3"), or "?" when nothing of it is known, never a partial sum as a total.
@@ -38,7 +38,7 @@ from tui.widgets.box import BOX_CLASSES, Box, BoxedLines
 from tui.widgets.fields import Field, Line, fit_line, fit_lines, kept_lines
 from tui.widgets.ladder import PARTIAL_MARK, mid_text
 from tui.widgets.panels import STATE_CLASS, Panel, decimals_of
-from tui.widgets.pump import FramePump
+from tui.widgets.pump import FramePump, repaint
 
 TITLE = "Book numbers"
 GROUPED_TITLE = f"{TITLE} · exact book, not grouped"
@@ -183,16 +183,10 @@ class BookPanel(BoxedLines):
     # -- what the app calls -------------------------------------------------------------------------
 
     def mark_dirty(self) -> None:
-        """The book changed: rebuild at the next paint. O(1)."""
+        """The book changed: lay the lines out in the next frame. O(1)."""
         if not self._dirty and self.shown:
             self._dirty = True
-            self._repaint()
-
-    def _repaint(self) -> None:
-        if self.pump is not None:
-            self.pump.request(self)
-        else:
-            self.refresh()
+            repaint(self, self.pump)
 
     def poll(self) -> None:
         """From the panel timer: repaint if what is shown could change with no book change (a state
