@@ -253,6 +253,18 @@ class BookMetrics:
     def depth(self) -> dict[int, tuple[int | None, int | None]] | None:
         """{bps: (bid total, ask total)} in units of 1e-8, a side None when its band reaches past the
         snapshot's reach; None when the book has no mid. O(1) unless mid moved (see the class)."""
+        known = self.depth_known()
+        if known is None:
+            return None
+        return {
+            bps: (b if b_whole else None, a if a_whole else None) for bps, ((b, b_whole), (a, a_whole)) in known.items()
+        }
+
+    def depth_known(self) -> dict[int, tuple[tuple[int, bool], tuple[int, bool]]] | None:
+        """{bps: ((bid total, whole), (ask total, whole))} in units of 1e-8: ``depth``, with the known part
+        of a band that reaches past the snapshot's reach instead of None (``whole`` False: the levels from
+        mid to the reach, a lower bound of the band's total, which a screen marks "≥"). None when the
+        book has no mid. Costs as ``depth``."""
         book = self.book
         if self._epoch != book.epoch:
             self._rebuild()
@@ -261,13 +273,11 @@ class BookMetrics:
         if not book.known_depth(True) or not book.known_depth(False):
             return None
         m, unknown = self.marks, self._unknown
-        out: dict[int, tuple[int | None, int | None]] = {}
+        out: dict[int, tuple[tuple[int, bool], tuple[int, bool]]] = {}
         for i in range(len(BANDS) - 1, -1, -1):  # narrowest first, as BANDS
             bid_unknown, ask_unknown = unknown[i]
-            out[BANDS_WIDEST_FIRST[i]] = (
-                None if bid_unknown else m.bid_sums[i],
-                None if ask_unknown else m.ask_sums[i],
-            )
+            # The sums are clipped at the reach (_move): past it they hold the known part only.
+            out[BANDS_WIDEST_FIRST[i]] = ((m.bid_sums[i], not bid_unknown), (m.ask_sums[i], not ask_unknown))
         return out
 
     def fields(self, bids: list[Level], asks: list[Level]) -> dict[str, object]:

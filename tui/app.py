@@ -36,6 +36,7 @@ from engine.sync import State, StateChanged
 from tui.fmt import clock_of
 from tui.speed import SPEED_STEPS, speed_label, step_speed
 from tui.widgets import ladder_columns
+from tui.widgets.book_panel import USE_DEFAULT, BookPanel, BookView, OrderSizePrompt, size_text
 from tui.widgets.heatmap import Heatmap, slice_label
 from tui.widgets.help import HelpScreen
 from tui.widgets.ladder import Ladder
@@ -54,6 +55,7 @@ DEFAULT_MAX_FPS = 8.0  # repaints a second at most; see max_fps_from_env
 # events/s (python -m tui.bench.app --market usdm). 5 is still faster than anyone reads a number.
 BUSY_EVENTS = 20.0
 BUSY_MAX_FPS = 5.0
+TALL_ROWS = 36  # the -tall breakpoint: the book numbers panel is shown by default from here on
 SWITCH_TIMEOUT = 10.0  # seconds a symbol switch may take before the picker gives up on it
 RESYNC_TOAST_LINGER = 3.0  # seconds the "resyncing" toast stays once the book is synced again
 TOAST_CHARS = 72  # longer notices are cut in their toast (see _toast)
@@ -93,6 +95,7 @@ class FeedListener(Listener):
         self.app.heatmap.book_changed(session)
         self.app.ladder.mark_dirty()
         self.app.market.mark_dirty()
+        self.app.book_panel.mark_dirty()
         if self.app.ladder.stale_shown:
             self.app.refresh_panels()  # fresh again: say so now, not at the next panel tick
 
@@ -130,6 +133,7 @@ class BookScreen(Screen):
         yield app.market
         yield app.latency_panel
         yield app.sync_panel
+        yield app.book_panel  # display: none unless the screen has -book-row or -book-tape (apply_book_layout)
         yield app.tape
         if app.timeline is not None:
             yield app.timeline
@@ -147,7 +151,7 @@ class ObtuiApp(App[int]):
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live in other folders
     TITLE = "obtui"
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (36, "-tall")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (TALL_ROWS, "-tall")]
 
     # Bindings are data (style.md §6): each has an id, so App.set_keymap can remap it.
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -215,6 +219,20 @@ class ObtuiApp(App[int]):
             tooltip="ladder: the volume and liquidity window: since start, 1 min, 5 min, 15 min",
         ),
         Binding(
+            "b",
+            "book_numbers",
+            "Book",
+            id="book-numbers",
+            tooltip="show or hide the book numbers: spread, mid, microprice, imbalance, depth, order cost",
+        ),
+        Binding(
+            "o",
+            "order_size",
+            "Order size",
+            id="order-size",
+            tooltip="book numbers: the size of the market order whose cost they show (empty = the default)",
+        ),
+        Binding(
             "left_square_bracket",
             "slice_shorter",
             "Finer time",
@@ -275,10 +293,14 @@ class ObtuiApp(App[int]):
         resync_toast_linger: float = RESYNC_TOAST_LINGER,
         venues: Venues | None = None,
         seek_index: bool = True,
+        order_size: int | None = None,
+        book_numbers: bool | None = None,
     ) -> None:
         """``venues``: where each market is served; without it the session's market is the only one.
         ``seek_index``: in a replay, build the keyframes that make seeks short in a thread at start (one
-        replay of the file at full speed); tests that do not seek leave it out."""
+        replay of the file at full speed); tests that do not seek leave it out. ``order_size``: the market
+        order the book numbers cost (units of 1e-8 of the size unit; None: the symbol's round default).
+        ``book_numbers``: show the book numbers panel (None: where the screen is tall enough)."""
         super().__init__()
         self.session = session
         self.seek_index = seek_index
@@ -308,11 +330,25 @@ class ObtuiApp(App[int]):
         self.market = MarketPanel(lambda: (self.session, self.shown_book()), id="market")
         self.latency_panel = LatencyPanel(id="latency")
         self.sync_panel = SyncPanel(id="sync")
+        self.book_panel = BookPanel(
+            lambda: BookView(self.session, self.shown_book(), self.ladder.levels_shown, self.ladder.group_exp != 0),
+            order_size=order_size,
+            id="book",
+        )
+        self.book_numbers = book_numbers  # the user's choice (b), None until made: shown where it fits
         self.timeline = Timeline(session, id="timeline") if isinstance(session, ReplaySession) else None
         # One frame for everything that changed: see tui/widgets/pump.py. None: no cap (tests).
         self.pump = FramePump(max_fps)
         self.max_fps, self.busy_fps = max_fps, busy_fps
-        for widget in (self.ladder, self.tape, self.header_bar, self.market, self.latency_panel, self.sync_panel):
+        for widget in (
+            self.ladder,
+            self.tape,
+            self.header_bar,
+            self.market,
+            self.latency_panel,
+            self.sync_panel,
+            self.book_panel,
+        ):
             widget.pump = self.pump
         self.heatmap.pump = self.pump
 
@@ -325,6 +361,7 @@ class ObtuiApp(App[int]):
         self.market.border_title = "Spread · mid"
         self.latency_panel.border_title = "Latency"
         self.sync_panel.border_title = "Sync"
+        self.apply_book_layout()
         self.session.listener = FeedListener(self)
         self.session.stages.track_paint = True  # the ladder's paints end the paint stage
         self.refresh_panels()
@@ -364,8 +401,28 @@ class ObtuiApp(App[int]):
         self.call_from_thread(timeline.refresh)
 
     def on_resize(self) -> None:
+        self.apply_book_layout()
         # Panels choose their layout from their size, which is only known after layout.
         self.call_after_refresh(self.refresh_panels)
+
+    def book_numbers_shown(self) -> bool:
+        """Whether the book numbers panel is on screen: the user's choice (b), else where it fits (a
+        tall screen; on a short one it would take the tape's place)."""
+        if self.book_numbers is not None:
+            return self.book_numbers
+        return self.size.height >= TALL_ROWS
+
+    def apply_book_layout(self) -> None:
+        """The screen's classes for the book numbers panel (app.tcss): ``-book-row``, a row of its own
+        above the tape on a tall screen; ``-book-tape``, the tape's place on a short one."""
+        shown = self.book_numbers_shown()
+        tall = self.size.height >= TALL_ROWS
+        for screen in self.screen_stack:
+            if isinstance(screen, BookScreen):
+                screen.set_class(shown and tall, "-book-row")
+                screen.set_class(shown and not tall, "-book-tape")
+        if shown != self.book_panel.shown:
+            self.book_panel.set_shown(shown)
 
     async def _feed(self, session: Session) -> None:
         """Run ``session`` until it ends (replay), the app quits, or a market change replaces it (live)."""
@@ -469,6 +526,7 @@ class ObtuiApp(App[int]):
         self.ladder.reset()
         self.tape.reset()
         self.heatmap.reset()
+        self.book_panel.reset()
         self.refresh_panels()
 
     # -- panels -----------------------------------------------------------------------------------
@@ -496,6 +554,8 @@ class ObtuiApp(App[int]):
             self.pump.set_fps(min(self.max_fps, self.busy_fps) if busy else self.max_fps)
         self.header_bar.update_from(session, self.frozen, self.monotonic, self.replay_badge())
         self.market.poll()
+        if self.book_panel.shown:
+            self.book_panel.poll()
         self.latency_panel.update_from(session, self.pump.interval)
         self.sync_panel.update_from(session, self.monotonic)
         self.ladder.update_chrome()
@@ -558,6 +618,8 @@ class ObtuiApp(App[int]):
             return target is not None and self.market_refusal(target[0]) is None
         if action in HEATMAP_ACTIONS:
             return self.heatmap.shown
+        if action == "order_size":
+            return self.book_panel.shown
         return True
 
     def action_quit_app(self) -> None:
@@ -800,6 +862,33 @@ class ObtuiApp(App[int]):
         self.screen.set_class(shown, "-heatmap")
         self.heatmap.set_shown(shown)
         self.refresh_bindings()
+
+    def action_book_numbers(self) -> None:
+        self.book_numbers = not self.book_numbers_shown()
+        self.apply_book_layout()
+        self.refresh_bindings()
+
+    def action_order_size(self) -> None:
+        panel, session = self.book_panel, self.session
+        if not panel.shown or isinstance(self.screen, OrderSizePrompt):
+            return
+        info = session.info
+        unit = info.size_unit if info is not None else ""
+        book = self.shown_book()
+        current, default = panel.size_for(session, book), panel.default_size(session, book)
+
+        def shown(size: int | None) -> str:
+            return "not known yet" if size is None else size_text(size, unit)
+
+        def chosen(size: int | None) -> None:
+            if size is None:
+                return
+            panel.set_order_size(None if size == USE_DEFAULT else size)
+            what = shown(panel.size_for(self.session, self.shown_book()))
+            self.notify(f"book numbers: a market order of {what}", timeout=3)
+
+        step = info.step_size if info is not None else 1
+        self.push_screen(OrderSizePrompt(shown(current), shown(default), unit, step), chosen)
 
     def action_slice_shorter(self) -> None:
         if not self.heatmap.step_slice(longer=False):

@@ -40,7 +40,12 @@ def bps(spread: int, mid2: int) -> str:
     """
     if mid2 <= 0:
         return "—"
-    value = spread * 20_000 / mid2
+    return bps_text(spread * 20_000 / mid2)
+
+
+def bps_text(value: float) -> str:
+    """A non-negative number of basis points with enough decimals for two significant digits (at least
+    one, at most six): "0.0016", "1.2", "35.0"."""
     if value <= 0:
         return "0"
     decimals = max(1, min(6, 1 - math.floor(math.log10(value))))

@@ -55,6 +55,11 @@ def test_a_band_past_the_reach_is_null_and_one_within_it_is_not() -> None:
     # 100.55025 (past 99.90 and 100.30)
     assert d[10] == (2 * SCALE, 1 * SCALE)  # 100.00 and 99.95; 100.10
     assert d[50] == (None, None) and d[100] == (None, None)
+    # The known part of those bands: every level from mid to the reach, a lower bound (not whole).
+    known = m.depth_known()
+    assert known is not None
+    assert known[10] == ((2 * SCALE, True), (1 * SCALE, True))
+    assert known[50] == known[100] == ((3 * SCALE, False), (3 * SCALE, False))
     f = m.fields(book.bids(20), book.asks(20))
     assert f["depth"]["50"] == [None, None]
     # The reach is the snapshot's deepest level even once it is gone: a band that ends exactly there is known.

@@ -30,6 +30,10 @@ MARKS = [
     "DEMO",
     "≥ partial",
     "sizes in cont",
+    "Book numbers",
+    "g/G group the ladder only",
+    "not enough known depth",
+    "a lower bound), ? means none of it is known",
 ]
 
 

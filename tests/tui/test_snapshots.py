@@ -205,3 +205,20 @@ def test_ladder_columns(snap_compare, size: tuple[int, int], keys: list[str]) ->
     for _ in range(3000):
         session.step()
     assert snap_compare(SnapApp(session), press=keys, terminal_size=size, run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_book_numbers_toggled(snap_compare, size: tuple[int, int]) -> None:
+    """b: the book numbers hidden at 160x48 (shown by default there), shown at 80x24 in the tape's place."""
+    assert snap_compare(SnapApp(synced_session()), press=["b"], terminal_size=size, run_before=_settle)
+
+
+def test_book_numbers_order_size(snap_compare) -> None:
+    """o, 5000: more than the known book holds on either side ("not enough known depth"), grouped (g)."""
+
+    async def run_before(pilot: Pilot) -> None:
+        await _settle(pilot)
+        await pilot.press("g", "o", *"5000", "enter")
+        await _settle(pilot)
+
+    assert snap_compare(SnapApp(synced_session()), terminal_size=(160, 48), run_before=run_before)

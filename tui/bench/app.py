@@ -6,6 +6,9 @@
    and ``obtui SYMBOL --ws-url ... --rest-url ...`` against it in a pseudo-terminal: the app's process CPU
    (user + system, from /proc) over ``--seconds``, as a share of one core, and its RSS at start and end.
 
+``python -m tui.bench.app --book-numbers [--runs N]``: the app's CPU with the book numbers panel on and off
+(``b``), run after run alternately, and the ratio of the medians.
+
 ``python -m tui.bench.app --market usdm [--market coinm] [--runs N]``: the futures rate. Unthrottled
 ``@depth@0ms`` streams average ~20 events/s in the recordings with bursts far above, so each futures
 market is driven at 50 depth events/s (the simulator at ``--speed 5``: a tick a 100 ms of simulated time)
@@ -191,8 +194,15 @@ def _probe(pid: int, path: str, n: int, timeout: float = 3.0) -> dict:
 
 
 def app_cpu(
-    seconds: float, cols: int, rows: int, load: Load = SPOT_LOAD, heatmap: bool = False, columns: bool = False
+    seconds: float,
+    cols: int,
+    rows: int,
+    load: Load = SPOT_LOAD,
+    heatmap: bool = False,
+    columns: bool = False,
+    keys: bytes = b"",
 ) -> Result:
+    """``keys``: pressed once synced, before the window (``b`` hides the book numbers on a tall screen)."""
     port = _free_port()
     sim = subprocess.Popen(
         [sys.executable, "-m", "engine.sim", "--port", str(port), *load.sim_args()],
@@ -210,7 +220,8 @@ def app_cpu(
         argv += ["--ws-url", f"ws://{url}", "--rest-url", f"http://{url}"]
         pid, fd = _spawn_in_pty(argv, cols, rows)
         _drain(fd, time.monotonic() + 5)  # start-up and first sync are not the steady state
-        keys = (b"h" if heatmap else b"") + (b"lvL" if columns else b"")  # as a user would turn them on
+        # As a user would turn them on: the depth heatmap, every ladder column.
+        keys = (b"h" if heatmap else b"") + (b"lvL" if columns else b"") + keys
         if keys:
             os.write(fd, keys)
             _drain(fd, time.monotonic() + 2)
@@ -306,11 +317,29 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="every ladder column on (l, v, L): each run is made with them off and on, one after the other",
     )
+    p.add_argument(
+        "--book-numbers",
+        action="store_true",
+        help="the CPU with the book numbers panel on and off (b), alternating --runs times, with the ratio",
+    )
     args = p.parse_args(argv)
     m = re.fullmatch(r"(\d+)x(\d+)", args.size)
     if not m:
         p.error("--size is COLSxROWS, e.g. 160x48")
     cols, rows = int(m[1]), int(m[2])
+    if args.book_numbers:
+        print(f"{os.cpu_count()} cores; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        on: list[float] = []
+        off: list[float] = []
+        for _ in range(args.runs):
+            for shown, out in ((True, on), (False, off)):
+                # Shown by default on a tall screen: b hides it (on a short one, b shows it).
+                r = app_cpu(args.seconds, cols, rows, keys=b"" if shown == (rows >= 36) else b"b")
+                out.append(r.cpu_share)
+                print(f"book numbers {'on ' if shown else 'off'}: {summary(r)}", flush=True)
+        m_on, m_off = statistics.median(on) * 100, statistics.median(off) * 100
+        print(f"median of {args.runs}: on {m_on:.1f}%, off {m_off:.1f}% of one core; on/off {m_on / m_off:.2f}")
+        return
     if args.market:
         loads = [SPOT_LOAD, *(FUTURES_LOADS[name] for name in dict.fromkeys(args.market))]
         print(f"{os.cpu_count()} cores; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)

@@ -121,6 +121,16 @@ def fit_lines(lines: Sequence[Line], width: int, height: int) -> Text:
     Whole ranks are kept from the most important down while they fit; a rank that does not fit
     is left out and the next, smaller one may still fit.
     """
+    out = Text(end="")
+    for n, i in enumerate(kept_lines(lines, height)):
+        if n:
+            out.append("\n")
+        out.append_text(fit_line(lines[i].fields, width))
+    return out
+
+
+def kept_lines(lines: Sequence[Line], height: int) -> list[int]:
+    """The indices of the lines ``fit_lines`` keeps in ``height`` rows, in order. O(lines log lines)."""
     by_rank: dict[int, list[int]] = {}
     for i, line in enumerate(lines):
         by_rank.setdefault(line.rank, []).append(i)
@@ -128,12 +138,7 @@ def fit_lines(lines: Sequence[Line], width: int, height: int) -> Text:
     for rank in sorted(by_rank):
         if len(kept) + len(by_rank[rank]) <= height:
             kept.extend(by_rank[rank])
-    out = Text(end="")
-    for n, i in enumerate(sorted(kept)):
-        if n:
-            out.append("\n")
-        out.append_text(fit_line(lines[i].fields, width))
-    return out
+    return sorted(kept)
 
 
 _console: Console | None = None

@@ -139,6 +139,26 @@ INDICATORS: list[tuple[str, str]] = [
         "(with 'since …' when the flow started later); columns with no room are left out and named there",
     ),
     ("…", "in a Δ or Vol cell: a number too wide for its column"),
+    (
+        "Book numbers",
+        "b: of the exact book (every level at its own price; g/G group the ladder only), as --metrics: "
+        "spread in price, ticks and bps of mid; mid; micro(price), the mid weighted toward the thinner side; "
+        "imbal(ance) of the ladder's top N levels a side, from −1 (all asks) to +1 (all bids), its bar filled "
+        "toward the heavier side (green bid, red ask); depth: the size within 10/50/100 bps of mid each side; "
+        "buy/sell: a market order of the size o sets (default: a round size worth about 100,000 USD), its "
+        "average fill price, slip(page) in bps from mid and the levels it eats. Not synced: no numbers; "
+        "STALE: greyed",
+    ),
+    (
+        f"{PARTIAL_MARK} 12.3 / ?",
+        "book numbers: a depth band that reaches past the snapshot's deepest level holds more than is known: "
+        f"{PARTIAL_MARK} is the known part (a lower bound), ? means none of it is known",
+    ),
+    (
+        "not enough",
+        "book numbers, 'not enough known depth': the known book on that side holds less than the order (past "
+        "the snapshot's reach the book is unknown); then what it does hold, in how many levels",
+    ),
     ("sizes in cont", "COIN-M sizes count contracts (a contract is worth a fixed amount of USD), not coins"),
     ("FROZEN", "the view is frozen (p); the feed and the sync panel run on"),
     (

@@ -238,6 +238,12 @@ class Ladder(BoxedLines):
             self.mark_dirty()  # a flash is over: the quiet book draws its rows plain again
 
     @property
+    def levels_shown(self) -> int:
+        """Rows a side the ladder has for levels (or buckets) at its size, inside its border. O(1)."""
+        height = self.fixed_size[1] if self.fixed_size is not None else max(0, self.size.height - 2)
+        return max(0, (height - 2) // 2)
+
+    @property
     def stale_shown(self) -> bool:
         """The ladder shows the book as STALE (so the next applied event should be shown at once)."""
         return self._shown_stale is not None or self.box_subtitle == "STALE"
