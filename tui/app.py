@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,6 +33,8 @@ from engine.feed.replay import ReplaySession
 from engine.feed.session import Listener, Session
 from engine.sync import State, StateChanged
 from tui.fmt import clock_of
+from tui.look import OBTUI_THEME, css_variables
+from tui.settings import DEFAULT_FPS, DEFAULT_THEME
 from tui.speed import SPEED_STEPS, speed_label, step_speed
 from tui.widgets.heatmap import Heatmap, slice_label
 from tui.widgets.help import HelpScreen
@@ -46,7 +48,7 @@ from tui.widgets.timeline import SeekPrompt, Timeline
 if TYPE_CHECKING:
     from engine.feed.venues import Venues
 
-DEFAULT_MAX_FPS = 8.0  # repaints a second at most; see max_fps_from_env
+DEFAULT_MAX_FPS = DEFAULT_FPS  # repaints a second at most; see max_fps_from_env
 # While the book changes more than BUSY_EVENTS times a second (futures' unthrottled @depth@0ms), every
 # frame has something to paint and frames are most of the app's CPU: 8 a second took 15% of a core at 50
 # events/s (python -m tui.bench.app --market usdm). 5 is still faster than anyone reads a number.
@@ -213,11 +215,34 @@ class ObtuiApp(App[int]):
         resync_toast_linger: float = RESYNC_TOAST_LINGER,
         venues: Venues | None = None,
         seek_index: bool = True,
+        theme: str = DEFAULT_THEME,
+        colors: str = "binance",
+        keymap: Mapping[str, str] | None = None,
+        order_size: int | None = None,
+        columns: Mapping[str, bool] | None = None,
+        panels: Mapping[str, bool | None] | None = None,
+        notices: Iterable[str] = (),
     ) -> None:
         """``venues``: where each market is served; without it the session's market is the only one.
         ``seek_index``: in a replay, build the keyframes that make seeks short in a thread at start (one
-        replay of the file at full speed); tests that do not seek leave it out."""
+        replay of the file at full speed); tests that do not seek leave it out.
+
+        From the settings file (tui/settings.py), already checked: ``theme`` a name of ``available_themes``
+        (obtui's own look by default), ``colors`` the bid/ask pair (tui/look.py PAIRS), ``keymap`` binding id
+        -> key(s), ``order_size`` the market order the book numbers cost (units of 1e-8 of the size unit;
+        None: the symbol's round default), ``columns`` the ladder's optional columns on at start,
+        ``panels`` the panels on at start (heatmap; book: None where it fits). ``notices``: what the
+        settings could not use, shown as toasts at start (they went to stderr too)."""
+        self.bid_ask = colors  # before App.__init__, which reads the CSS variables (get_css_variables)
         super().__init__()
+        self.register_theme(OBTUI_THEME)
+        self.theme = theme
+        if keymap:
+            self.set_keymap(dict(keymap))
+        self.order_size = order_size
+        self.columns = dict(columns or {})
+        self.panels = dict(panels or {})
+        self.notices = list(notices)
         self.session = session
         self.seek_index = seek_index
         self.venues = venues
@@ -258,6 +283,17 @@ class ObtuiApp(App[int]):
     def get_default_screen(self) -> Screen:
         return BookScreen(self)
 
+    def get_css_variables(self) -> dict[str, str]:
+        """Textual's variables for the theme, with obtui's colours (``$obtui-bid``, ...) added."""
+        variables = css_variables(self.current_theme, super().get_css_variables(), self.bid_ask)
+        self.theme_variables = variables
+        return variables
+
+    def set_colors(self, colors: str) -> None:
+        """Another bid/ask pair (tui/look.py PAIRS), on screen at once."""
+        self.bid_ask = colors
+        self.refresh_css(animate=False)
+
     def on_mount(self) -> None:
         self.market.border_title = "Spread · mid"
         self.latency_panel.border_title = "Latency"
@@ -270,6 +306,10 @@ class ObtuiApp(App[int]):
         if isinstance(self.session, ReplaySession):
             # The timeline needs the file's end: one read of the envelopes, off the event loop.
             self.run_worker(self._index, name="index", group="index", thread=True)
+        if self.panels.get("heatmap"):
+            self.action_heatmap()
+        for notice in self.notices:
+            self.notify(notice.removeprefix("obtui: "), title="Settings", severity="warning", timeout=10, markup=False)
 
     def _index(self) -> None:
         """In a thread: the file's end and snapshots for the timeline (a fraction of a second), then the
