@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import os
 import signal
 import sys
 import time
@@ -34,7 +33,7 @@ from engine.feed.session import Listener, Session
 from engine.sync import State, StateChanged
 from tui.fmt import clock_of
 from tui.look import OBTUI_THEME, css_variables
-from tui.settings import DEFAULT_FPS, DEFAULT_THEME
+from tui.settings import DEFAULT_FPS, DEFAULT_THEME, Settings, tui_checks
 from tui.speed import SPEED_STEPS, speed_label, step_speed
 from tui.widgets.heatmap import Heatmap, slice_label
 from tui.widgets.help import HelpScreen
@@ -48,7 +47,7 @@ from tui.widgets.timeline import SeekPrompt, Timeline
 if TYPE_CHECKING:
     from engine.feed.venues import Venues
 
-DEFAULT_MAX_FPS = DEFAULT_FPS  # repaints a second at most; see max_fps_from_env
+DEFAULT_MAX_FPS = DEFAULT_FPS  # repaints a second at most (fps in the settings, OBTUI_MAX_FPS)
 # While the book changes more than BUSY_EVENTS times a second (futures' unthrottled @depth@0ms), every
 # frame has something to paint and frames are most of the app's CPU: 8 a second took 15% of a core at 50
 # events/s (python -m tui.bench.app --market usdm). 5 is still faster than anyone reads a number.
@@ -535,7 +534,7 @@ class ObtuiApp(App[int]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(self.key_help()))
+        self.push_screen(HelpScreen(self.key_help(), self.bid_ask))
 
     def key_help(self) -> list[tuple[str, str]]:
         """(key, what it does) for every binding that applies to this session, plus the palette."""
@@ -862,14 +861,26 @@ def _is_unknown_symbol(e: Exception) -> bool:
     return isinstance(e, UnknownSymbol)
 
 
-def run_app(args: argparse.Namespace, symbol: str) -> int:
-    """Run the TUI for the parsed command line; returns the process exit status.
+def run_app(
+    args: argparse.Namespace,
+    symbol: str,
+    settings: Settings | None = None,
+    where: str = "",
+    notices: Iterable[str] = (),
+) -> int:
+    """Run the TUI for the parsed command line and ``settings`` (tui/settings.py: file, environment and
+    command line resolved; ``where`` names the file, ``notices`` are what it could not use, already on
+    stderr: they are toasts at start too); returns the process exit status.
 
     SIGTERM and SIGHUP end the app as ``q`` does (terminal restored, recording closed), with exit
     status 128 + signum.
     """
+    settings, more = tui_checks(settings or Settings(), where)
+    for line in more:
+        print(line, file=sys.stderr)
+    notices = [*notices, *more]
     if args.demo:
-        return asyncio.run(_run_demo(args, symbol))
+        return asyncio.run(_run_demo(args, symbol, _app_options(settings, notices)))
     recorder = None
     venues = None
     if args.replay:
@@ -884,7 +895,7 @@ def run_app(args: argparse.Namespace, symbol: str) -> int:
         recorder = Recorder(args.record) if args.record else None
         session = LiveSession(symbol, args.ws_url, args.rest_url, recorder=recorder, market=args.market)
         venues = Venues.for_command_line(args.market, args.ws_url, args.rest_url)
-    app = ObtuiApp(session, max_fps=max_fps_from_env(), busy_fps=busy_fps_from_env(), venues=venues)
+    app = ObtuiApp(session, venues=venues, **_app_options(settings, notices))
     try:
         asyncio.run(_run_until_signalled(app))
     finally:
@@ -911,7 +922,22 @@ async def _run_until_signalled(app: ObtuiApp) -> None:
             loop.remove_signal_handler(sig)
 
 
-async def _run_demo(args: argparse.Namespace, symbol: str) -> int:
+def _app_options(settings: Settings, notices: list[str]) -> dict[str, Any]:
+    """ObtuiApp's keywords from the settings. A frame cap the user chose holds while the feed is busy too."""
+    return {
+        "max_fps": settings.fps,
+        "busy_fps": settings.fps if settings.fps_chosen else BUSY_MAX_FPS,
+        "theme": settings.theme,
+        "colors": settings.colors,
+        "keymap": settings.keymap,
+        "order_size": settings.order_units(),
+        "columns": settings.columns,
+        "panels": settings.panels,
+        "notices": notices,
+    }
+
+
+async def _run_demo(args: argparse.Namespace, symbol: str, options: dict[str, Any]) -> int:
     """``--demo``: the simulated exchange on 127.0.0.1 in this process, watched by an ordinary LiveSession.
 
     A simulator serves one market: a market change (``s`` then Tab, ``f``) starts one for the new
@@ -925,35 +951,13 @@ async def _run_demo(args: argparse.Namespace, symbol: str) -> int:
     try:
         ws_url, rest_url = await venues.endpoint(args.market.name)
         session = LiveSession(symbol, ws_url, rest_url, recorder=recorder, market=args.market)
-        app = ObtuiApp(
-            session,
-            badge="DEMO · simulated exchange",
-            max_fps=max_fps_from_env(),
-            busy_fps=busy_fps_from_env(),
-            venues=venues,
-        )
+        app = ObtuiApp(session, badge="DEMO · simulated exchange", venues=venues, **options)
         await _run_until_signalled(app)
     finally:
         await venues.aclose()
         if recorder is not None:
             recorder.close()
     return _finish(app)
-
-
-def busy_fps_from_env() -> float:
-    """The cap while the feed is busy: ``OBTUI_MAX_FPS`` when set (the user chose), else ``BUSY_MAX_FPS``."""
-    return max_fps_from_env() if "OBTUI_MAX_FPS" in os.environ else BUSY_MAX_FPS
-
-
-def max_fps_from_env() -> float:
-    """``OBTUI_MAX_FPS`` caps the repaint rate. The default, 8, keeps the app under 5% of a core
-    at 10 depth diffs/s and 50 trades/s (10 frames/s costs ~1.3x as much); a faster machine may
-    want 10 or more, a slow terminal less."""
-    try:
-        value = float(os.environ.get("OBTUI_MAX_FPS", DEFAULT_MAX_FPS))
-    except ValueError:
-        return DEFAULT_MAX_FPS
-    return value if value > 0 else DEFAULT_MAX_FPS
 
 
 def _finish(app: ObtuiApp) -> int:

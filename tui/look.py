@@ -44,6 +44,8 @@ PAIRS = {
     # Okabe & Ito's sky blue and orange: apart in hue for each common deficiency, both bright on dark.
     "colorblind": ("#56b4e9", "#e69f00"),
 }
+# On a light background the same pairs, darker: Okabe & Ito's blue and vermilion.
+LIGHT_PAIRS = {**PAIRS, "colorblind": ("#0072b2", "#d55e00")}
 OBTUI_PAIR = {
     "obtui-bid": "#0ecb81",
     "obtui-ask": "#f6465d",
@@ -141,7 +143,7 @@ def _pair(colors: str, look: Mapping[str, str], dark: bool, ansi: bool) -> dict[
     bg = Color.parse(look["obtui-bg"])
     light = Color(255, 255, 255) if dark else Color(0, 0, 0)
     out = {}
-    for side, hue in zip(("bid", "ask"), PAIRS[colors], strict=True):
+    for side, hue in zip(("bid", "ask"), (PAIRS if dark else LIGHT_PAIRS)[colors], strict=True):
         c = Color.parse(hue)
         out[f"obtui-{side}"] = c.hex
         out[f"obtui-{side}-bar"] = bg.blend(c, BAR).hex
