@@ -353,3 +353,12 @@ def test_colorblind_snapshot(snap_compare) -> None:
 @pytestmark_app
 def test_nord_theme_snapshot(snap_compare) -> None:
     assert snap_compare(SnapApp(synced_session(), theme="nord"), terminal_size=(80, 24), run_before=_settle)
+
+
+def test_the_readmes_example_file_is_read_without_a_word() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("## Settings", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    settings, warnings = st.loads(example, "README")
+    settings, more = st.tui_checks(settings, "README")
+    assert warnings == more == []
+    assert settings.theme == "nord" and settings.keymap == {"heatmap": "m", "quit": "ctrl+q"}
