@@ -56,6 +56,7 @@ BUSY_MAX_FPS = 5.0
 SWITCH_TIMEOUT = 10.0  # seconds a symbol switch may take before the picker gives up on it
 RESYNC_TOAST_LINGER = 3.0  # seconds the "resyncing" toast stays once the book is synced again
 TOAST_CHARS = 72  # longer notices are cut in their toast (see _toast)
+NOTICE_TOASTS = 3  # toasts at most for what the settings file could not use
 PROBLEM_TOAST_TIMEOUT = 8.0  # seconds at most; a problem's toast also goes as soon as the book is synced
 _STEPS_UP = " ".join(speed_label(s).lstrip("×") for s in (*SPEED_STEPS, None))
 _STEPS_DOWN = " ".join(reversed(_STEPS_UP.split()))
@@ -307,8 +308,13 @@ class ObtuiApp(App[int]):
             self.run_worker(self._index, name="index", group="index", thread=True)
         if self.panels.get("heatmap"):
             self.action_heatmap()
-        for notice in self.notices:
-            self.notify(notice.removeprefix("obtui: "), title="Settings", severity="warning", timeout=10, markup=False)
+        # What the settings could not use, in short (whole on stderr, seen once the terminal is restored).
+        shown = self.notices if len(self.notices) <= NOTICE_TOASTS else self.notices[: NOTICE_TOASTS - 1]
+        for notice in shown:
+            self._toast(notice.removeprefix("obtui: "), severity="warning", timeout=10)
+        if len(shown) < len(self.notices):
+            more = len(self.notices) - len(shown)
+            self._toast(f"and {more} more settings not used: obtui --print-config lists them", severity="warning")
 
     def _index(self) -> None:
         """In a thread: the file's end and snapshots for the timeline (a fraction of a second), then the

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from engine.num import DecimalError
+from engine.num import parse as parse_units
 from tui.cli import MARKET_NAMES
 
 # Repaints a second at most (tui/app.py DEFAULT_MAX_FPS). 8 keeps the app under 5% of a core at 10 depth
@@ -78,11 +80,7 @@ class Settings:
 
     def order_units(self) -> int | None:
         """``order_size`` in integer units of 1e-8 (engine/num.py), exact; None for the default."""
-        if self.order_size is None:
-            return None
-        from engine.num import parse
-
-        return parse(self.order_size)
+        return None if self.order_size is None else parse_units(self.order_size)
 
     def override(self, source: str, **values: Any) -> Settings:
         """These values, from ``source`` (ENV, COMMAND_LINE): a higher precedence than what was there."""
@@ -239,8 +237,6 @@ def _keymap(value: Any, warn: Any) -> dict[str, str]:
 
 
 def _order_size(value: Any) -> tuple[str | None, str]:
-    from engine.num import DecimalError, parse
-
     if isinstance(value, float):
         # A float is not exact: 0.1 is not one tenth. TOML's strings are.
         return None, f'is a float, not exact: write it as a string (order_size = "{value}")'
@@ -249,7 +245,7 @@ def _order_size(value: Any) -> tuple[str | None, str]:
     if not isinstance(value, str):
         return None, 'is not a size (order_size = "0.5")'
     try:
-        units = parse(value.strip())
+        units = parse_units(value.strip())
     except DecimalError:
         return None, 'is not a plain decimal with at most 8 decimals (order_size = "0.5")'
     if units == 0:

@@ -323,6 +323,17 @@ async def test_panels_columns_order_size_and_notices_reach_the_app() -> None:
 
 
 @pytestmark_app
+async def test_many_notices_are_a_few_toasts() -> None:
+    notices = [f"obtui: c.toml: unknown key 'k{i}' (known: market, symbols): ignored" for i in range(6)]
+    app = SnapApp(synced_session(), notices=notices)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert messages[:2] == [notices[0].removeprefix("obtui: "), notices[1].removeprefix("obtui: ")]
+        assert messages[2:] == ["and 4 more settings not used: obtui --print-config lists them"]
+
+
+@pytestmark_app
 async def test_help_names_the_colorblind_hues() -> None:
     from tui.widgets.help import HelpScreen
 
