@@ -419,7 +419,7 @@ def _settings(args: argparse.Namespace) -> tuple[Any, str, list[str]]:
         "fps": args.fps,
     }
     try:
-        settings, warnings = st.resolve(path, os.environ, required=args.config is not None, **given)
+        settings, warnings = st.resolve(path, os.environ, required=args.config is not None, where=where, **given)
     except st.SettingsError as e:
         default = st.shown_path(st.default_path())
         raise UsageError(f"{e} (--config names the settings file; without it obtui reads {default})") from None

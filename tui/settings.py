@@ -103,13 +103,15 @@ def shown_path(path: Path) -> str:
         return str(path)
 
 
-def load(path: Path | None = None, *, required: bool = False) -> tuple[Settings, list[str]]:
+def load(path: Path | None = None, *, required: bool = False, where: str | None = None) -> tuple[Settings, list[str]]:
     """The settings in ``path`` (default: ``default_path()``), with one warning line per key it could not
-    use. A missing file gives the defaults and no warning, unless ``required`` (``--config PATH``): then
-    a missing or unreadable file raises SettingsError. Costs one read and parse of a small file."""
+    use, each naming the file as ``where`` (default: ``shown_path(path)``). A missing file gives the
+    defaults and no warning, unless ``required`` (``--config PATH``): then a missing or unreadable file
+    raises SettingsError. Costs one read and parse of a small file."""
     if path is None:
         path = default_path()
-    where = shown_path(path)
+    if where is None:
+        where = shown_path(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -299,10 +301,15 @@ def with_env(settings: Settings, environ: Mapping[str, str]) -> tuple[Settings, 
 
 
 def resolve(
-    path: Path | None, environ: Mapping[str, str], *, required: bool = False, **command_line: Any
+    path: Path | None,
+    environ: Mapping[str, str],
+    *,
+    required: bool = False,
+    where: str | None = None,
+    **command_line: Any,
 ) -> tuple[Settings, list[str]]:
     """File, then environment, then the command line's values (those that are not None)."""
-    settings, warnings = load(path, required=required)
+    settings, warnings = load(path, required=required, where=where)
     settings, more = with_env(settings, environ)
     given = {k: v for k, v in command_line.items() if v is not None}
     return (settings.override(COMMAND_LINE, **given) if given else settings), warnings + more
