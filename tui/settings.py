@@ -18,7 +18,6 @@ import difflib
 import json
 import math
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -123,6 +122,8 @@ def load(path: Path | None = None, *, required: bool = False, where: str | None 
         if required:
             raise SettingsError(f"cannot read the settings file {str(path)!r}: {what}") from None
         return Settings(), [f"obtui: {where}: cannot read it ({what}): using the default settings"]
+    import tomllib  # here: most runs have no file, and its import costs more than the rest of this module
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
@@ -134,6 +135,8 @@ def load(path: Path | None = None, *, required: bool = False, where: str | None 
 
 def loads(text: str, where: str = "<text>") -> tuple[Settings, list[str]]:
     """``load`` on TOML text (tests, and ``--print-config``'s round trip)."""
+    import tomllib
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
