@@ -13,11 +13,10 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -34,6 +33,8 @@ from engine.feed.replay import ReplaySession
 from engine.feed.session import Listener, Session
 from engine.sync import State, StateChanged
 from tui.fmt import clock_of
+from tui.look import OBTUI_THEME, css_variables
+from tui.settings import DEFAULT_FPS, DEFAULT_THEME, Settings, tui_checks
 from tui.speed import SPEED_STEPS, speed_label, step_speed
 from tui.widgets import ladder_columns
 from tui.widgets.book_panel import USE_DEFAULT, BookPanel, BookView, OrderSizePrompt, size_text
@@ -49,7 +50,7 @@ from tui.widgets.timeline import SeekPrompt, Timeline
 if TYPE_CHECKING:
     from engine.feed.venues import Venues
 
-DEFAULT_MAX_FPS = 8.0  # repaints a second at most; see max_fps_from_env
+DEFAULT_MAX_FPS = DEFAULT_FPS  # repaints a second at most (fps in the settings, OBTUI_MAX_FPS)
 # While the book changes more than BUSY_EVENTS times a second (futures' unthrottled @depth@0ms), every
 # frame has something to paint and frames are most of the app's CPU: 8 a second took 15% of a core at 50
 # events/s (python -m tui.bench.app --market usdm). 5 is still faster than anyone reads a number.
@@ -59,6 +60,7 @@ TALL_ROWS = 36  # the -tall breakpoint: the book numbers panel is shown by defau
 SWITCH_TIMEOUT = 10.0  # seconds a symbol switch may take before the picker gives up on it
 RESYNC_TOAST_LINGER = 3.0  # seconds the "resyncing" toast stays once the book is synced again
 TOAST_CHARS = 72  # longer notices are cut in their toast (see _toast)
+NOTICE_TOASTS = 3  # toasts at most for what the settings file could not use
 PROBLEM_TOAST_TIMEOUT = 8.0  # seconds at most; a problem's toast also goes as soon as the book is synced
 _STEPS_UP = " ".join(speed_label(s).lstrip("×") for s in (*SPEED_STEPS, None))
 _STEPS_DOWN = " ".join(reversed(_STEPS_UP.split()))
@@ -293,15 +295,36 @@ class ObtuiApp(App[int]):
         resync_toast_linger: float = RESYNC_TOAST_LINGER,
         venues: Venues | None = None,
         seek_index: bool = True,
+        theme: str = DEFAULT_THEME,
+        colors: str = "binance",
+        keymap: Mapping[str, str] | None = None,
         order_size: int | None = None,
         book_numbers: bool | None = None,
+        columns: Mapping[str, bool] | None = None,
+        panels: Mapping[str, bool | None] | None = None,
+        notices: Iterable[str] = (),
     ) -> None:
         """``venues``: where each market is served; without it the session's market is the only one.
         ``seek_index``: in a replay, build the keyframes that make seeks short in a thread at start (one
-        replay of the file at full speed); tests that do not seek leave it out. ``order_size``: the market
-        order the book numbers cost (units of 1e-8 of the size unit; None: the symbol's round default).
-        ``book_numbers``: show the book numbers panel (None: where the screen is tall enough)."""
+        replay of the file at full speed); tests that do not seek leave it out.
+
+        From the settings file (tui/settings.py), already checked: ``theme`` a name of ``available_themes``
+        (obtui's own look by default), ``colors`` the bid/ask pair (tui/look.py PAIRS), ``keymap`` binding id
+        -> key(s), ``order_size`` the market order the book numbers cost (units of 1e-8 of the size unit;
+        None: the symbol's round default), ``book_numbers`` show the book numbers panel (None: the settings'
+        ``panels["book"]``, else where the screen is tall enough), ``columns`` the ladder's optional columns on at start,
+        ``panels`` the panels on at start (heatmap; book: None where it fits). ``notices``: what the
+        settings could not use, shown as toasts at start (they went to stderr too)."""
+        self.bid_ask = colors  # before App.__init__, which reads the CSS variables (get_css_variables)
         super().__init__()
+        self.register_theme(OBTUI_THEME)
+        self.theme = theme
+        if keymap:
+            self.set_keymap(dict(keymap))
+        self.order_size = order_size
+        self.columns = dict(columns or {})
+        self.panels = dict(panels or {})
+        self.notices = list(notices)
         self.session = session
         self.seek_index = seek_index
         self.venues = venues
@@ -335,6 +358,8 @@ class ObtuiApp(App[int]):
             order_size=order_size,
             id="book",
         )
+        if book_numbers is None:
+            book_numbers = self.panels.get("book")  # the settings' choice, None ("auto"): where it fits
         self.book_numbers = book_numbers  # the user's choice (b), None until made: shown where it fits
         self.timeline = Timeline(session, id="timeline") if isinstance(session, ReplaySession) else None
         # One frame for everything that changed: see tui/widgets/pump.py. None: no cap (tests).
@@ -357,6 +382,17 @@ class ObtuiApp(App[int]):
     def get_default_screen(self) -> Screen:
         return BookScreen(self)
 
+    def get_css_variables(self) -> dict[str, str]:
+        """Textual's variables for the theme, with obtui's colours (``$obtui-bid``, ...) added."""
+        variables = css_variables(self.current_theme, super().get_css_variables(), self.bid_ask)
+        self.theme_variables = variables
+        return variables
+
+    def set_colors(self, colors: str) -> None:
+        """Another bid/ask pair (tui/look.py PAIRS), on screen at once."""
+        self.bid_ask = colors
+        self.refresh_css(animate=False)
+
     def on_mount(self) -> None:
         self.market.border_title = "Spread · mid"
         self.latency_panel.border_title = "Latency"
@@ -374,6 +410,15 @@ class ObtuiApp(App[int]):
         if isinstance(self.session, ReplaySession):
             # The timeline needs the file's end: one read of the envelopes, off the event loop.
             self.run_worker(self._index, name="index", group="index", thread=True)
+        if self.panels.get("heatmap"):
+            self.action_heatmap()
+        # What the settings could not use, in short (whole on stderr, seen once the terminal is restored).
+        shown = self.notices if len(self.notices) <= NOTICE_TOASTS else self.notices[: NOTICE_TOASTS - 1]
+        for notice in shown:
+            self._toast(notice.removeprefix("obtui: "), severity="warning", timeout=10)
+        if len(shown) < len(self.notices):
+            more = len(self.notices) - len(shown)
+            self._toast(f"and {more} more settings not used: obtui --print-config lists them", severity="warning")
 
     def on_unmount(self) -> None:
         if self._lag_probe is not None:
@@ -631,7 +676,7 @@ class ObtuiApp(App[int]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(self.key_help()))
+        self.push_screen(HelpScreen(self.key_help(), self.bid_ask))
 
     def key_help(self) -> list[tuple[str, str]]:
         """(key, what it does) for every binding that applies to this session, plus the palette."""
@@ -1021,14 +1066,26 @@ def _is_unknown_symbol(e: Exception) -> bool:
     return isinstance(e, UnknownSymbol)
 
 
-def run_app(args: argparse.Namespace, symbol: str) -> int:
-    """Run the TUI for the parsed command line; returns the process exit status.
+def run_app(
+    args: argparse.Namespace,
+    symbol: str,
+    settings: Settings | None = None,
+    where: str = "",
+    notices: Iterable[str] = (),
+) -> int:
+    """Run the TUI for the parsed command line and ``settings`` (tui/settings.py: file, environment and
+    command line resolved; ``where`` names the file, ``notices`` are what it could not use, already on
+    stderr: they are toasts at start too); returns the process exit status.
 
     SIGTERM and SIGHUP end the app as ``q`` does (terminal restored, recording closed), with exit
     status 128 + signum.
     """
+    settings, more = tui_checks(settings or Settings(), where)
+    for line in more:
+        print(line, file=sys.stderr)
+    notices = [*notices, *more]
     if args.demo:
-        return asyncio.run(_run_demo(args, symbol))
+        return asyncio.run(_run_demo(args, symbol, _app_options(settings, notices)))
     recorder = None
     venues = None
     if args.replay:
@@ -1044,7 +1101,7 @@ def run_app(args: argparse.Namespace, symbol: str) -> int:
         every = {"audit_every": args.audit_every}
         session = LiveSession(symbol, args.ws_url, args.rest_url, recorder=recorder, market=args.market, **every)
         venues = Venues.for_command_line(args.market, args.ws_url, args.rest_url, session_kw=every)
-    app = ObtuiApp(session, max_fps=max_fps_from_env(), busy_fps=busy_fps_from_env(), venues=venues)
+    app = ObtuiApp(session, venues=venues, **_app_options(settings, notices))
     try:
         asyncio.run(_run_until_signalled(app))
     finally:
@@ -1071,7 +1128,22 @@ async def _run_until_signalled(app: ObtuiApp) -> None:
             loop.remove_signal_handler(sig)
 
 
-async def _run_demo(args: argparse.Namespace, symbol: str) -> int:
+def _app_options(settings: Settings, notices: list[str]) -> dict[str, Any]:
+    """ObtuiApp's keywords from the settings. A frame cap the user chose holds while the feed is busy too."""
+    return {
+        "max_fps": settings.fps,
+        "busy_fps": settings.fps if settings.fps_chosen else BUSY_MAX_FPS,
+        "theme": settings.theme,
+        "colors": settings.colors,
+        "keymap": settings.keymap,
+        "order_size": settings.order_units(),
+        "columns": settings.columns,
+        "panels": settings.panels,
+        "notices": notices,
+    }
+
+
+async def _run_demo(args: argparse.Namespace, symbol: str, options: dict[str, Any]) -> int:
     """``--demo``: the simulated exchange on 127.0.0.1 in this process, watched by an ordinary LiveSession.
 
     A simulator serves one market: a market change (``s`` then Tab, ``f``) starts one for the new
@@ -1086,35 +1158,13 @@ async def _run_demo(args: argparse.Namespace, symbol: str) -> int:
     try:
         ws_url, rest_url = await venues.endpoint(args.market.name)
         session = LiveSession(symbol, ws_url, rest_url, recorder=recorder, market=args.market, **every)
-        app = ObtuiApp(
-            session,
-            badge="DEMO · simulated exchange",
-            max_fps=max_fps_from_env(),
-            busy_fps=busy_fps_from_env(),
-            venues=venues,
-        )
+        app = ObtuiApp(session, badge="DEMO · simulated exchange", venues=venues, **options)
         await _run_until_signalled(app)
     finally:
         await venues.aclose()
         if recorder is not None:
             recorder.close()
     return _finish(app)
-
-
-def busy_fps_from_env() -> float:
-    """The cap while the feed is busy: ``OBTUI_MAX_FPS`` when set (the user chose), else ``BUSY_MAX_FPS``."""
-    return max_fps_from_env() if "OBTUI_MAX_FPS" in os.environ else BUSY_MAX_FPS
-
-
-def max_fps_from_env() -> float:
-    """``OBTUI_MAX_FPS`` caps the repaint rate. The default, 8, keeps the app under 5% of a core
-    at 10 depth diffs/s and 50 trades/s (10 frames/s costs ~1.3x as much); a faster machine may
-    want 10 or more, a slow terminal less."""
-    try:
-        value = float(os.environ.get("OBTUI_MAX_FPS", DEFAULT_MAX_FPS))
-    except ValueError:
-        return DEFAULT_MAX_FPS
-    return value if value > 0 else DEFAULT_MAX_FPS
 
 
 def _finish(app: ObtuiApp) -> int:

@@ -53,6 +53,16 @@ def _speed(text: str) -> str:
     return text
 
 
+def _fps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 1 <= value <= 60):
+        raise argparse.ArgumentTypeError(f"--fps takes a number from 1 to 60 (frames a second), not {text!r}")
+    return value
+
+
 def _levels(text: str) -> int:
     try:
         value = int(text)
@@ -185,6 +195,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--rest-url", default=None, metavar="URL", help="REST base URL (the market's: https://api.binance.com on spot)"
     )
     p.add_argument("--seed", type=int, default=None, help="simulator seed for --demo (7)")
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        default=None,
+        help="the settings file (default: config.toml in the platform's config directory, "
+        "~/.config/obtui/ on Linux; see README, Settings)",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective settings as TOML, each value with where it came from, and exit",
+    )
+    p.add_argument(
+        "--fps",
+        type=_fps,
+        default=None,
+        metavar="N",
+        help="TUI: repaint at most N times a second, 1 to 60 (default 8; over OBTUI_MAX_FPS and the settings)",
+    )
     return p
 
 
@@ -230,6 +259,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("--audit-every audits a live book against fresh snapshots: a replay has none, drop it")
     if args.levels is not None and not args.ndjson:
         raise UsageError("--levels sets the depth of the --ndjson lines: use it with --ndjson")
+    if args.fps is not None and args.ndjson:
+        raise UsageError("--fps caps the TUI's repaints: --ndjson draws nothing, drop --fps")
     if args.metrics and not args.ndjson:
         raise UsageError("--metrics adds the book's numbers to the --ndjson lines: use it with --ndjson")
     if args.latency and not (args.ndjson and args.replay):
@@ -404,9 +435,53 @@ def _headless_signals() -> Iterator[None]:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
+def _settings(args: argparse.Namespace) -> tuple[Any, str, list[str]]:
+    """The settings file, the environment and the command line, resolved (tui/settings.py); the file as
+    messages name it; what could not be used, one line each (already printed on stderr).
+    Raises UsageError for a ``--config PATH`` that cannot be read."""
+    from pathlib import Path
+
+    from tui import settings as st
+
+    path = Path(args.config) if args.config is not None else st.default_path()
+    where = args.config if args.config is not None else st.shown_path(path)
+    given = {
+        "market": args.market,
+        "symbols": (args.symbol.upper(),) if args.symbol else None,
+        "fps": args.fps,
+    }
+    try:
+        settings, warnings = st.resolve(path, os.environ, required=args.config is not None, where=where, **given)
+    except st.SettingsError as e:
+        default = st.shown_path(st.default_path())
+        raise UsageError(f"{e} (--config names the settings file; without it obtui reads {default})") from None
+    return settings, where, warnings
+
+
 def main(argv: list[str] | None = None) -> int:
     global _ended_by
     args = build_parser().parse_args(argv)
+    try:
+        settings, where, warnings = _settings(args)
+    except UsageError as e:
+        print(f"obtui: {e}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        from tui.settings import to_toml, tui_checks
+
+        settings, more = tui_checks(settings, where)
+        for line in warnings + more:
+            print(line, file=sys.stderr)
+        sys.stdout.write(to_toml(settings, where))
+        return 0
+    for line in warnings:
+        print(line, file=sys.stderr)
+    # The file's market and symbols stand in for what the command line leaves out. A replay reads its
+    # market from the recording, and --demo follows a symbol the simulator lists.
+    if args.market is None and not args.replay and settings.source("market") != "default":
+        args.market = settings.market
+    if args.symbol is None and not args.demo and settings.symbols:
+        args.symbol = settings.symbols[0]
     try:
         check_args(args)
     except UsageError as e:
@@ -442,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
     args.rest_url = args.rest_url or market.rest_url
     if not args.ndjson:
         try:
-            return _run_tui(args, symbol)  # the TUI handles SIGTERM and SIGHUP itself (tui/app.py run_app)
+            # The TUI handles SIGTERM and SIGHUP itself (tui/app.py run_app).
+            return _run_tui(args, symbol, settings, where, warnings)
         except KeyboardInterrupt:
             return 130
     stdout = sys.stdout
@@ -481,10 +557,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = stdout
 
 
-def _run_tui(args: argparse.Namespace, symbol: str) -> int:
+def _run_tui(args: argparse.Namespace, symbol: str, settings: Any, where: str, warnings: list[str]) -> int:
     from tui.app import run_app
 
-    return run_app(args, symbol)
+    return run_app(args, symbol, settings, where, warnings)
 
 
 if __name__ == "__main__":

@@ -237,13 +237,17 @@ def test_the_colour_scale_stays_legible_in_256_colours() -> None:
 
     from rich.color import Color, ColorSystem
 
+    from tui.look import OBTUI_THEME
+
     css = (Path(__file__).resolve().parents[2] / "tui" / "app.tcss").read_text()
-    background = re.search(r"#heatmap \{[^}]*background: (#\w+)", css)
+    # obtui's own look: app.tcss names its colours ($obtui-bg), the theme holds their values.
+    look = {f"${name}": value for name, value in OBTUI_THEME.variables.items()}
+    background = re.search(r"#heatmap \{[^}]*background: ([#$][\w-]+)", css)
     assert background is not None
-    colours = [background[1]]
+    colours = [look.get(background[1], background[1])]
     for level in range(9):
-        found = re.search(rf"Heatmap > \.heatmap--{level} \{{ background: (#\w+)", css)
+        found = re.search(rf"Heatmap > \.heatmap--{level} \{{ background: ([#$][\w-]+)", css)
         assert found is not None
-        colours.append(found[1])
+        colours.append(look.get(found[1], found[1]))
     numbers = [Color.parse(c).downgrade(ColorSystem.EIGHT_BIT).number for c in colours]
     assert len(set(numbers)) == len(numbers), dict(zip(colours, numbers, strict=True))

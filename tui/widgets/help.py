@@ -3,6 +3,8 @@ every mark on the screen means (a number the user cannot read right is as bad as
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -20,6 +22,13 @@ ABOUT = (
     "Binance's bookTicker. A book that is not known to be right is never shown as live: outside SYNCED "
     "the ladder is greyed out and marked NOT LIVE."
 )
+
+SETTINGS = (
+    "Keys, theme, the bid/ask colours, the frame rate and what is on at start are in the settings file: "
+    "obtui --print-config shows them and where each comes from (README, Settings)."
+)
+# The words INDICATORS use for the bid/ask pair, by the colors setting (tui/look.py PAIRS).
+HUES = {"binance": ("green", "red"), "colorblind": ("blue", "orange")}
 
 # (what the screen shows, what it means). Keep in step with the widgets that draw them.
 INDICATORS: list[tuple[str, str]] = [
@@ -177,10 +186,12 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,question_mark,q", "close", "Close", id="help-close"),
     ]
 
-    def __init__(self, keys: list[tuple[str, str]]) -> None:
-        """``keys``: (key as shown, what it does), in display order."""
+    def __init__(self, keys: list[tuple[str, str]], colors: str = "binance") -> None:
+        """``keys``: (key as shown, what it does), in display order; ``colors``: the bid/ask pair on
+        screen, named in the explanations."""
         super().__init__()
         self.keys = keys
+        self.bid_ask = colors
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
@@ -201,10 +212,16 @@ class HelpScreen(ModalScreen[None]):
             Text("Keys\n", style="bold"),
             grid(self.keys),
             Text("\nOn the screen\n", style="bold"),
-            grid(INDICATORS),
+            grid([(mark, self.hued(text)) for mark, text in INDICATORS]),
             Text("\n" + ABOUT, style="dim"),
+            Text("\n" + SETTINGS, style="dim"),
             Text("\nEsc, ? or q closes this screen.", style="italic"),
         )
+
+    def hued(self, text: str) -> str:
+        """``text`` with green and red named as the bid/ask pair on screen."""
+        bid, ask = HUES.get(self.bid_ask, HUES["binance"])
+        return re.sub(r"\b(green|red)\b", lambda m: bid if m[1] == "green" else ask, text)
 
     def action_close(self) -> None:
         self.dismiss(None)

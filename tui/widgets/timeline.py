@@ -65,8 +65,8 @@ class Timeline(Widget):
         dock: bottom;
         margin-bottom: 1;  /* above the footer, which docks at the bottom too */
         height: 1;
-        background: #161b22;
-        color: #c9d1d9;
+        background: $obtui-surface;
+        color: $obtui-text;
     }
     """
 
@@ -124,7 +124,9 @@ class SeekPrompt(ModalScreen[float | None]):
 
     DEFAULT_CSS = """
     SeekPrompt { align: center middle; }
-    SeekPrompt > Vertical { width: 64; height: auto; border: round #30363d; background: #161b22; padding: 0 1; }
+    SeekPrompt > Vertical {
+        width: 64; height: auto; border: round $obtui-border; background: $obtui-surface; padding: 0 1;
+    }
     SeekPrompt Label { width: 100%; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="seek-cancel")]  # noqa: RUF012
