@@ -311,8 +311,9 @@ class ObtuiApp(App[int]):
         From the settings file (tui/settings.py), already checked: ``theme`` a name of ``available_themes``
         (obtui's own look by default), ``colors`` the bid/ask pair (tui/look.py PAIRS), ``keymap`` binding id
         -> key(s), ``order_size`` the market order the book numbers cost (units of 1e-8 of the size unit;
-        None: the symbol's round default), ``book_numbers`` show the book numbers panel (None: the settings'
-        ``panels["book"]``, else where the screen is tall enough), ``columns`` the ladder's optional columns on at start,
+        None: the symbol's round default), ``book_numbers`` show the book numbers panel (None: the
+        settings' ``panels["book"]``, else where the screen is tall enough), ``columns`` the ladder's
+        optional columns on at start,
         ``panels`` the panels on at start (heatmap; book: None where it fits). ``notices``: what the
         settings could not use, shown as toasts at start (they went to stderr too)."""
         self.bid_ask = colors  # before App.__init__, which reads the CSS variables (get_css_variables)
