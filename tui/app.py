@@ -142,6 +142,10 @@ class BookScreen(Screen):
         yield Footer()
 
 
+# The settings file's [columns] names -> the ladder's column ids (tui/widgets/ladder_columns.py).
+SETTING_COLUMNS = {"volume": ladder_columns.VOL, "liquidity": ladder_columns.LIQ, "large": ladder_columns.LARGE}
+
+
 class ObtuiApp(App[int]):
     """The order-book TUI on any ``Session`` (live, replay, or the simulator through a live session).
 
@@ -413,6 +417,10 @@ class ObtuiApp(App[int]):
             self.run_worker(self._index, name="index", group="index", thread=True)
         if self.panels.get("heatmap"):
             self.action_heatmap()
+        # The settings' ladder columns ([columns] in the file), on at start as if their keys were pressed.
+        for setting, name in SETTING_COLUMNS.items():
+            if self.columns.get(setting) and name not in self.ladder.columns:
+                self.ladder.toggle_column(name)
         # What the settings could not use, in short (whole on stderr, seen once the terminal is restored).
         shown = self.notices if len(self.notices) <= NOTICE_TOASTS else self.notices[: NOTICE_TOASTS - 1]
         for notice in shown:

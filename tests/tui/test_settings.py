@@ -373,3 +373,16 @@ def test_the_readmes_example_file_is_read_without_a_word() -> None:
     settings, more = st.tui_checks(settings, "README")
     assert warnings == more == []
     assert settings.theme == "nord" and settings.keymap == {"heatmap": "m", "quit": "ctrl+q"}
+
+
+async def test_the_settings_columns_are_on_at_start(need_data: None) -> None:
+    """[columns] volume and large in the file: the ladder starts with those columns, and the flow kept."""
+    from tests.tui.conftest import SnapApp, synced_session
+    from tui.widgets import ladder_columns
+
+    session = synced_session()
+    app = SnapApp(session, columns={"volume": True, "liquidity": False, "large": True})
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        assert app.ladder.columns == {ladder_columns.VOL, ladder_columns.LARGE}
+        assert session.flow is not None  # the volume column counts from the start
