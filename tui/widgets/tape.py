@@ -19,7 +19,7 @@ from engine.events import Trade
 from engine.feed.session import Session
 from engine.num import SCALE
 from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, clock_of, units
-from tui.widgets.box import BOX_CLASSES, Box, BoxedLines
+from tui.widgets.box import BOX_CLASSES, Box, BoxedLines, release
 from tui.widgets.pump import FramePump, repaint
 
 _CACHE_MAX = 256  # more than the tallest tape shows
@@ -178,7 +178,7 @@ class Tape(BoxedLines):
                 content = Strip([left, *content, right], content.cell_length + 2)
             strip = boxed[key] = self._filtered(content)
             if len(boxed) > _CACHE_MAX:
-                boxed.popitem(last=False)  # the oldest trade: it has scrolled off long ago
+                release(boxed.popitem(last=False)[1])  # the oldest trade: it has scrolled off long ago
         return strip
 
     def _columns(self, width: int) -> tuple[int, int, int, int]:
