@@ -230,17 +230,23 @@ class Panel(Widget):
             return lines
         before = self._line_texts if lines is not None and self._lines_width == width else []
         texts = text.split("\n", allow_blank=True)
+        base = self.rich_style  # not free (a DOM walk): once a layout, not once a line
         out = []
         for y, line in enumerate(texts):
-            out.append(lines[y] if y < len(before) and before[y] == line else self._to_strip(line, width))  # type: ignore[index]
+            out.append(lines[y] if y < len(before) and before[y] == line else self._to_strip(line, width, base))  # type: ignore[index]
         self._lines, self._lines_of, self._line_texts, self._lines_width = out, text, list(texts), width
         return out
 
-    def _to_strip(self, line: Text, width: int) -> Strip:
-        base = self.rich_style
+    def _to_strip(self, line: Text, width: int, base: Style) -> Strip:
+        """One line as one strip ``width`` cells wide (each Strip costs seven caches of Textual's own)."""
         # The widget's own colours under every segment: unstyled gaps would show the terminal's.
-        strip = Strip(list(Segment.apply_style(line.render(self.app.console, end=""), base)))
-        return strip.extend_cell_length(width, base).crop(0, width)
+        segments = list(Segment.apply_style(line.render(self.app.console, end=""), base))
+        cells = Segment.get_line_length(segments)
+        if cells > width:
+            return Strip(segments, cells).crop(0, width)
+        if cells < width:
+            segments.append(Segment(" " * (width - cells), base))
+        return Strip(segments, width)
 
     def inner_width(self) -> int:
         return self.content_size.width or 40
