@@ -97,3 +97,69 @@ async def test_the_same_text_again_repaints_nothing() -> None:
         app.panel._text = Text("one\ntwo")  # equal, not the same object: laid out again, nothing changed
         app.panel.refresh_changed()
         assert app.refreshed == []
+
+
+class Later:
+    """A frame pump that never flushes by itself: the test calls ``refresh_changed`` as a frame would."""
+
+    def request(self, widget) -> None:
+        pass
+
+
+class Sourced(Panel):
+    """A panel that builds its text from a source at the next frame, as the spread panel does."""
+
+    def __init__(self) -> None:
+        super().__init__(id="p")
+        self.source = ""
+        self._dirty = False
+
+    def mark_dirty(self, text: str) -> None:
+        self.source = text
+        self._dirty = True
+
+    def _prepare(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self._text = Text(self.source)
+
+
+class SourcedApp(PanelApp):
+    def __init__(self) -> None:
+        super().__init__()
+        self.panel = Sourced()
+        self.panel.pump = Later()  # type: ignore[assignment]
+
+
+T0 = "row 0\nrow 1\nrow 2\nrow 3"
+T1 = "ROW 0\nrow 1\nrow 2\nrow 3"  # the frame repaints row 0 only
+T2 = "ROW 0\nrow 1\nROW 2\nrow 3"  # and this comes before that frame is painted
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+async def test_a_change_between_a_frame_and_its_paint_is_not_lost(lazy: bool) -> None:
+    """Text that changes after a frame asked for some lines and before they are painted: whatever those
+    lines show when painted, the next frame repaints every line that differs from what the screen
+    holds (comparing with the last frame's lines instead left row 2 showing T0's text)."""
+    app = SourcedApp() if lazy else PanelApp()
+    panel = app.panel
+    panel.pump = Later()  # type: ignore[assignment]
+
+    def change(text: str) -> None:
+        if lazy:
+            panel.mark_dirty(text)  # type: ignore[attr-defined]
+        else:
+            panel.show(Text(text))
+
+    async with app.run_test(size=(60, 12)) as pilot:
+        change(T0)
+        panel.refresh()
+        await pilot.pause()
+        assert on_screen(app)[:4] == T0.split("\n")
+        change(T1)
+        panel.refresh_changed()  # a frame: row 0
+        change(T2)
+        await pilot.pause()  # row 0 painted
+        panel.refresh_changed()  # the next frame
+        await pilot.pause()
+        assert on_screen(app)[:4] == T2.split("\n")

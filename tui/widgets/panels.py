@@ -156,6 +156,10 @@ class Panel(Widget):
         self._lines_of: Text | None = None  # the text they were made from
         self._line_texts: list[Text] = []  # its lines: a line equal to the new text's keeps its strip
         self._lines_width = 0
+        # What the screen holds, line by line: the strip render_line last returned (None: blank). A
+        # frame repaints the lines whose new strip is not that one.
+        self._painted: dict[int, Strip | None] = {}
+        self._framed = False  # the frame pump calls refresh_changed: texts are built there, not at paint
         self._styles: dict[str, Style] = {}
         self.pump: FramePump | None = None  # set by the app: repaints then share frames
 
@@ -173,6 +177,7 @@ class Panel(Widget):
         super().notify_style_update()
         self._styles.clear()
         self._lines = None
+        self._painted.clear()
 
     def show(self, text: Text) -> None:
         if text != self._text:
@@ -196,10 +201,13 @@ class Panel(Widget):
         (``render()`` alone would send the text through Textual's Content pipeline on every
         repaint: measured at ~1 ms a panel, which adds up at 10 frames a second.)
         """
-        self._prepare()
+        if not self._framed:
+            self._prepare()  # else the frame that is due builds it, and repaints what it changed
         width = self.content_size.width
         lines = self._lay_out(width)
-        return lines[y] if y < len(lines) else Strip.blank(width, self.rich_style)
+        strip = lines[y] if y < len(lines) else None
+        self._painted[y] = strip
+        return strip if strip is not None else Strip.blank(width, self.rich_style)
 
     def refresh_changed(self) -> None:
         """What the frame pump calls: repaint only the lines whose text changed since the last frame.
@@ -208,17 +216,23 @@ class Panel(Widget):
         (padding, border, a new ``Strip`` for each and the app's line filters on it) and the border
         title through its label renderer, and the compositor then redraws and sends every line: for
         one changed number, most of the app's CPU at 10 depth events/s (py-spy). A refresh of a line's
-        region leaves the others in Textual's caches. O(lines) to compare, O(changed lines) to draw.
-        Falls back to a whole refresh when the lines were never drawn here or the width changed, and
+        region leaves the others in Textual's caches. The new lines are compared with what the screen
+        holds (``_painted``), not with the last frame's lines: text can change after a frame asked for
+        some lines and before they are painted. O(lines) to compare, O(changed lines) to draw.
+        Falls back to a whole refresh when nothing was painted here yet or the width changed, and
         for a subclass that draws its own ``render_line`` (nothing here knows its lines)."""
-        before, width = self._lines, self.content_size.width
-        if before is None or width != self._lines_width or type(self).render_line is not Panel.render_line:
+        self._framed = True
+        self._prepare()
+        width, height = self.content_size
+        painted = self._painted
+        if not painted or width != self._lines_width or type(self).render_line is not Panel.render_line:
             self.refresh()
             return
-        self._prepare()
         after = self._lay_out(width)
-        for y in range(max(len(before), len(after))):
-            if y >= len(before) or y >= len(after) or before[y] is not after[y]:
+        missing = object()
+        for y in range(height):
+            want = after[y] if y < len(after) else None
+            if painted.get(y, missing) is not want:
                 self.refresh(Region(0, y, width, 1))
 
     def _lay_out(self, width: int) -> list[Strip]:
