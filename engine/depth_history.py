@@ -15,8 +15,12 @@ the book has gone longer than ``stale_after`` seconds without an update: then th
 Rings only ever hold references to samples; a sample is dropped once no ring holds it, so the memory is
 flat once every ring is full: about ``distinct samples x 16 x 2 x levels`` bytes (``nbytes``).
 
-Costs: ``book`` samples the book, O(levels) (about 0.1 ms at 512 levels), once per applied event;
-``trade`` O(len(SLICES_MS)); ``advance`` O(slices closed); ``columns`` O(n).
+Costs: ``book`` samples the book, O(levels) (about 0.1 ms at 512 levels, ~1 ms on a loaded machine).
+``changed`` is the lazy form: it only notes the change, and the book is sampled when a slice closes on
+it or it is read, so it costs one sample per slice (the finest one: 100 ms) with changes in it, or per
+paint while the heatmap is shown, however many events came (futures: ~50 a second). For that the caller
+calls ``settle`` before the book changes again (``Listener.book_changing``). ``trade``
+O(len(SLICES_MS)); ``advance`` O(slices closed); ``columns`` O(n).
 
 Sans-I/O: the caller says what happened and when (seconds, the session's clock: data time in a replay).
 """
@@ -184,7 +188,12 @@ class DepthHistory:
         self.columns = columns
         self.levels = levels
         self.rings = {ms: _Ring(ms, columns) for ms in slices_ms}
-        self.sample: Sample | None = None  # the book now; None while it is not known
+        self._sample: Sample | None = None  # the book when last sampled; None while it is not known
+        # A change not sampled yet (``changed``): the book, its epoch (a clear moves it on), and when the
+        # first open slice closes (ms): the last moment the change can wait to be sampled.
+        self._pending: Book | None = None
+        self._pending_epoch = 0
+        self._pending_until = 0
         self.fresh_at: float | None = None  # when the book last changed (seconds)
         self.stale_after = 2.0  # seconds without an update after which the book is stale (the caller updates it)
         self.t_ms = 0  # the latest time seen
@@ -201,29 +210,63 @@ class DepthHistory:
             ring.k = None
             ring.flags = 0
             ring.trades = {}
-        self.sample = None
+        self._sample = None
+        self._pending = None
         self.fresh_at = None
         self.t_ms = 0
 
     # -- what happened ----------------------------------------------------------------------------
 
+    @property
+    def sample(self) -> Sample | None:
+        """The book now; None while it is not known. O(levels) when a change is pending, else O(1)."""
+        return self._settled()
+
     def book(self, t: float, book: Book) -> None:
         """The synced book changed at ``t`` (seconds): sample it. O(levels)."""
+        self.changed(t, book)
+        self._settled()
+
+    def changed(self, t: float, book: Book) -> None:
+        """The synced book changed at ``t`` (seconds): noted, sampled when first needed (a slice closes
+        on it, or it is read). The caller must call ``settle`` before ``book`` next changes: the slices
+        that end before that change must close on the book as it is now. O(1), or O(levels) when this
+        closes a slice on the change before."""
         if not self.started:  # the first moment: the slices open on this book
-            self.sample, self.fresh_at = Sample.of_book(book, self.levels), t
+            self._sample, self.fresh_at = Sample.of_book(book, self.levels), t
             self.advance(t)
             return
         self.advance(t)
-        if self.sample is not None and self.fresh_at is not None and t - self.fresh_at > self.stale_after:
+        if self._known() and self.fresh_at is not None and t - self.fresh_at > self.stale_after:
             for ring in self.rings.values():  # it had gone stale within the open slices
                 ring.flags |= STALE
-        self.sample = Sample.of_book(book, self.levels)
+        self._pending, self._pending_epoch = book, book.epoch
+        self._pending_until = min((ring.k + 1) * ring.ms for ring in self.rings.values() if ring.k is not None)
         self.fresh_at = t
+
+    def settle(self, t: float) -> None:
+        """The book is about to change at ``t`` (or a timer ticks): if a slice ended since the pending
+        change, sample it now, while the book still holds it. O(1), or O(levels) once per slice."""
+        if self._pending is not None and int(t * 1000) >= self._pending_until:
+            self._settled()
+
+    def _settled(self) -> Sample | None:
+        book = self._pending
+        if book is not None:
+            self._pending = None
+            # A book cleared since (a disconnect or a resync clears it before anyone is told) no longer
+            # holds that moment's levels: unknown, never another moment's book.
+            self._sample = Sample.of_book(book, self.levels) if book.epoch == self._pending_epoch else None
+        return self._sample
+
+    def _known(self) -> bool:
+        return self._sample is not None or self._pending is not None
 
     def lost(self, t: float) -> None:
         """The book stopped being known at ``t`` (left SYNCED: a gap, a resync, a disconnect). O(1)."""
         self.advance(t)
-        self.sample = None
+        self._pending = None
+        self._sample = None
         for ring in self.rings.values():
             ring.flags |= NOT_LIVE
 
@@ -257,10 +300,10 @@ class DepthHistory:
 
     def _stale_at(self, t_ms: int) -> bool:
         fresh = self.fresh_at
-        return self.sample is not None and fresh is not None and t_ms / 1000 - fresh > self.stale_after
+        return self._known() and fresh is not None and t_ms / 1000 - fresh > self.stale_after
 
     def _opening_flags(self, start_ms: int) -> int:
-        if self.sample is None:
+        if not self._known():
             return NOT_LIVE
         return STALE if self._stale_at(start_ms) else 0
 
@@ -268,7 +311,7 @@ class DepthHistory:
         assert ring.k is not None
         end = (ring.k + 1) * ring.ms
         flags = ring.flags | (STALE if self._stale_at(end) else 0)
-        ring.closed.append((self.sample, flags, ring.trades or None))
+        ring.closed.append((self._settled(), flags, ring.trades or None))
         ring.k += 1
         ring.flags = self._opening_flags(end)
         ring.trades = {}
@@ -285,7 +328,7 @@ class DepthHistory:
             return [EMPTY] * n
         closed = ring.closed
         if last is None or last >= ring.k:
-            tail: list[Column] = [(self.sample, ring.flags, dict(ring.trades) if ring.trades else None)]
+            tail: list[Column] = [(self._settled(), ring.flags, dict(ring.trades) if ring.trades else None)]
             end = len(closed)  # closed[:end] precede the tail
         else:
             tail = []

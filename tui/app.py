@@ -93,6 +93,9 @@ class FeedListener(Listener):
     def __init__(self, app: ObtuiApp) -> None:
         self.app = app
 
+    def book_changing(self, session: Session) -> None:
+        self.app.heatmap.book_changing(session)
+
     def book_changed(self, session: Session) -> None:
         self.app.heatmap.book_changed(session)
         self.app.ladder.mark_dirty()

@@ -66,6 +66,10 @@ class Listener:
     # and its checks depend on them.
     skips: frozenset[Kind] = frozenset()
 
+    def book_changing(self, session: Session) -> None:
+        """A depth event or a snapshot is about to be applied: the last moment the book is as it was
+        (the heatmap's history samples it here only when a time slice has ended since it changed)."""
+
     def book_changed(self, session: Session) -> None:
         """The synced book changed (called per applied event: coalesce before drawing)."""
 
@@ -356,6 +360,7 @@ class Session:
                 flow.clock(exchange_ms(msg.event_time))  # before the changes it stamps
                 if sync.book.tap is not flow.tap:
                     flow.attach(sync.book)  # a book put in place since (a seek's keyframe)
+            self.listener.book_changing(self)
             if sync.depth(msg):
                 audit = self.audit
                 if audit.logging:
@@ -388,9 +393,11 @@ class Session:
                 self.flow.attach(sync.book)  # the load restarts the liquidity sums
             if msg.rpi != self.market.rpi:
                 self.other_book_frames += 1
-            elif msg.symbol == self.symbol and sync.snapshot(msg):
-                self.check.applied(sync.book)
-                self.listener.book_changed(self)
+            elif msg.symbol == self.symbol:
+                self.listener.book_changing(self)
+                if sync.snapshot(msg):
+                    self.check.applied(sync.book)
+                    self.listener.book_changed(self)
         elif isinstance(msg, MiniTicker):
             if msg.symbol == self.symbol:
                 self.ticker_24h, self.ticker_24h_at = msg, recv_ms / 1000.0

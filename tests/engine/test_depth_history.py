@@ -8,7 +8,7 @@ import random
 import pytest
 
 from engine.book import Book, Level
-from engine.depth_history import EMPTY, NO_DATA, NOT_LIVE, STALE, DepthHistory, Sample
+from engine.depth_history import EMPTY, NO_DATA, NOT_LIVE, SLICES_MS, STALE, DepthHistory, Sample
 
 TICK = 1_000_000  # 0.01
 
@@ -221,3 +221,77 @@ def test_columns_up_to_an_earlier_slice_for_a_frozen_view() -> None:
     # Slices no longer kept (4 closed: 13 to 16) are empty, never another slice's book.
     assert h.columns_of(1000, 3, last=12) == [EMPTY] * 3
     assert h.columns_of(1000, 3, last=13)[:2] == [EMPTY] * 2
+
+
+def _content(column: tuple) -> tuple:
+    """A column as plain data (samples compared by what they hold, not by identity)."""
+    sample, flags, trades = column
+    held = None if sample is None else (sample.prices.tolist(), sample.cum.tolist(), sample.low, sample.high)
+    return held, flags, trades
+
+
+def test_lazy_sampling_closes_every_slice_on_the_same_book_as_sampling_each_event() -> None:
+    """``changed`` (sampled when needed, ``settle`` before each change) against ``book`` (sampled at each
+    event): bursts within a slice, events a slice apart, silences, trades, a loss and a resync."""
+    rng = random.Random(11)
+    eager, lazy = DepthHistory(columns=64), DepthHistory(columns=64)
+    for h in (eager, lazy):
+        h.stale_after = 1.5
+    book = random_book(rng, n=60, limit=60)
+    t, uid = 5_000.0, 2
+    for step in range(1500):
+        t += rng.choice((0.003, 0.02, 0.02, 0.05, 0.1, 0.13, 0.4, 2.5))
+        if step % 400 == 399:  # the book is lost, then synced again a moment later
+            for h in (eager, lazy):
+                h.lost(t)
+            t += 0.3
+        if rng.random() < 0.3:
+            price, qty, sell = (99_990 + rng.randint(-20, 20)) * TICK, rng.randint(1, 10**6), rng.random() < 0.5
+            for h in (eager, lazy):
+                h.trade(t, price, qty, sell)
+            continue
+        lazy.settle(t)  # what Listener.book_changing does, before the change
+        uid += 1
+        book.apply([lv(99_995 - rng.randint(0, 30), rng.randint(0, 10**9))], [], uid)
+        eager.book(t, book)
+        lazy.changed(t, book)
+    for ms in SLICES_MS:
+        want = [_content(c) for c in eager.columns_of(ms, 64)]
+        assert [_content(c) for c in lazy.columns_of(ms, 64)] == want, ms
+    assert _content((lazy.sample, 0, None)) == _content((eager.sample, 0, None))
+
+
+def test_a_burst_within_a_slice_is_sampled_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    of_book = Sample.of_book.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(Sample, "of_book", classmethod(lambda cls, *a: calls.append(1) or of_book(cls, *a)))
+    h = DepthHistory(columns=8)
+    book = random_book(random.Random(2), n=20, limit=20)
+    h.changed(100.0, book)  # the first moment: sampled at once
+    t = 100.0
+    for i in range(50):  # 50 events a second for a second: 5 in each 100 ms slice
+        t += 0.02
+        h.settle(t)
+        book.apply([lv(99_990, i + 1)], [], i + 2)
+        h.changed(t, book)
+    assert len(calls) <= 1 + 11  # the first, then one per 100 ms slice at most (not 50)
+
+
+def test_a_book_cleared_unannounced_is_unknown_never_another_moment() -> None:
+    """A disconnect clears the book before the history hears of it: a change still pending then is
+    not sampled from the emptied book; ``settle`` on a timer after the slice ended keeps it."""
+    for settled in (False, True):
+        h = DepthHistory(columns=8, slices_ms=(100,))
+        book = random_book(random.Random(5), n=20, limit=20)
+        h.changed(10.0, book)
+        book.apply([lv(99_990, 7)], [], 9)
+        h.changed(10.05, book)  # pending
+        if settled:
+            h.settle(10.15)  # the timer, after the slice [10.0, 10.1) ended
+        book.clear()  # connection lost
+        h.lost(10.2)
+        closed = h.columns_of(100, 4)[1]  # the slice [10.0, 10.1): it ended on the change at 10.05
+        if settled:
+            assert closed[0] is not None and closed[0].size(99_990 * TICK, 99_990 * TICK + 1) == 7
+        else:
+            assert closed[0] is None

@@ -83,18 +83,30 @@ def fit_line(fields: Sequence[Field], width: int) -> Text:
     """
     order = sorted(range(len(fields)), key=lambda i: (fields[i].rank, i))
     kept: dict[int, int | None] = {}  # field index -> room it is shortened to (None: whole)
+    # The kept fields' width, kept as a running total (the header is fitted at every frame): a field
+    # adds its cells and a separator, its own or, when it comes first, that of the field it precedes.
+    total, first = 0, -1
     for i in order:
-        needs = fields[i].needs
+        field = fields[i]
+        needs = field.needs
         if needs is not None and needs not in kept:
             continue  # a label whose value is left out would say nothing
-        trial = dict(kept)
-        trial[i] = None
-        over = _cells(fields, trial) - width
+        cells = field.cells
+        if first < 0:
+            add, leads = cells, i
+        elif i < first:
+            add, leads = cells + cell_len(fields[first].sep), i
+        else:
+            add, leads = cells + cell_len(field.sep), first
+        over = total + add - width
         if over <= 0:
-            kept = trial
-        elif fields[i].cut and fields[i].cells - over >= MIN_CUT:
-            trial[i] = fields[i].cells - over
-            kept = trial
+            kept[i] = None
+        elif field.cut and cells - over >= MIN_CUT:
+            kept[i] = cells - over
+            add -= over
+        else:
+            continue
+        total, first = total + add, leads
     out = Text(no_wrap=True, end="")
     first = True
     for i in sorted(kept):
@@ -104,15 +116,6 @@ def fit_line(fields: Sequence[Field], width: int) -> Text:
         out.append_text(field.to_text(kept[i]))
         first = False
     return out
-
-
-def _cells(fields: Sequence[Field], kept: dict[int, int | None]) -> int:
-    total = 0
-    for n, i in enumerate(sorted(kept)):
-        field = fields[i]
-        room = kept[i]
-        total += (field.cells if room is None else room) + (cell_len(field.sep) if n else 0)
-    return total
 
 
 def fit_lines(lines: Sequence[Line], width: int, height: int) -> Text:

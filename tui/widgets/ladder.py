@@ -42,7 +42,7 @@ from engine.num import SCALE
 from engine.sync import State
 from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, bps, clock_of, countdown, live_wait, units
 from tui.widgets import ladder_columns as cols
-from tui.widgets.box import BOX_CLASSES, Box, BoxedLines
+from tui.widgets.box import BOX_CLASSES, Box, BoxedLines, release
 from tui.widgets.pump import FramePump, repaint
 
 if TYPE_CHECKING:
@@ -505,7 +505,7 @@ class Ladder(BoxedLines):
         if strip is None:
             strip = strips[key] = self._make(key)
             if len(strips) > _CACHE_MAX:
-                strips.popitem(last=False)
+                release(strips.popitem(last=False)[1])
         return strip
 
     def price_rows(self) -> tuple[list[tuple], int]:

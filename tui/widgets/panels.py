@@ -16,7 +16,7 @@ from collections.abc import Callable
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -153,8 +153,14 @@ class Panel(Widget):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._text = Text()
-        self._lines: list[Strip] | None = None  # the text as strips, built at the first paint after a change
+        self._lines: list[Strip] | None = None  # the text as strips (None: all made again at the next paint)
+        self._lines_of: Text | None = None  # the text they were made from
+        self._line_texts: list[Text] = []  # its lines: a line equal to the new text's keeps its strip
         self._lines_width = 0
+        # What the screen holds, line by line: the strip render_line last returned (None: blank). A
+        # frame repaints the lines whose new strip is not that one.
+        self._painted: dict[int, Strip | None] = {}
+        self._framed = False  # the frame pump calls refresh_changed: texts are built there, not at paint
         self._styles: dict[str, Style] = {}
         self.pump: FramePump | None = None  # set by the app: repaints then share frames
 
@@ -172,11 +178,11 @@ class Panel(Widget):
         super().notify_style_update()
         self._styles.clear()
         self._lines = None
+        self._painted.clear()
 
     def show(self, text: Text) -> None:
         if text != self._text:
             self._text = text
-            self._lines = None
             repaint(self, self.pump)
 
     @property
@@ -186,28 +192,76 @@ class Panel(Widget):
     def render(self) -> Text:
         return self._text
 
+    def _prepare(self) -> None:
+        """Bring the text up to date before it is drawn: a panel that builds its text when painted
+        (from a source, once a frame however often it was marked dirty) does it here."""
+
     def render_line(self, y: int) -> Strip:
         """Line API: the text is turned into strips once per change, not once per frame.
 
         (``render()`` alone would send the text through Textual's Content pipeline on every
         repaint: measured at ~1 ms a panel, which adds up at 10 frames a second.)
         """
+        if not self._framed:
+            self._prepare()  # else the frame that is due builds it, and repaints what it changed
         width = self.content_size.width
-        lines = self._lines
-        if lines is None or self._lines_width != width:
-            lines = self._lines = self._to_strips(width)
-            self._lines_width = width
-        return lines[y] if y < len(lines) else Strip.blank(width, self.rich_style)
+        lines = self._lay_out(width)
+        strip = lines[y] if y < len(lines) else None
+        self._painted[y] = strip
+        return strip if strip is not None else Strip.blank(width, self.rich_style)
 
-    def _to_strips(self, width: int) -> list[Strip]:
-        base = self.rich_style
-        console = self.app.console
+    def refresh_changed(self) -> None:
+        """What the frame pump calls: repaint only the lines whose text changed since the last frame.
+
+        A whole-widget refresh sends every line of the panel through Textual's ``StylesCache`` again
+        (padding, border, a new ``Strip`` for each and the app's line filters on it) and the border
+        title through its label renderer, and the compositor then redraws and sends every line: for
+        one changed number, most of the app's CPU at 10 depth events/s (py-spy). A refresh of a line's
+        region leaves the others in Textual's caches. The new lines are compared with what the screen
+        holds (``_painted``), not with the last frame's lines: text can change after a frame asked for
+        some lines and before they are painted. O(lines) to compare, O(changed lines) to draw.
+        Falls back to a whole refresh when nothing was painted here yet or the width changed, and
+        for a subclass that draws its own ``render_line`` (nothing here knows its lines)."""
+        self._framed = True
+        self._prepare()
+        width, height = self.content_size
+        painted = self._painted
+        if not painted or width != self._lines_width or type(self).render_line is not Panel.render_line:
+            self.refresh()
+            return
+        after = self._lay_out(width)
+        missing = object()
+        for y in range(height):
+            want = after[y] if y < len(after) else None
+            if painted.get(y, missing) is not want:
+                self.refresh(Region(0, y, width, 1))
+
+    def _lay_out(self, width: int) -> list[Strip]:
+        """The text as strips ``width`` cells wide; a line equal to the one drawn before at the same
+        place keeps its strip (so ``refresh_changed`` can tell what changed). O(lines) when the text
+        changed, O(1) when it did not."""
+        lines, text = self._lines, self._text
+        if lines is not None and self._lines_of is text and self._lines_width == width:
+            return lines
+        before = self._line_texts if lines is not None and self._lines_width == width else []
+        texts = text.split("\n", allow_blank=True)
+        base = self.rich_style  # not free (a DOM walk): once a layout, not once a line
         out = []
-        for line in self._text.split("\n", allow_blank=True):
-            # The widget's own colours under every segment: unstyled gaps would show the terminal's.
-            strip = Strip(list(Segment.apply_style(line.render(console, end=""), base)))
-            out.append(strip.extend_cell_length(width, base).crop(0, width))
+        for y, line in enumerate(texts):
+            out.append(lines[y] if y < len(before) and before[y] == line else self._to_strip(line, width, base))  # type: ignore[index]
+        self._lines, self._lines_of, self._line_texts, self._lines_width = out, text, list(texts), width
         return out
+
+    def _to_strip(self, line: Text, width: int, base: Style) -> Strip:
+        """One line as one strip ``width`` cells wide (each Strip costs seven caches of Textual's own)."""
+        # The widget's own colours under every segment: unstyled gaps would show the terminal's.
+        segments = list(Segment.apply_style(line.render(self.app.console, end=""), base))
+        cells = Segment.get_line_length(segments)
+        if cells > width:
+            return Strip(segments, cells).crop(0, width)
+        if cells < width:
+            segments.append(Segment(" " * (width - cells), base))
+        return Strip(segments, width)
 
     def inner_width(self) -> int:
         return self.content_size.width or 40
@@ -245,13 +299,12 @@ class HeaderBar(Panel):
             self._dirty = True
             repaint(self, self.pump)
 
-    def render_line(self, y: int) -> Strip:
+    def _prepare(self) -> None:
         if self._dirty and self.source is not None:
             self._dirty = False
             text = self.build(*self.source())  # not show(): we are painting already
             if text != self._text:
-                self._text, self._lines = text, None
-        return super().render_line(y)
+                self._text = text
 
     def update_from(self, session: Session | None, frozen: bool, clock: Callable[[], float], extra: str = "") -> None:
         self.show(self.build(session, frozen, clock, extra))
@@ -398,13 +451,12 @@ class MarketPanel(Panel):
             self._dirty = True
             repaint(self, self.pump)
 
-    def render_line(self, y: int) -> Strip:
+    def _prepare(self) -> None:
         if self._dirty:
             self._dirty = False
             text = self.build(*self.source())  # not show(): we are painting already
             if text != self._text:
-                self._text, self._lines = text, None
-        return super().render_line(y)
+                self._text = text
 
     def build(self, session: Session | None, book: Book | None) -> Text:
         """``book`` is the book the ladder shows as live (None when there is none known to be right).

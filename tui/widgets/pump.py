@@ -50,7 +50,12 @@ class FramePump:
         pending, self._pending = self._pending, {}
         for widget in pending:
             if widget.is_attached:
-                widget.refresh()
+                # A widget that can tell which of its lines changed repaints those alone (Panel).
+                refresh_changed = getattr(widget, "refresh_changed", None)
+                if refresh_changed is not None:
+                    refresh_changed()
+                else:
+                    widget.refresh()
 
     def flush(self) -> None:
         """Refresh what is pending now, not at the next frame: a state change (SYNCED, RESYNCING) must

@@ -35,7 +35,7 @@ from engine.metrics import round_size
 from engine.num import SCALE
 from engine.tape_flow import TapeFlow, ms_of
 from tui.fmt import DEFAULT_PRICE_DECIMALS, DEFAULT_QTY_DECIMALS, MINUS, clock_of, units
-from tui.widgets.box import BOX_CLASSES, Box, BoxedLines
+from tui.widgets.box import BOX_CLASSES, Box, BoxedLines, release
 from tui.widgets.fields import Field, fit_line
 from tui.widgets.pump import FramePump, repaint
 
@@ -392,7 +392,7 @@ class Tape(BoxedLines):
         if strip is None:
             strip = strips[key] = self._make(key, width)
             if len(strips) > _CACHE_MAX:
-                strips.popitem(last=False)
+                release(strips.popitem(last=False)[1])
         return strip
 
     @property
@@ -459,7 +459,7 @@ class Tape(BoxedLines):
                 content = Strip([left, *content, right], content.cell_length + 2)
             strip = boxed[key] = self._filtered(content)
             if len(boxed) > _CACHE_MAX:
-                boxed.popitem(last=False)  # the oldest trade: it has scrolled off long ago
+                release(boxed.popitem(last=False)[1])  # the oldest trade: it has scrolled off long ago
         return strip
 
     def _columns(self, width: int) -> tuple[int, int, int, int]:
