@@ -21,3 +21,16 @@ def _no_user_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
         monkeypatch.setenv("HOME", str(config))
     monkeypatch.delenv("OBTUI_MAX_FPS", raising=False)
     return config
+
+
+@pytest.fixture
+def tiny_recording(tmp_path: Path) -> Path:
+    """A plain spot recording that syncs BTCUSDT: one event, one snapshot (the command-line tests')."""
+    rec = tmp_path / "tiny.ndjson"
+    rec.write_bytes(
+        b'{"ts_recv_ms":1.0,"latency_ms":null,"stream":"btcusdt@depth@100ms",'
+        b'"data":{"U":10,"u":12,"b":[["1.0","1"]],"a":[["2.0","1"]]}}\n'
+        b'{"ts_recv_ms":2.0,"latency_ms":null,"stream":"btcusdt@depthSnapshot",'
+        b'"data":{"lastUpdateId":11,"bids":[["1.0","2"]],"asks":[["2.0","2"]]}}\n'
+    )
+    return rec

@@ -60,19 +60,6 @@ def assert_one_line_error(rc: int, err: bytes | str, *words: str) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def tiny_recording(tmp_path: Path) -> Path:
-    """A plain recording that syncs BTCUSDT: one event, one snapshot."""
-    rec = tmp_path / "tiny.ndjson"
-    rec.write_bytes(
-        b'{"ts_recv_ms":1.0,"latency_ms":null,"stream":"btcusdt@depth@100ms",'
-        b'"data":{"U":10,"u":12,"b":[["1.0","1"]],"a":[["2.0","1"]]}}\n'
-        b'{"ts_recv_ms":2.0,"latency_ms":null,"stream":"btcusdt@depthSnapshot",'
-        b'"data":{"lastUpdateId":11,"bids":[["1.0","2"]],"asks":[["2.0","2"]]}}\n'
-    )
-    return rec
-
-
 # -- A. errors that used to be tracebacks ---------------------------------------------------------
 
 

@@ -15,19 +15,6 @@ import tui.cli
 from tests.test_cli import REPO, _env, assert_one_line_error, obtui
 
 
-@pytest.fixture
-def tiny_recording(tmp_path: Path) -> Path:
-    """A plain spot recording that syncs BTCUSDT: one event, one snapshot (as in test_cli.py)."""
-    rec = tmp_path / "tiny.ndjson"
-    rec.write_bytes(
-        b'{"ts_recv_ms":1.0,"latency_ms":null,"stream":"btcusdt@depth@100ms",'
-        b'"data":{"U":10,"u":12,"b":[["1.0","1"]],"a":[["2.0","1"]]}}\n'
-        b'{"ts_recv_ms":2.0,"latency_ms":null,"stream":"btcusdt@depthSnapshot",'
-        b'"data":{"lastUpdateId":11,"bids":[["1.0","2"]],"asks":[["2.0","2"]]}}\n'
-    )
-    return rec
-
-
 def test_print_config_exits_0_with_valid_toml_of_the_defaults() -> None:
     proc = obtui("--print-config")
     assert proc.returncode == 0, proc.stderr
