@@ -142,6 +142,12 @@ async def heatmap(pilot: Pilot, sim: SimServer, session: LiveSession) -> None:
     await run_ticks(sim, session, pilot, 900)
 
 
+async def order_flow(pilot: Pilot, sim: SimServer, session: LiveSession) -> None:
+    """l, v, L and a, then a minute of the market: the ladder's flow columns, the book numbers, the tape."""
+    await press(pilot, "l", "v", "L", "a")
+    await run_ticks(sim, session, pilot, 600)
+
+
 SHOTS: list[tuple[str, tuple[int, int], Action | None]] = [
     ("obtui-160x48", (160, 48), None),
     ("obtui-120x40", (120, 40), None),
@@ -152,6 +158,7 @@ SHOTS: list[tuple[str, tuple[int, int], Action | None]] = [
     ("obtui-symbol-picker", (160, 48), symbol_picker),
     ("obtui-help", (160, 48), keys("question_mark")),
     ("obtui-heatmap", (160, 48), heatmap),
+    ("obtui-order-flow", (160, 48), order_flow),
 ]
 
 
