@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from engine.markets import RPI_MARKETS
-from tests.test_cli import REPO, _env, assert_one_line_error, obtui, tiny_recording  # noqa: F401
+from tests.test_cli import REPO, _env, assert_one_line_error, obtui
 from tui.cli import RPI_MARKET_NAMES
 
 
@@ -34,7 +34,7 @@ def test_the_cli_names_the_markets_with_an_rpi_book() -> None:
     ],
     ids=["spot-default", "coinm", "spot", "demo-spot", "replay"],
 )
-def test_rpi_is_refused_where_it_means_nothing(args: list[str], words: list[str], tiny_recording: Path) -> None:  # noqa: F811
+def test_rpi_is_refused_where_it_means_nothing(args: list[str], words: list[str], tiny_recording: Path) -> None:
     proc = obtui(*[a.format(rec=tiny_recording) for a in args], stdin=subprocess.DEVNULL, timeout=15)
     assert_one_line_error(proc.returncode, proc.stderr, *words)
     assert proc.stdout == b""
