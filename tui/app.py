@@ -890,10 +890,12 @@ class ObtuiApp(App[int]):
     def action_coarser(self) -> None:
         if not self.ladder.coarser():
             self.notify(self.ladder.coarsen_blocked() or "already grouped as coarsely as the price allows", timeout=5)
+        self.book_panel.mark_dirty()  # its title says whether the ladder is grouped: the same frame
 
     def action_finer(self) -> None:
         if not self.ladder.finer():
             self.notify("already at the tick size", timeout=3)
+        self.book_panel.mark_dirty()
 
     def action_column(self, name: str) -> None:
         on = self.ladder.toggle_column(name)

