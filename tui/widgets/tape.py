@@ -448,19 +448,11 @@ class Tape(BoxedLines):
         base = self._style("/base")
         return self._pad(Strip(list(Segment.apply_style(text.render(console, end=""), base))), width)
 
-    def _boxed_strip(self, key: tuple, width: int) -> Strip:
-        boxed = self._boxed
-        strip = boxed.get(key)
-        if strip is None:
-            content = self._make(key, width)
-            box_sides = self._box_sides
-            if box_sides is not None:
-                left, right = box_sides
-                content = Strip([left, *content, right], content.cell_length + 2)
-            strip = boxed[key] = self._filtered(content)
-            if len(boxed) > _CACHE_MAX:
-                release(boxed.popitem(last=False)[1])  # the oldest trade: it has scrolled off long ago
-        return strip
+    _cache_max = _CACHE_MAX  # bordered rows (BoxedLines._boxed_strip): the oldest trade has scrolled off long ago
+
+    def _segments(self, key: tuple, width: int) -> list[Segment]:
+        """Content row ``key`` unbordered, for BoxedLines' shared bordered-row cache."""
+        return list(self._make(key, width))
 
     def _columns(self, width: int) -> tuple[int, int, int, int]:
         """(time, price, size, value) widths. The price column holds the ▲/▼ arrow; time drops its
